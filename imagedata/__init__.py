@@ -1,0 +1,1 @@
+"""Labelled image data in TFX's image TFRecord format: writing, reading, decoding."""

@@ -1,0 +1,125 @@
+"""Converts the common folder layout into the project's sharded TFRecords.
+
+    <root>/<split>/<class name>/*.jpg|*.jpeg|*.png|*.gif|*.bmp
+
+is the layout `image_dataset_from_directory` reads. Class names are the class
+folders of all splits, sorted, as Keras orders them. Every file is decoded
+before anything is written: files that do not decode are listed by path, and
+nothing is written unless the caller chose to leave them out.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import tensorflow as tf
+
+from imagedata.decode import decode_image
+from imagedata.records import LabelledImage, write_dataset
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+
+class UnreadableImagesError(ValueError):
+    def __init__(self, paths: Sequence[str]):
+        self.paths = list(paths)
+        listing = "\n  ".join(self.paths)
+        super().__init__(
+            f"{len(self.paths)} image file(s) could not be decoded; nothing was written. "
+            f"Fix or remove them, or pass skip_unreadable to leave them out:\n  {listing}"
+        )
+
+
+@dataclass
+class ConversionReport:
+    class_names: list[str]
+    written: dict[str, int]
+    unreadable: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"Classes ({len(self.class_names)}): {', '.join(self.class_names)}"]
+        lines += [f"{split}: {count} images written" for split, count in self.written.items()]
+        if self.unreadable:
+            lines.append(f"Left out {len(self.unreadable)} unreadable image(s):")
+            lines += [f"  {path}" for path in self.unreadable]
+        if self.ignored:
+            lines.append(f"Ignored {len(self.ignored)} file(s) that are not images by extension:")
+            lines += [f"  {path}" for path in self.ignored]
+        return "\n".join(lines)
+
+
+def convert_folder(
+    root: str,
+    out_dir: str,
+    splits: Sequence[str] = ("train", "eval"),
+    num_shards: int = 1,
+    skip_unreadable: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+) -> ConversionReport:
+    for split in splits:
+        if not os.path.isdir(os.path.join(root, split)):
+            raise FileNotFoundError(f"Split folder {os.path.join(root, split)!r} does not exist.")
+    class_names = sorted(
+        {name for split in splits for name in _class_folders(os.path.join(root, split))}
+    )
+    if len(class_names) < 2:
+        raise ValueError(f"Found {len(class_names)} class folder(s) under {root!r}; need 2+.")
+
+    entries: dict[str, list[tuple[str, int]]] = {split: [] for split in splits}
+    unreadable: list[str] = []
+    ignored: list[str] = []
+    for split in splits:
+        for label, name in enumerate(class_names):
+            for path in _files(os.path.join(root, split, name)):
+                if not path.lower().endswith(IMAGE_EXTENSIONS):
+                    ignored.append(path)
+                elif not _decodes(path):
+                    unreadable.append(path)
+                else:
+                    entries[split].append((path, label))
+        # Mix the classes, so that a reader's shuffle buffer need not span the whole split.
+        random.Random(seed).shuffle(entries[split])
+    if unreadable and not skip_unreadable:
+        raise UnreadableImagesError(unreadable)
+    empty = [split for split in splits if not entries[split]]
+    if empty:
+        raise ValueError(f"No readable image in split(s) {empty} under {root!r}.")
+    records = {split: _read(entries[split], root) for split in splits}
+    written = write_dataset(out_dir, class_names, records, num_shards, overwrite=overwrite)
+    return ConversionReport(class_names, written, unreadable, ignored)
+
+
+def _files(class_dir: str) -> list[str]:
+    if not os.path.isdir(class_dir):
+        return []
+    return [os.path.join(class_dir, name) for name in sorted(os.listdir(class_dir))]
+
+
+def _read(entries: list[tuple[str, int]], root: str) -> Iterator[LabelledImage]:
+    """Reads files one at a time while writing, so memory stays flat for big folders."""
+    for path, label in entries:
+        with open(path, "rb") as f:
+            yield LabelledImage(f.read(), label, os.path.relpath(path, root))
+
+
+def _class_folders(split_dir: str) -> list[str]:
+    return [
+        entry
+        for entry in os.listdir(split_dir)
+        if os.path.isdir(os.path.join(split_dir, entry)) and not entry.startswith(".")
+    ]
+
+
+def _decodes(path: str) -> bool:
+    with open(path, "rb") as f:
+        encoded = f.read()
+    try:
+        decode_image(encoded)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        return False
+    return True

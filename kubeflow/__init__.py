@@ -1,0 +1,1 @@
+"""Running the pipeline on Kubeflow Pipelines (compile, submit, schedule)."""

@@ -1,0 +1,30 @@
+"""Runs the pipeline on this machine with Beam: the file the TFX CLI loads.
+
+    tfx pipeline create --engine beam --pipeline_path local_runner.py
+    tfx run create --engine beam --pipeline_name image-classifier
+
+Settings come from the environment (see pipeline/config.py). The TFX CLI
+patches BeamDagRunner.run() to register the pipeline, so this must use it.
+"""
+
+import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+
+# isort: split
+from absl import logging
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+from pipeline.config import load_config
+from pipeline.pipeline import create_pipeline
+from trainer.distribution import use_cpu_replicas
+
+
+def run() -> None:
+    config = load_config()
+    # Must happen before any component runs a TensorFlow op in this process.
+    use_cpu_replicas(config.training.cpu_replicas)
+    BeamDagRunner().run(create_pipeline(config))
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    run()

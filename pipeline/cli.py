@@ -1,0 +1,195 @@
+"""`imgclf`: the project's command line.
+
+    imgclf sample-data --out data/sample         write the sample shapes dataset
+    imgclf convert-folder PHOTOS --out data/mine  class folders -> TFRecords
+    imgclf pretrain-backbone                      pretrain the offline demo's base
+    imgclf demo                                   sample data -> pushed model, via the TFX CLI
+    imgclf report                                 the latest run's accuracy and push
+
+Settings: `--config FILE` (YAML) and `--set section.name=value`, which become
+IMGCLF_* environment variables, so the TFX CLI's child processes see them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+
+# isort: split
+from pipeline.config import CONFIG_FILE_ENV, ConfigError, load_config, parse_assignment, to_env
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_RUNNER = REPO_ROOT / "local_runner.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _apply_settings(args)
+        return args.handler(args) or 0
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"imgclf {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgclf", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler, help: str, settings: bool = True):
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        if settings:
+            sub.add_argument("--config", help=f"YAML settings file (sets ${CONFIG_FILE_ENV}).")
+            sub.add_argument(
+                "--set",
+                action="append",
+                default=[],
+                metavar="NAME=VALUE",
+                help="Override one setting, e.g. training.phase1_epochs=3.",
+            )
+        return sub
+
+    sample = command("sample-data", _sample_data, "Write the sample shapes dataset.", False)
+    sample.add_argument("--out", required=True)
+    sample.add_argument(
+        "--classes",
+        type=lambda s: s.split(","),
+        default=argparse.SUPPRESS,
+        help="Comma-separated shape names.",
+    )
+    for option in ("train-per-class", "eval-per-class", "image-size", "num-shards", "seed"):
+        sample.add_argument(f"--{option}", type=int, default=argparse.SUPPRESS)
+    sample.add_argument("--image-format", choices=("png", "jpeg"), default=argparse.SUPPRESS)
+    sample.add_argument("--overwrite", action="store_true")
+
+    convert = command(
+        "convert-folder",
+        _convert_folder,
+        "Convert <root>/<split>/<class>/*.jpg|png into sharded TFRecords.",
+        False,
+    )
+    convert.add_argument("root")
+    convert.add_argument("--out", required=True)
+    convert.add_argument("--splits", nargs="+", default=["train", "eval"])
+    convert.add_argument("--num-shards", type=int, default=1)
+    convert.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="Leave out (and list) images that do not decode, instead of failing.",
+    )
+    convert.add_argument("--overwrite", action="store_true")
+
+    command(
+        "pretrain-backbone",
+        _pretrain_backbone,
+        "Pretrain the configured base on sample shapes; save it at model.weights.",
+    )
+    command("demo", _demo, "Run the pipeline on the sample data through the TFX CLI.")
+    command("report", _report, "Describe the latest pipeline run.")
+    return parser
+
+
+def _apply_settings(args: argparse.Namespace) -> None:
+    """Puts --config and --set into the environment, for this process and its children."""
+    if getattr(args, "config", None):
+        os.environ[CONFIG_FILE_ENV] = os.path.abspath(args.config)
+    for assignment in getattr(args, "set", []):
+        name, value = to_env(*parse_assignment(assignment))
+        os.environ[name] = value
+
+
+def _sample_data(args: argparse.Namespace) -> None:
+    from imagedata.sample import write_sample_dataset
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler", "out")}
+    if "classes" in options:
+        options["class_names"] = options.pop("classes")
+    counts = write_sample_dataset(args.out, **options)
+    print(f"Wrote {counts} to {args.out}")
+
+
+def _convert_folder(args: argparse.Namespace) -> None:
+    from imagedata.folders import convert_folder
+
+    report = convert_folder(
+        args.root,
+        args.out,
+        splits=args.splits,
+        num_shards=args.num_shards,
+        skip_unreadable=args.skip_unreadable,
+        overwrite=args.overwrite,
+    )
+    print(report.summary())
+    print(f"Wrote {args.out}")
+
+
+def _pretrain_backbone(args: argparse.Namespace) -> None:
+    from trainer.pretrain import pretrain_backbone
+
+    model = load_config().model
+    if model.weights in ("imagenet", "none"):
+        raise ConfigError("model.weights must be a file path to pretrain into.")
+    result = pretrain_backbone(model, model.weights)
+    print(
+        f"Pretrained {model.base_model} on {', '.join(result['classes'])}: "
+        f"source-task eval accuracy {result['eval_accuracy']:.3f} "
+        f"in {result['seconds']:.0f}s; saved {model.weights}"
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from imagedata.sample import write_sample_dataset
+
+    config = load_config()
+    if not os.path.exists(config.data.root):
+        print(f"Writing the sample dataset to {config.data.root}")
+        write_sample_dataset(config.data.root)
+    weights = config.model.weights
+    if weights not in ("imagenet", "none") and not os.path.exists(weights):
+        print(f"Pretraining the demo's base network into {weights} (once)")
+        _pretrain_backbone(args)
+
+    env = dict(os.environ, BEAM_HOME=config.tfx_home)
+    tfx = str(Path(sys.executable).with_name("tfx"))
+    registered = os.path.isdir(os.path.join(config.tfx_home, config.pipeline_name))
+    steps = [
+        [
+            tfx,
+            "pipeline",
+            "update" if registered else "create",
+            "--engine",
+            "beam",
+            "--pipeline_path",
+            str(LOCAL_RUNNER),
+        ],
+        [tfx, "run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name],
+    ]
+    for step in steps:
+        print(f"$ BEAM_HOME={config.tfx_home} {shlex.join(step)}", flush=True)
+        if subprocess.call(step, env=env) != 0:
+            print(f"imgclf demo: '{step[1]} {step[2]}' failed; see the log above.", file=sys.stderr)
+            return 1
+    return _report(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipeline.report import latest_outcome
+
+    config = load_config()
+    outcome = latest_outcome(config)
+    if outcome is None:
+        print(f"No run of {config.pipeline_name} recorded in {config.metadata_path}.")
+        return 1
+    print(outcome.describe(config.evaluation.min_accuracy))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

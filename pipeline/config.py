@@ -1,0 +1,279 @@
+"""The one configuration of the pipeline, validated when it is built.
+
+Values come, lowest priority first, from the defaults below, a YAML file named
+by `IMGCLF_CONFIG`, environment variables and explicit overrides:
+
+    IMGCLF_PIPELINE_NAME=flowers                  a top-level setting
+    IMGCLF_TRAINING__PHASE1_EPOCHS=3              a setting of a section
+    IMGCLF_BEAM_PIPELINE_ARGS="--runner=DirectRunner --direct_num_workers=2"
+
+Environment variables reach every process the TFX CLI starts, which is why
+they are the way to override settings without editing code.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from imagedata.records import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME
+from trainer.architectures import ARCHITECTURES
+
+ENV_PREFIX = "IMGCLF_"
+CONFIG_FILE_ENV = "IMGCLF_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or invalid; the message names it and its source."""
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _absolute(path: str) -> str:
+    return path if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(_Section):
+    """Where the labelled images are and how their records are laid out."""
+
+    root: str = "data/sample"
+    train_pattern: str = "train/*"
+    eval_pattern: str = "eval/*"
+    labels_file: str = Field(
+        LABELS_FILENAME, description="Class names in label order; relative to root unless a path."
+    )
+    image_key: str = IMAGE_KEY
+    label_key: str = LABEL_KEY
+
+    @field_validator("root")
+    @classmethod
+    def _absolute_root(cls, root: str) -> str:
+        return _absolute(root)
+
+    @property
+    def labels_path(self) -> str:
+        if is_remote(self.labels_file) or os.path.isabs(self.labels_file):
+            return self.labels_file
+        return os.path.join(self.root, self.labels_file)
+
+
+class ModelConfig(_Section):
+    """The network: a pretrained base and a small classification head."""
+
+    base_model: str = "EfficientNetV2B0"
+    weights: str = Field(
+        "imagenet", description="'imagenet', 'none', or a weights file path (local or gs://...)."
+    )
+    image_size: int = Field(224, ge=32, le=1024)
+    alpha: float = Field(1.0, gt=0.0, description="Width multiplier; MobileNetV2 only.")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+
+    @field_validator("base_model")
+    @classmethod
+    def _known_architecture(cls, name: str) -> str:
+        if name not in ARCHITECTURES:
+            raise ValueError(f"unknown base model {name!r}; choose from {sorted(ARCHITECTURES)}")
+        return name
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file_absolute(cls, weights: str) -> str:
+        return weights if weights in ("imagenet", "none") else _absolute(weights)
+
+    @model_validator(mode="after")
+    def _fits_base(self) -> ModelConfig:
+        architecture = ARCHITECTURES[self.base_model]
+        if self.image_size < architecture.min_image_size:
+            raise ValueError(f"{self.base_model} needs image_size >= {architecture.min_image_size}")
+        if self.alpha != 1.0 and not architecture.has_width_multiplier:
+            raise ValueError(f"alpha (width multiplier) is not a setting of {self.base_model}")
+        return self
+
+
+class TrainingConfig(_Section):
+    """The two-phase schedule: feature extraction, then fine-tuning."""
+
+    batch_size: int = Field(32, ge=1, description="Per replica; global = this x replicas.")
+    phase1_epochs: int = Field(5, ge=1)
+    phase1_learning_rate: float = Field(1e-3, gt=0.0)
+    phase2_epochs: int = Field(5, ge=0, description="0 switches fine-tuning off.")
+    phase2_learning_rate: float | None = Field(
+        None, gt=0.0, description="Default: phase1_learning_rate / 10."
+    )
+    fine_tune_layers: int = Field(20, ge=1, description="Top layers of the base to unfreeze.")
+    cpu_replicas: int = Field(
+        1, ge=1, description="With no GPU, split the CPU into this many MirroredStrategy replicas."
+    )
+    shuffle_buffer: int = Field(1024, ge=1)
+    random_flip: bool = True
+    random_rotation: float = Field(0.05, ge=0.0, le=0.5, description="Fraction of a full turn.")
+    random_zoom: float = Field(0.1, ge=0.0, lt=1.0)
+    random_contrast: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 42
+
+    @property
+    def fine_tune_learning_rate(self) -> float:
+        return self.phase2_learning_rate or self.phase1_learning_rate / 10
+
+
+class EvaluationConfig(_Section):
+    """What a new model must reach before it is blessed and pushed."""
+
+    min_accuracy: float = Field(0.5, ge=0.0, le=1.0)
+    min_improvement: float = Field(
+        0.0, description="Accuracy gain over the last blessed model; negative tolerates a drop."
+    )
+
+
+class TrainerConfig(_Section):
+    """The part of the configuration the Trainer module receives as custom_config."""
+
+    data: DataConfig
+    model: ModelConfig
+    training: TrainingConfig
+
+
+class PipelineConfig(_Section):
+    pipeline_name: str = Field("image-classifier", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    model_name: str = Field("image_classifier", pattern=r"^[A-Za-z0-9_.-]+$")
+    output_dir: str = Field("outputs", description="Default home of every path below.")
+    pipeline_root: str = Field("", description="Default: <output_dir>/pipelines/<name>.")
+    metadata_path: str = Field("", description="Default: <output_dir>/metadata/<name>.db.")
+    serving_root: str = Field("", description="Default: <output_dir>/serving.")
+    tfx_home: str = Field("", description="The TFX CLI's BEAM_HOME. Default: <output_dir>/tfx.")
+    beam_pipeline_args: list[str] = Field(
+        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    )
+    enable_cache: bool = True
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> PipelineConfig:
+        self.output_dir = _absolute(self.output_dir)
+        derived = {
+            "pipeline_root": os.path.join(self.output_dir, "pipelines", self.pipeline_name),
+            "metadata_path": os.path.join(self.output_dir, "metadata", f"{self.pipeline_name}.db"),
+            "serving_root": os.path.join(self.output_dir, "serving"),
+            "tfx_home": os.path.join(self.output_dir, "tfx"),
+        }
+        for name, default in derived.items():
+            setattr(self, name, _absolute(getattr(self, name) or default))
+        return self
+
+    @property
+    def serving_model_dir(self) -> str:
+        """Where versions are pushed: TF Serving's `--model_base_path`."""
+        return os.path.join(self.serving_root, self.model_name)
+
+    def trainer_config(self) -> TrainerConfig:
+        return TrainerConfig(data=self.data, model=self.model, training=self.training)
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> PipelineConfig:
+    """Builds the configuration from file, environment and `overrides`.
+
+    `overrides` maps dotted names to values, e.g. {"training.phase1_epochs": 2}.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    config_file = environ.get(CONFIG_FILE_ENV)
+    if config_file:
+        _merge_file(config_file, values, sources)
+    for name, value in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and name != CONFIG_FILE_ENV:
+            path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+            _set(values, sources, path, _parse_env(path, value, source=name), f"${name}")
+    for dotted, value in (overrides or {}).items():
+        _set(values, sources, tuple(dotted.split(".")), value, f"override {dotted}")
+    try:
+        return PipelineConfig.model_validate(values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"]) or "configuration"
+            source = sources.get(tuple(str(part) for part in item["loc"]), "")
+            problems.append(f"  {where}: {item['msg']}" + (f" (from {source})" if source else ""))
+        raise ConfigError("Invalid configuration:\n" + "\n".join(problems)) from None
+
+
+def parse_assignment(assignment: str) -> tuple[str, str]:
+    """'training.phase1_epochs=3' -> ('training.phase1_epochs', '3'), for command-line flags."""
+    name, sep, value = assignment.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"Expected NAME=VALUE (training.phase1_epochs=3), got {assignment!r}.")
+    return name.strip(), value
+
+
+def to_env(dotted: str, value: str) -> tuple[str, str]:
+    """('training.phase1_epochs', '3') -> ('IMGCLF_TRAINING__PHASE1_EPOCHS', '3')."""
+    return ENV_PREFIX + "__".join(part.upper() for part in dotted.split(".")), value
+
+
+def _merge_file(path: str, values: dict, sources: dict) -> None:
+    try:
+        with open(path) as f:
+            loaded = yaml.safe_load(f) or {}
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot read configuration file {path!r} (${CONFIG_FILE_ENV}): {error}"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"Configuration file {path!r} must hold a mapping of settings.")
+
+    def walk(prefix: tuple[str, ...], mapping: dict) -> None:
+        for key, value in mapping.items():
+            if isinstance(value, dict):
+                walk((*prefix, key), value)
+            else:
+                _set(values, sources, (*prefix, key), value, path)
+
+    walk((), loaded)
+
+
+def _set(values: dict, sources: dict, path: tuple[str, ...], value: Any, source: str) -> None:
+    node = values
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(path)} from {source}: {part!r} is not a section.")
+    node[path[-1]] = value
+    sources[path] = source
+
+
+def _parse_env(path: tuple[str, ...], value: str, source: str) -> Any:
+    """Lists are written shell-style in the environment; pydantic converts the rest."""
+    model: type[BaseModel] = PipelineConfig
+    for part in path[:-1]:
+        field = model.model_fields.get(part)
+        is_section = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        if field is None or not is_section:
+            raise ConfigError(f"${source}: {part!r} is not a configuration section.")
+        model = field.annotation
+    field = model.model_fields.get(path[-1])
+    if field is None:
+        raise ConfigError(
+            f"${source}: unknown setting {'.'.join(path)!r}; known: {sorted(model.model_fields)}."
+        )
+    if typing.get_origin(field.annotation) is list:
+        return shlex.split(value)
+    if value == "" and type(None) in typing.get_args(field.annotation):
+        return None
+    return value

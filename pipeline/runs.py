@@ -1,0 +1,111 @@
+"""What a pipeline run did, read back from ML Metadata (MLMD).
+
+TFX records every run as a `pipeline_run` context holding one execution per
+component, with its state, timing and the artifacts it read and wrote. This
+module turns that into plain objects for reports and tests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+PIPELINE_RUN = "pipeline_run"
+NODE = "node"
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclass
+class Artifact:
+    type: str
+    uri: str
+    properties: dict[str, str | int | float]
+
+
+@dataclass
+class NodeRun:
+    node_id: str
+    state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
+    seconds: float
+    inputs: dict[str, list[Artifact]] = field(default_factory=dict)
+    outputs: dict[str, list[Artifact]] = field(default_factory=dict)
+
+    def output(self, key: str) -> Artifact | None:
+        artifacts = self.outputs.get(key, [])
+        return artifacts[0] if artifacts else None
+
+
+@dataclass
+class PipelineRun:
+    run_id: str
+    nodes: dict[str, NodeRun]
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    if not os.path.exists(metadata_path):
+        raise FileNotFoundError(f"No ML Metadata database at {metadata_path!r}: no run yet?")
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def list_runs(metadata_path: str, pipeline_name: str) -> list[PipelineRun]:
+    """Every run of the pipeline, oldest first."""
+    store = open_store(metadata_path)
+    prefix = f"{pipeline_name}."
+    node_ids = {
+        context.id: context.name.removeprefix(prefix)
+        for context in store.get_contexts_by_type(NODE)
+        if context.name.startswith(prefix)
+    }
+    runs = []
+    for context in sorted(store.get_contexts_by_type(PIPELINE_RUN), key=lambda c: c.id):
+        executions = store.get_executions_by_context(context.id)
+        if not executions:
+            continue
+        nodes = {}
+        for execution in executions:
+            node_contexts = store.get_contexts_by_execution(execution.id)
+            node_id = next((node_ids[c.id] for c in node_contexts if c.id in node_ids), None)
+            if node_id is not None:
+                nodes[node_id] = _node_run(store, node_id, execution)
+        if nodes:
+            runs.append(PipelineRun(context.name, nodes))
+    return runs
+
+
+def latest_run(metadata_path: str, pipeline_name: str) -> PipelineRun | None:
+    runs = list_runs(metadata_path, pipeline_name)
+    return runs[-1] if runs else None
+
+
+def _node_run(store, node_id: str, execution) -> NodeRun:
+    node = NodeRun(
+        node_id=node_id,
+        state=STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+        seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
+    )
+    events = store.get_events_by_execution_ids([execution.id])
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
+    for event in events:
+        artifact = artifacts[event.artifact_id]
+        key = event.path.steps[0].key if event.path.steps else ""
+        target = node.outputs if event.type in _OUTPUT_EVENTS else node.inputs
+        target.setdefault(key, []).append(
+            Artifact(type_names[artifact.type_id], artifact.uri, _properties(artifact))
+        )
+    return node
+
+
+def _properties(artifact) -> dict[str, str | int | float]:
+    values = {}
+    for properties in (artifact.properties, artifact.custom_properties):
+        for name, value in properties.items():
+            values[name] = getattr(value, value.WhichOneof("value"))
+    return values

@@ -1,0 +1,34 @@
+"""Installs the pipeline, trainer and components as one package set.
+
+Beam workers (`--setup_file=./setup.py`) and the Kubeflow container image
+install the project from this file, so every process runs the same code.
+The exact versions this project is tested with live in constraints.txt:
+
+    pip install --ignore-requires-python -c constraints.txt -e ".[test]"
+"""
+
+import setuptools
+
+setuptools.setup(
+    name="tfx-image-classifier",
+    version="0.1.0",
+    description=(
+        "A TFX pipeline that turns labelled images into a served image "
+        "classifier by transfer learning, and keeps it fresh."
+    ),
+    python_requires=">=3.9",
+    packages=setuptools.find_packages(
+        include=["pipeline*", "trainer*", "components*", "imagedata*", "kubeflow*"]
+    ),
+    install_requires=[
+        "tfx==1.16.0",
+        "tensorflow==2.16.2",
+        "tf-keras==2.16.0",
+        "kfp==2.7.0",
+        "pillow>=10",
+        "pydantic>=2.5,<3",
+        "pyyaml>=6",
+    ],
+    extras_require={"test": ["pytest>=8", "ruff>=0.5"]},
+    entry_points={"console_scripts": ["imgclf=pipeline.cli:main"]},
+)

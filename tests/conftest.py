@@ -1,0 +1,63 @@
+"""Shared test set-up: Keras 2, two logical CPU devices, and small generated data.
+
+MirroredStrategy is tested without GPUs by splitting the CPU into two logical
+devices. TensorFlow fixes its devices when it first runs an op, so this
+happens here, before any test module touches TensorFlow.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+
+# isort: split
+import pytest
+
+from trainer.distribution import use_cpu_replicas
+
+CPU_REPLICAS = 2
+use_cpu_replicas(CPU_REPLICAS)
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> str:
+    """The sample shapes at 64 px: 32 train and 16 eval images per class, 4 classes."""
+    from imagedata.sample import write_sample_dataset
+
+    out = str(tmp_path_factory.mktemp("sample") / "data")
+    write_sample_dataset(out, train_per_class=32, eval_per_class=16)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory):
+    """A 32 px MobileNetV2 (alpha 0.35) trained for one short epoch, saved as a weights file.
+
+    A fresh network's features are all but zero under inference-mode
+    BatchNormalization; briefly trained, its features and statistics are real.
+    """
+    from pipeline.config import ModelConfig
+    from trainer.pretrain import pretrain_backbone
+
+    path = str(tmp_path_factory.mktemp("backbone") / "tiny.h5")
+    model = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=32, weights=path)
+    pretrain_backbone(model, path, train_per_class=16, eval_per_class=2, epochs=1)
+    return model
+
+
+@pytest.fixture(scope="session")
+def backbone_weights(tmp_path_factory) -> str:
+    """The demo's backbone: MobileNetV2 (alpha 0.35, 64 px) pretrained on the other shapes."""
+    from pipeline.config import ModelConfig
+    from trainer.pretrain import pretrain_backbone
+
+    path = str(tmp_path_factory.mktemp("backbone") / "shapes.h5")
+    model = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=64, weights=path)
+    pretrain_backbone(model, path)
+    return path
+
+
+def pytest_collection_modifyitems(items):
+    """Fast unit tests first; whole-pipeline runs (minutes each) last."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

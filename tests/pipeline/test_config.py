@@ -1,0 +1,81 @@
+import json
+import os
+
+import pytest
+
+from pipeline.config import ConfigError, TrainerConfig, load_config, to_env
+
+
+def test_defaults_are_the_products_and_paths_live_under_the_output_dir(tmp_path):
+    config = load_config(environ={"IMGCLF_OUTPUT_DIR": str(tmp_path)})
+    assert config.model.base_model == "EfficientNetV2B0"
+    assert config.model.weights == "imagenet"
+    assert config.training.fine_tune_learning_rate == pytest.approx(1e-4)
+    assert config.pipeline_root == str(tmp_path / "pipelines" / "image-classifier")
+    assert config.metadata_path == str(tmp_path / "metadata" / "image-classifier.db")
+    assert config.serving_model_dir == str(tmp_path / "serving" / "image_classifier")
+    assert config.tfx_home == str(tmp_path / "tfx")
+
+
+def test_file_then_environment_then_overrides(tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        "training:\n  phase1_epochs: 7\n  phase2_epochs: 3\nmodel:\n  image_size: 96\n"
+    )
+    environ = {
+        "IMGCLF_CONFIG": str(settings),
+        "IMGCLF_TRAINING__PHASE2_EPOCHS": "4",
+        "IMGCLF_BEAM_PIPELINE_ARGS": "--runner=DirectRunner --direct_num_workers=2",
+    }
+    config = load_config({"model.image_size": 128}, environ=environ)
+    assert config.training.phase1_epochs == 7
+    assert config.training.phase2_epochs == 4
+    assert config.model.image_size == 128
+    assert config.beam_pipeline_args == ["--runner=DirectRunner", "--direct_num_workers=2"]
+
+
+def test_relative_paths_become_absolute_and_remote_ones_stay(tmp_path):
+    config = load_config(
+        {"data.root": "some/data", "model.weights": "gs://bucket/base.h5"}, environ={}
+    )
+    assert config.data.root == os.path.abspath("some/data")
+    assert config.data.labels_path == os.path.join(os.path.abspath("some/data"), "labels.txt")
+    assert config.model.weights == "gs://bucket/base.h5"
+
+
+def test_errors_name_the_setting_and_where_it_came_from():
+    environ = {"IMGCLF_TRAINING__PHASE1_EPOCHS": "0", "IMGCLF_MODEL__BASE_MODEL": "VGG16"}
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ=environ)
+    message = str(raised.value)
+    assert "training.phase1_epochs" in message
+    assert "$IMGCLF_TRAINING__PHASE1_EPOCHS" in message
+    assert "unknown base model 'VGG16'" in message
+
+
+def test_unknown_settings_are_refused_not_ignored(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown setting 'training\.epochs'"):
+        load_config(environ={"IMGCLF_TRAINING__EPOCHS": "3"})
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("trainig:\n  phase1_epochs: 2\n")
+    with pytest.raises(ConfigError, match="trainig"):
+        load_config(environ={"IMGCLF_CONFIG": str(settings)})
+
+
+def test_model_settings_are_checked_against_the_architecture():
+    with pytest.raises(ConfigError, match="InceptionV3 needs image_size >= 75"):
+        load_config({"model.base_model": "InceptionV3", "model.image_size": 64}, environ={})
+    with pytest.raises(ConfigError, match="alpha"):
+        load_config({"model.base_model": "ResNet50V2", "model.alpha": 0.5}, environ={})
+
+
+def test_set_flags_map_to_environment_names():
+    assert to_env("training.phase1_epochs", "3") == ("IMGCLF_TRAINING__PHASE1_EPOCHS", "3")
+    name, value = to_env("pipeline_name", "flowers")
+    assert load_config(environ={name: value}).pipeline_name == "flowers"
+
+
+def test_the_trainer_config_survives_tfx_custom_config_json():
+    config = load_config({"training.phase2_learning_rate": 5e-5}, environ={})
+    custom_config = json.loads(json.dumps(config.trainer_config().model_dump(mode="json")))
+    assert TrainerConfig.model_validate(custom_config) == config.trainer_config()

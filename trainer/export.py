@@ -1,0 +1,94 @@
+"""Exporting the trained model as a self-describing SavedModel for TFMA and serving.
+
+Two signatures share one prediction function:
+
+- `serving_default` takes serialized tf.Examples (`examples`): what TFMA feeds.
+- `serving_images` takes raw encoded image bytes (`image_bytes`): what clients
+  send, base64-encoded in TF Serving's REST API.
+
+Both decode and resize inside the graph, and the input scaling is part of the
+Keras model, so a client sends an image file as it is. The class names ship
+in the model twice: as a constant behind the `class_names` output and as
+`assets/labels.txt` for people and tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+import tf_keras as keras
+
+from imagedata.decode import decode_and_resize_batch
+from imagedata.records import LABELS_FILENAME
+
+SERVING_DEFAULT = "serving_default"
+SERVING_IMAGES = "serving_images"
+EXAMPLES_INPUT = "examples"
+IMAGES_INPUT = "image_bytes"
+SUMMARY_FILENAME = "training_summary.json"
+# TF Serving ignores this folder of a SavedModel; files here travel with the model.
+EXTRA_ASSETS_DIR = "assets.extra"
+
+
+def make_signatures(
+    model: keras.Model, class_names: list[str], image_size: int, image_key: str
+) -> dict[str, tf.types.experimental.ConcreteFunction]:
+    names = tf.constant(class_names)
+
+    def predict(encoded_images: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = model(decode_and_resize_batch(encoded_images, image_size), training=False)
+        class_ids = tf.argmax(probabilities, axis=-1)
+        return {
+            "probabilities": probabilities,
+            "class_ids": class_ids,
+            "class_names": tf.gather(names, class_ids),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_examples(examples):
+        features = tf.io.parse_example(examples, {image_key: tf.io.FixedLenFeature([], tf.string)})
+        return predict(features[image_key])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
+    def serve_images(image_bytes):
+        return predict(image_bytes)
+
+    return {
+        SERVING_DEFAULT: serve_examples.get_concrete_function(),
+        SERVING_IMAGES: serve_images.get_concrete_function(),
+    }
+
+
+def export_model(
+    model: keras.Model,
+    export_dir: str,
+    class_names: list[str],
+    image_size: int,
+    image_key: str,
+    summary: dict,
+) -> None:
+    """Writes the SavedModel, its labels asset and the training summary."""
+    signatures = make_signatures(model, class_names, image_size, image_key)
+    with tempfile.TemporaryDirectory() as scratch:
+        labels_file = os.path.join(scratch, LABELS_FILENAME)
+        with open(labels_file, "w") as f:
+            f.writelines(f"{name}\n" for name in class_names)
+        # Tracked by the model, the asset is copied into <export_dir>/assets/ on save.
+        model.labels_asset = tf.saved_model.Asset(labels_file)
+        model.save(export_dir, signatures=signatures, include_optimizer=False)
+    write_summary(export_dir, summary)
+
+
+def write_summary(export_dir: str, summary: dict) -> None:
+    extra = os.path.join(export_dir, EXTRA_ASSETS_DIR)
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, SUMMARY_FILENAME), "w") as f:
+        json.dump(summary, f, indent=2)
+
+
+def read_summary(export_dir: str) -> dict:
+    with tf.io.gfile.GFile(os.path.join(export_dir, EXTRA_ASSETS_DIR, SUMMARY_FILENAME)) as f:
+        return json.load(f)
