@@ -25,6 +25,7 @@ setuptools.setup(
         "tensorflow==2.16.2",
         "tf-keras==2.16.0",
         "kfp==2.7.0",
+        "h5py>=3",
         "pillow>=10",
         "pydantic>=2.5,<3",
         "pyyaml>=6",

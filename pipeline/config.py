@@ -17,7 +17,7 @@ import os
 import shlex
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -78,7 +78,14 @@ class ModelConfig(_Section):
     )
     image_size: int = Field(224, ge=32, le=1024)
     alpha: float = Field(1.0, gt=0.0, description="Width multiplier; MobileNetV2 only.")
+    feature_layer: str = Field(
+        "",
+        description="Take features from this layer of the base (e.g. InceptionV3 'mixed7'), "
+        "flattened, instead of pooling its top.",
+    )
+    head_units: int = Field(0, ge=0, description="Units of a hidden dense layer; 0 for none.")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    binary: bool = Field(False, description="One sigmoid unit instead of softmax (2 classes).")
 
     @field_validator("base_model")
     @classmethod
@@ -106,6 +113,7 @@ class TrainingConfig(_Section):
     """The two-phase schedule: feature extraction, then fine-tuning."""
 
     batch_size: int = Field(32, ge=1, description="Per replica; global = this x replicas.")
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     phase1_epochs: int = Field(5, ge=1)
     phase1_learning_rate: float = Field(1e-3, gt=0.0)
     phase2_epochs: int = Field(5, ge=0, description="0 switches fine-tuning off.")
@@ -113,6 +121,13 @@ class TrainingConfig(_Section):
         None, gt=0.0, description="Default: phase1_learning_rate / 10."
     )
     fine_tune_layers: int = Field(20, ge=1, description="Top layers of the base to unfreeze.")
+    fine_tune_fraction: float | None = Field(
+        None, gt=0.0, le=1.0, description="Unfreeze this fraction of the base's layers instead."
+    )
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="Default: the train split's size / global batch, rounded up."
+    )
+    mixed_precision: bool = Field(False, description="mixed_float16 on GPUs; ignored on CPU.")
     cpu_replicas: int = Field(
         1, ge=1, description="With no GPU, split the CPU into this many MirroredStrategy replicas."
     )
@@ -126,6 +141,11 @@ class TrainingConfig(_Section):
     @property
     def fine_tune_learning_rate(self) -> float:
         return self.phase2_learning_rate or self.phase1_learning_rate / 10
+
+    def layers_to_unfreeze(self, base_layers: int) -> int:
+        if self.fine_tune_fraction is None:
+            return self.fine_tune_layers
+        return max(1, round(self.fine_tune_fraction * base_layers))
 
 
 class EvaluationConfig(_Section):

@@ -1,6 +1,16 @@
-"""The training input: records to decoded, resized, batched images with labels."""
+"""The training input: records to decoded, resized, batched images with labels.
+
+Both splits repeat and are cut into full global batches, and an epoch is a
+fixed number of steps: every replica on every worker then gets a whole batch
+at every step, so none waits for a last, short batch that only some have.
+The strategy shards the data by element (DATA), so workers see disjoint
+examples however many files the split has.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import tensorflow as tf
 import tf_keras as keras
@@ -8,39 +18,58 @@ import tf_keras as keras
 from imagedata.decode import decode_and_resize
 from pipeline.config import DataConfig, TrainingConfig
 
-# ExampleGen writes its splits as GZIP-compressed TFRecord files.
-EXAMPLE_GEN_COMPRESSION = "GZIP"
+
+@dataclass
+class Input:
+    """An endless dataset of global batches, and how many steps make one pass over the split."""
+
+    dataset: tf.data.Dataset
+    steps: int
+    examples: int
 
 
-def train_dataset(
+def train_input(
     file_patterns: list[str],
     data: DataConfig,
     image_size: int,
     global_batch_size: int,
     training: TrainingConfig,
-) -> tf.data.Dataset:
+) -> Input:
     """Shuffled, augmented batches of (float pixels in [0, 255], integer label)."""
-    records = _records(file_patterns).shuffle(
-        training.shuffle_buffer, seed=training.seed, reshuffle_each_iteration=True
+    files = _files(file_patterns)
+    examples = count_records(files)
+    records = (
+        _read(files).shuffle(min(training.shuffle_buffer, examples), seed=training.seed).repeat()
     )
     augment = make_augmentation(training)
-    return (
+    dataset = (
         _decode(records, data, image_size)
-        .batch(global_batch_size)
+        .batch(global_batch_size, drop_remainder=True)
         .map(
             lambda images, labels: (augment(images, training=True), labels),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        .prefetch(tf.data.AUTOTUNE)
     )
+    steps = training.steps_per_epoch or math.ceil(examples / global_batch_size)
+    return Input(_finish(dataset), steps, examples)
 
 
-def eval_dataset(
-    file_patterns: list[str], data: DataConfig, image_size: int, global_batch_size: int
-) -> tf.data.Dataset:
-    """Batches of (float pixels in [0, 255], integer label), in file order."""
-    records = _records(file_patterns)
-    return _decode(records, data, image_size).batch(global_batch_size).prefetch(tf.data.AUTOTUNE)
+def eval_input(
+    file_patterns: list[str],
+    data: DataConfig,
+    image_size: int,
+    global_batch_size: int,
+) -> Input:
+    """Batches of (float pixels, integer label) in file order; one pass is `steps` batches.
+
+    The last batch of a pass is filled up from the start of the split, so
+    validation metrics may count up to one batch of examples twice.
+    """
+    files = _files(file_patterns)
+    examples = count_records(files)
+    records = _read(files).repeat()
+    dataset = _decode(records, data, image_size).batch(global_batch_size, drop_remainder=True)
+    return Input(_finish(dataset), math.ceil(examples / global_batch_size), examples)
 
 
 def make_augmentation(config: TrainingConfig) -> keras.Sequential:
@@ -57,19 +86,30 @@ def make_augmentation(config: TrainingConfig) -> keras.Sequential:
     return keras.Sequential(layers, name="augmentation")
 
 
-def _records(file_patterns: list[str]) -> tf.data.Dataset:
+def count_records(files: list[str]) -> int:
+    """Counts records without parsing them (a read of the files, in TensorFlow's C++ loop)."""
+    count = int(_read(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    if count == 0:
+        raise ValueError(f"No records in {files}.")
+    return count
+
+
+def _files(file_patterns: list[str]) -> list[str]:
     files = sorted(name for pattern in file_patterns for name in tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"No example files match {file_patterns}.")
-    return tf.data.TFRecordDataset(files, compression_type=EXAMPLE_GEN_COMPRESSION)
+    return files
+
+
+def _read(files: list[str]) -> tf.data.Dataset:
+    """TFRecord files, GZIP-compressed when named *.gz (as ExampleGen writes them)."""
+    compressed = {name.endswith(".gz") for name in files}
+    if len(compressed) > 1:
+        raise ValueError(f"Some but not all of {files} are *.gz: mixed compression.")
+    return tf.data.TFRecordDataset(files, compression_type="GZIP" if compressed.pop() else "")
 
 
 def _decode(records: tf.data.Dataset, data: DataConfig, image_size: int) -> tf.data.Dataset:
-    """Parses and decodes in parallel; the last, smaller batch is kept by the callers.
-
-    MirroredStrategy splits a short last batch unevenly across replicas
-    rather than losing its examples.
-    """
     features = {
         data.image_key: tf.io.FixedLenFeature([], tf.string),
         data.label_key: tf.io.FixedLenFeature([], tf.int64),
@@ -80,3 +120,9 @@ def _decode(records: tf.data.Dataset, data: DataConfig, image_size: int) -> tf.d
         return decode_and_resize(example[data.image_key], image_size), example[data.label_key]
 
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -1,6 +1,17 @@
-"""Choosing the tf.distribute strategy the whole training runs under."""
+"""Choosing the tf.distribute strategy and numeric precision the training runs under.
+
+- Several workers in TF_CONFIG (how Vertex AI Training and the Kubeflow
+  training operator launch multi-machine jobs): MultiWorkerMirroredStrategy.
+- Else, GPUs: MirroredStrategy over all of them.
+- Else, `cpu_replicas` > 1: MirroredStrategy over that many logical CPU
+  devices (how the tests run the distributed path without GPUs).
+- Else the default strategy, on one device.
+"""
 
 from __future__ import annotations
+
+import json
+import os
 
 import tensorflow as tf
 from absl import logging
@@ -32,13 +43,32 @@ def use_cpu_replicas(count: int) -> None:
         ) from error
 
 
-def make_strategy(cpu_replicas: int = 1) -> tf.distribute.Strategy:
-    """MirroredStrategy over every local GPU, else over `cpu_replicas` CPU devices.
+def _cluster() -> tuple[dict, dict]:
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    return tf_config.get("cluster", {}), tf_config.get("task", {})
 
-    With neither, a one-device strategy.
-    """
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
+
+def num_workers() -> int:
+    """Machines in TF_CONFIG's cluster (chief and workers); 1 without TF_CONFIG."""
+    cluster, _ = _cluster()
+    return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
+
+
+def is_chief() -> bool:
+    """Whether this process writes the shared outputs: the chief, else worker 0."""
+    cluster, task = _cluster()
+    if not task:
+        return True
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and task.get("index", 0) == 0
+
+
+def make_strategy(cpu_replicas: int = 1) -> tf.distribute.Strategy:
+    """The strategy for this process; create it once, before building any model."""
+    if num_workers() > 1:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif tf.config.list_physical_devices("GPU"):
         strategy = tf.distribute.MirroredStrategy()
     elif cpu_replicas > 1:
         use_cpu_replicas(cpu_replicas)
@@ -50,10 +80,27 @@ def make_strategy(cpu_replicas: int = 1) -> tf.distribute.Strategy:
             devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
         )
     else:
-        strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+        # The default strategy: one device (OneDeviceStrategy lacks BackupAndRestore support).
+        strategy = tf.distribute.get_strategy()
     logging.info(
         "Training with %s over %d replica(s).",
-        type(strategy).__name__,
+        strategy_name(strategy),
         strategy.num_replicas_in_sync,
     )
     return strategy
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The public name: MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "MirroredStrategy"
+    return "DefaultStrategy"
+
+
+def precision_policy(mixed_precision: bool, has_gpu: bool) -> str:
+    """'mixed_float16' when asked for on GPUs; CPUs gain nothing from float16."""
+    if mixed_precision and not has_gpu:
+        logging.warning("training.mixed_precision is ignored without a GPU.")
+    return "mixed_float16" if mixed_precision and has_gpu else "float32"

@@ -1,17 +1,23 @@
 """The classifier: a pretrained `keras.applications` base under a small new head.
 
     pixels [0, 255] -> the base's own input scaling -> base (training=False)
-        -> global average pooling -> dropout -> dense softmax
+        -> features: global average pooling of the top, or a named
+           intermediate layer, flattened
+        -> optional hidden dense layer -> dropout -> class probabilities
 
 The base is always called with `training=False`, so its BatchNormalization
-layers keep using their ImageNet statistics, in feature extraction and in
-fine-tuning alike (unfreezing them would wreck what the base learned).
+layers keep using their pretrained statistics, in feature extraction and in
+fine-tuning alike (updating them on a small dataset would wreck what the base
+learned).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import tempfile
 
+import h5py
 import tensorflow as tf
 import tf_keras as keras
 
@@ -19,18 +25,49 @@ from pipeline.config import ModelConfig
 from trainer.architectures import ARCHITECTURES
 
 OUTPUT_NAME = "probabilities"
+POOLING_NAME = "pooling"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be downloaded; the message says what to do instead."""
+
+
+class WeightsMismatchError(ValueError):
+    """A weights file does not fit the configured architecture."""
 
 
 def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
-    """The full classifier with its base frozen, ready for feature extraction."""
+    """The full classifier with its base frozen, ready for feature extraction.
+
+    The output is always class probabilities [batch, num_classes]. A binary
+    head has one sigmoid unit p, returned as [1 - p, p], so training, TFMA and
+    clients see the same shape whatever the head.
+    """
+    if config.binary and num_classes != 2:
+        raise ValueError(
+            f"model.binary needs exactly 2 classes; the labels file has {num_classes}."
+        )
     inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
-    x = scale_inputs(inputs, config.base_model)
     base = build_base(config)
     base.trainable = False
-    x = base(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D(name="pooling")(x)
+    x = base(scale_inputs(inputs, config.base_model), training=False)
+    if config.feature_layer:
+        x = keras.layers.Flatten(name=POOLING_NAME)(x)
+    else:
+        x = keras.layers.GlobalAveragePooling2D(name=POOLING_NAME)(x)
+    if config.head_units:
+        x = keras.layers.Dense(config.head_units, activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
+    # Float32 outputs keep the softmax stable under mixed precision.
+    if config.binary:
+        positive = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="positive")(x)
+        outputs = keras.layers.Concatenate(dtype="float32", name=OUTPUT_NAME)(
+            [1.0 - positive, positive]
+        )
+    else:
+        outputs = keras.layers.Dense(
+            num_classes, activation="softmax", dtype="float32", name=OUTPUT_NAME
+        )(x)
     return keras.Model(inputs, outputs, name=f"{config.base_model}_classifier")
 
 
@@ -43,28 +80,70 @@ def scale_inputs(pixels: keras.KerasTensor, base_model: str) -> keras.KerasTenso
 
 
 def build_base(config: ModelConfig) -> keras.Model:
-    """The headless `keras.applications` network with the configured weights."""
+    """The headless `keras.applications` network with the configured weights.
+
+    With `feature_layer` set, the network ends at that layer.
+    """
     constructor = getattr(keras.applications, config.base_model)
     options = {"include_top": False, "input_shape": (config.image_size, config.image_size, 3)}
     if ARCHITECTURES[config.base_model].has_width_multiplier:
         options["alpha"] = config.alpha
     if config.weights == "imagenet":
-        base = constructor(weights="imagenet", **options)
+        base = _download_imagenet(constructor, options, config.base_model)
     else:
         base = constructor(weights=None, **options)
         if config.weights != "none":
-            load_weights_file(base, config.weights)
-    return base
+            load_weights_file(base, config.weights, config.base_model)
+    if not config.feature_layer:
+        return base
+    try:
+        features = base.get_layer(config.feature_layer).output
+    except ValueError:
+        names = ", ".join(layer.name for layer in base.layers[-8:])
+        raise ValueError(
+            f"model.feature_layer {config.feature_layer!r} is not a layer of "
+            f"{config.base_model}; its last layers are: {names}."
+        ) from None
+    return keras.Model(base.input, features, name=f"{base.name}_to_{config.feature_layer}")
 
 
-def load_weights_file(base: keras.Model, path: str) -> None:
-    """Loads a weights file from any filesystem TensorFlow reads (local, gs://, ...)."""
+def _download_imagenet(constructor, options: dict, name: str) -> keras.Model:
+    """Keras' own download and cache; when it fails, say which file to put where."""
+    try:
+        return constructor(weights="imagenet", **options)
+    except Exception as error:
+        url = re.search(r"https?://\S+?\.h5", str(error))
+        if url is None:
+            raise
+        cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
+        raise WeightsUnavailableError(
+            f"Could not download the ImageNet weights of {name} from {url.group(0)} ({error}). "
+            f"Without internet, download that file elsewhere and place it in {cache}/ "
+            f"(as {os.path.basename(url.group(0))}), or set model.weights to the path of a "
+            "weights file for this architecture."
+        ) from error
+
+
+def load_weights_file(base: keras.Model, path: str, architecture: str) -> None:
+    """Loads an HDF5 weights file from any filesystem TensorFlow reads (local, gs://, ...).
+
+    The file must hold this architecture's weights, layer for layer and shape
+    for shape; anything else is refused with the first difference found.
+    """
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"model.weights file {path!r} does not exist.")
     with tempfile.TemporaryDirectory() as local:
-        local_path = f"{local}/weights.h5"
+        local_path = os.path.join(local, "weights.h5")
         tf.io.gfile.copy(path, local_path)
-        base.load_weights(local_path)
+        if not h5py.is_hdf5(local_path):
+            raise WeightsMismatchError(f"model.weights file {path!r} is not an HDF5 weights file.")
+        try:
+            base.load_weights(local_path)
+        except ValueError as error:
+            raise WeightsMismatchError(
+                f"model.weights file {path!r} does not hold weights for {architecture} "
+                f"({base.name}, input {base.input_shape[1:]}): {error}"
+            ) from None
 
 
 def base_of(model: keras.Model) -> keras.Model:
@@ -82,9 +161,12 @@ def unfreeze_top(model: keras.Model, num_layers: int) -> None:
         layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+    """Compiles with a fresh optimizer (Keras name: adam, rmsprop, sgd); call in strategy scope."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.get(
+            {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

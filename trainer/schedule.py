@@ -1,25 +1,39 @@
 """The training schedule: feature extraction, then fine-tuning, as one run of epochs.
 
-Phase 1 trains only the new head on top of the frozen base. Phase 2 unfreezes
-the top of the base and continues at a lower learning rate, so the head's
-large early gradients never reach (and wreck) the pretrained weights. Epoch
-numbers run on from phase 1 into phase 2 (`initial_epoch`), so logs,
-callbacks and schedules see one continuous run.
+Phase 1 trains only the new head on top of the frozen base, keeping the
+weights of its best epoch by validation accuracy. Phase 2 starts from those
+weights, unfreezes the top of the base and continues at a lower learning
+rate, so the head's large early gradients never reach (and wreck) the
+pretrained weights. Epoch numbers run on from phase 1 into phase 2
+(`initial_epoch`), so logs, callbacks and schedules see one continuous run.
+
+A trainer that is killed (a preempted node, a crashed pod) and started again
+with the same work directory resumes in the phase it was in, at the epoch
+after the last one it finished: each phase keeps a BackupAndRestore
+checkpoint, and `progress.json` records finished epochs and phases.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from absl import logging
 
 from pipeline.config import TrainingConfig
-from trainer.model import compile_model, unfreeze_top
+from trainer.data import Input
+from trainer.distribution import is_chief
+from trainer.model import base_of, compile_model, unfreeze_top
 
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNING = "fine_tuning"
+MONITOR = "val_accuracy"
+PROGRESS_FILE = "progress.json"
+BEST_PHASE1_WEIGHTS = "best_phase1"
 
 
 @dataclass
@@ -29,6 +43,7 @@ class PhaseResult:
     epochs: list[int]
     trainable_params: int
     history: dict[str, list[float]]
+    best_epoch: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,66 +51,191 @@ class PhaseResult:
 
 def train_two_phases(
     model: keras.Model,
-    train_data: tf.data.Dataset,
-    eval_data: tf.data.Dataset,
+    train: Input,
+    evals: Input,
     config: TrainingConfig,
     strategy: tf.distribute.Strategy,
+    work_dir: str,
+    log_dir: str | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> list[PhaseResult]:
     """Runs phase 1 and, unless switched off, phase 2 on `model` in place.
 
-    `callbacks` see both phases, as one run of epochs.
+    `work_dir` holds the checkpoints that make the run resumable; the caller
+    removes it once the model is safely exported. TensorBoard logs of both
+    phases go to `log_dir`. `callbacks` see both phases, as one run of epochs.
     """
-    callbacks = callbacks or []
+    progress = Progress(work_dir, writer=is_chief())
+    common = list(callbacks or [])
+    if log_dir:
+        common.append(keras.callbacks.TensorBoard(log_dir))
+    best_weights = os.path.join(work_dir, BEST_PHASE1_WEIGHTS)
+
     with strategy.scope():
-        compile_model(model, config.phase1_learning_rate)
-    phases = [
+        compile_model(model, config.optimizer, config.phase1_learning_rate)
+    phase1 = progress.finished(FEATURE_EXTRACTION)
+    if phase1 is None:
+        keep_best = keras.callbacks.ModelCheckpoint(
+            best_weights,
+            monitor=MONITOR,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=progress.best_value(FEATURE_EXTRACTION),
+        )
         _fit(
             model,
             FEATURE_EXTRACTION,
-            train_data,
-            eval_data,
-            callbacks,
+            train,
+            evals,
+            progress,
+            work_dir,
             first_epoch=0,
             num_epochs=config.phase1_epochs,
+            extra=[keep_best, *common],
         )
-    ]
+        phase1 = progress.finish(FEATURE_EXTRACTION, model)
+    else:
+        logging.info(
+            "Resuming after %s (epochs %s): it finished before.", phase1.name, phase1.epochs
+        )
+    model.load_weights(best_weights)
+    phases = [phase1]
+
     if config.phase2_epochs:
         with strategy.scope():
-            unfreeze_top(model, config.fine_tune_layers)
-            compile_model(model, config.fine_tune_learning_rate)
-        epochs_done = len(phases[0].epochs)
-        phases.append(
-            _fit(
-                model,
-                FINE_TUNING,
-                train_data,
-                eval_data,
-                callbacks,
-                first_epoch=epochs_done,
-                num_epochs=config.phase2_epochs,
-            )
+            unfreeze_top(model, config.layers_to_unfreeze(len(base_of(model).layers)))
+            compile_model(model, config.optimizer, config.fine_tune_learning_rate)
+        epochs_done = len(phase1.epochs)
+        _fit(
+            model,
+            FINE_TUNING,
+            train,
+            evals,
+            progress,
+            work_dir,
+            first_epoch=epochs_done,
+            num_epochs=config.phase2_epochs,
+            extra=common,
         )
+        phases.append(progress.finish(FINE_TUNING, model))
     return phases
 
 
-def _fit(model, name, train_data, eval_data, callbacks, first_epoch, num_epochs) -> PhaseResult:
-    history = model.fit(
-        train_data,
-        validation_data=eval_data,
-        callbacks=callbacks,
+def combined_history(phases: list[PhaseResult]) -> dict[str, list]:
+    """Both phases' metrics as one series per metric, with their epoch numbers."""
+    combined: dict[str, list] = {"epoch": [epoch for phase in phases for epoch in phase.epochs]}
+    for phase in phases:
+        for name, values in phase.history.items():
+            combined.setdefault(name, []).extend(values)
+    return combined
+
+
+def _fit(model, phase, train, evals, progress, work_dir, first_epoch, num_epochs, extra):
+    callbacks = [
+        # Restores weights, optimizer and epoch if this phase was cut short before.
+        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup", phase)),
+        *extra,
+        # Last, so that an epoch is announced only once every checkpoint has it.
+        _RecordEpochs(progress, phase),
+    ]
+    model.fit(
+        train.dataset,
+        steps_per_epoch=train.steps,
+        validation_data=evals.dataset,
+        validation_steps=evals.steps,
         initial_epoch=first_epoch,
         epochs=first_epoch + num_epochs,
+        callbacks=callbacks,
         verbose=2,
     )
-    return PhaseResult(
-        name=name,
-        # Read back from the optimizer: what was used, not what was asked for.
-        learning_rate=float(keras.backend.get_value(model.optimizer.learning_rate)),
-        epochs=list(history.epoch),
-        trainable_params=count_params(model.trainable_weights),
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
-    )
+
+
+class Progress:
+    """Finished epochs and phases, in `<work_dir>/progress.json`.
+
+    Every worker reads it; only the chief writes it, as with Keras' own
+    checkpoints, so on several machines `work_dir` must be shared storage.
+    """
+
+    def __init__(self, work_dir: str, writer: bool):
+        self._path = os.path.join(work_dir, PROGRESS_FILE)
+        self._writer = writer
+        self._state = {"epochs": {}, "phases": {}}
+        if tf.io.gfile.exists(self._path):
+            with tf.io.gfile.GFile(self._path) as f:
+                self._state = json.load(f)
+
+    def record_epoch(self, phase: str, epoch: int, logs: dict, learning_rate: float) -> None:
+        metrics = {name: float(value) for name, value in logs.items()}
+        self._state["epochs"][str(epoch)] = {
+            "phase": phase,
+            "learning_rate": learning_rate,
+            "metrics": metrics,
+        }
+        self._save()
+
+    def epochs_of(self, phase: str) -> list[tuple[int, dict]]:
+        return sorted(
+            (int(epoch), record)
+            for epoch, record in self._state["epochs"].items()
+            if record["phase"] == phase
+        )
+
+    def best_value(self, phase: str) -> float | None:
+        values = [record["metrics"].get(MONITOR) for _, record in self.epochs_of(phase)]
+        values = [value for value in values if value is not None]
+        return max(values) if values else None
+
+    def finish(self, phase: str, model: keras.Model) -> PhaseResult:
+        epochs = self.epochs_of(phase)
+        history: dict[str, list[float]] = {}
+        for _, record in epochs:
+            for name, value in record["metrics"].items():
+                history.setdefault(name, []).append(value)
+        result = PhaseResult(
+            name=phase,
+            learning_rate=epochs[-1][1]["learning_rate"],
+            epochs=[epoch for epoch, _ in epochs],
+            trainable_params=count_params(model.trainable_weights),
+            history=history,
+        )
+        if phase == FEATURE_EXTRACTION and MONITOR in history:
+            # The first epoch with the best value: the one ModelCheckpoint kept.
+            result.best_epoch = result.epochs[int(np.argmax(history[MONITOR]))]
+        self._state["phases"][phase] = result.to_dict()
+        self._save()
+        return result
+
+    def finished(self, phase: str) -> PhaseResult | None:
+        done = self._state["phases"].get(phase)
+        return PhaseResult(**done) if done else None
+
+    def _save(self) -> None:
+        if not self._writer:
+            return
+        tf.io.gfile.makedirs(os.path.dirname(self._path))
+        partial = self._path + ".partial"
+        with tf.io.gfile.GFile(partial, "w") as f:
+            json.dump(self._state, f)
+        tf.io.gfile.rename(partial, self._path, overwrite=True)
+
+
+class _RecordEpochs(keras.callbacks.Callback):
+    def __init__(self, progress: Progress, phase: str):
+        super().__init__()
+        self._progress = progress
+        self._phase = phase
+
+    def on_train_begin(self, logs=None):
+        done = [epoch for epoch, _ in self._progress.epochs_of(self._phase)]
+        if done:
+            logging.info("Resuming %s after epoch %d.", self._phase, done[-1])
+
+    def on_epoch_end(self, epoch, logs=None):
+        learning_rate = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+        self._progress.record_epoch(self._phase, epoch, logs or {}, learning_rate)
+        print(f"[trainer] {self._phase} epoch {epoch} done", flush=True)
 
 
 def count_params(weights: list[tf.Variable]) -> int:

@@ -2,48 +2,85 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 from tfx import v1 as tfx
 
 from imagedata.records import read_labels
 from pipeline.config import TrainerConfig
-from trainer.data import eval_dataset, train_dataset
-from trainer.distribution import make_strategy
+from trainer.data import eval_input, train_input
+from trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
 from trainer.export import export_model
 from trainer.model import build_model
-from trainer.schedule import train_two_phases
+from trainer.schedule import combined_history, train_two_phases
+
+# Under the Trainer's model_run output: checkpoints that let a restarted
+# Trainer resume, removed once the model is exported.
+WORK_DIR = "work"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = TrainerConfig.model_validate(fn_args.custom_config)
+    # First, before TensorFlow runs an op (MultiWorkerMirroredStrategy needs that), and
+    # once: both phases build, compile and train in this strategy's scope.
+    strategy = make_strategy(config.training.cpu_replicas)
     class_names = read_labels(config.data.labels_path)
     keras.utils.set_random_seed(config.training.seed)
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    keras.mixed_precision.set_global_policy(
+        precision_policy(config.training.mixed_precision, has_gpu)
+    )
+    try:
+        _train_and_export(fn_args, config, strategy, class_names)
+    finally:
+        # The policy is global: leave none behind for whatever runs next in this process.
+        keras.mixed_precision.set_global_policy("float32")
 
-    # One strategy for the whole run: both phases build, compile and train in its scope.
-    strategy = make_strategy(config.training.cpu_replicas)
+
+def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: list[str]) -> None:
     global_batch_size = config.training.batch_size * strategy.num_replicas_in_sync
     image_size = config.model.image_size
-    train_data = train_dataset(
+    train = train_input(
         fn_args.train_files, config.data, image_size, global_batch_size, config.training
     )
-    eval_data = eval_dataset(fn_args.eval_files, config.data, image_size, global_batch_size)
+    evals = eval_input(fn_args.eval_files, config.data, image_size, global_batch_size)
+    logging.info(
+        "%d train and %d eval examples; %d steps per epoch of %d images.",
+        train.examples,
+        evals.examples,
+        train.steps,
+        global_batch_size,
+    )
 
     with strategy.scope():
         model = build_model(config.model, num_classes=len(class_names))
-    phases = train_two_phases(model, train_data, eval_data, config.training, strategy)
-
+    work_dir = os.path.join(fn_args.model_run_dir, WORK_DIR)
+    phases = train_two_phases(
+        model, train, evals, config.training, strategy, work_dir, log_dir=fn_args.model_run_dir
+    )
     summary = {
         "base_model": config.model.base_model,
         "weights": config.model.weights,
         "image_size": image_size,
         "class_names": class_names,
-        "strategy": type(strategy).__name__,
+        "strategy": strategy_name(strategy),
         "num_replicas": strategy.num_replicas_in_sync,
         "global_batch_size": global_batch_size,
+        "precision": keras.mixed_precision.global_policy().name,
+        "train_examples": train.examples,
+        "eval_examples": evals.examples,
         "phases": [phase.to_dict() for phase in phases],
+        "history": combined_history(phases),
     }
-    export_model(
-        model, fn_args.serving_model_dir, class_names, image_size, config.data.image_key, summary
-    )
-    logging.info("Exported the model to %s", fn_args.serving_model_dir)
+    chief = is_chief()
+    with tempfile.TemporaryDirectory() as scratch:
+        # Saving takes part in collective ops, so every worker saves; only the chief's copy is kept.
+        export_dir = fn_args.serving_model_dir if chief else scratch
+        export_model(model, export_dir, class_names, image_size, config.data.image_key, summary)
+    if chief:
+        tf.io.gfile.rmtree(work_dir)
+        logging.info("Exported the model to %s", fn_args.serving_model_dir)

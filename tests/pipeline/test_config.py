@@ -79,3 +79,11 @@ def test_the_trainer_config_survives_tfx_custom_config_json():
     config = load_config({"training.phase2_learning_rate": 5e-5}, environ={})
     custom_config = json.loads(json.dumps(config.trainer_config().model_dump(mode="json")))
     assert TrainerConfig.model_validate(custom_config) == config.trainer_config()
+
+
+def test_fine_tuning_depth_by_count_or_fraction():
+    assert load_config(environ={}).training.layers_to_unfreeze(200) == 20
+    by_fraction = load_config({"training.fine_tune_fraction": 0.25}, environ={})
+    assert by_fraction.training.layers_to_unfreeze(200) == 50
+    with pytest.raises(ConfigError, match="fine_tune_fraction"):
+        load_config({"training.fine_tune_fraction": 1.5}, environ={})

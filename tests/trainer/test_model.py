@@ -1,9 +1,22 @@
+import re
+
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
+from tf_keras.src.utils import data_utils
 
-from pipeline.config import ModelConfig
-from trainer.model import base_of, build_model, scale_inputs, unfreeze_top
+from pipeline.config import ModelConfig, load_config
+from trainer.distribution import precision_policy
+from trainer.model import (
+    WeightsMismatchError,
+    WeightsUnavailableError,
+    base_of,
+    build_model,
+    compile_model,
+    scale_inputs,
+    unfreeze_top,
+)
 
 
 @pytest.mark.parametrize(
@@ -63,3 +76,101 @@ def test_a_missing_weights_file_is_a_clear_error(tmp_path):
     config = ModelConfig(base_model="MobileNetV2", image_size=32, weights=str(tmp_path / "x.h5"))
     with pytest.raises(FileNotFoundError, match=r"x\.h5"):
         build_model(config, num_classes=2)
+
+
+def test_a_file_for_another_architecture_is_refused_clearly(tiny_backbone):
+    wider = tiny_backbone.model_copy(update={"alpha": 1.0})
+    with pytest.raises(WeightsMismatchError, match=r"does not hold weights for MobileNetV2"):
+        build_model(wider, num_classes=2)
+    resnet = ModelConfig(base_model="ResNet50V2", image_size=32, weights=tiny_backbone.weights)
+    with pytest.raises(WeightsMismatchError, match=re.escape(tiny_backbone.weights)):
+        build_model(resnet, num_classes=2)
+
+
+def test_a_file_that_is_not_hdf5_is_refused_clearly(tmp_path):
+    path = tmp_path / "weights.h5"
+    path.write_bytes(b"these are not weights")
+    config = ModelConfig(base_model="MobileNetV2", image_size=32, weights=str(path))
+    with pytest.raises(WeightsMismatchError, match="not an HDF5 weights file"):
+        build_model(config, num_classes=2)
+
+
+def test_weights_load_from_any_filesystem_tensorflow_reads(tiny_backbone):
+    remote = "ram://weights/tiny.h5"
+    tf.io.gfile.copy(tiny_backbone.weights, remote, overwrite=True)
+    config = tiny_backbone.model_copy(update={"weights": remote})
+    assert load_config({"model.weights": remote}, environ={}).model.weights == remote
+    pixels = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    from_ram, from_disk = build_model(config, 3), build_model(tiny_backbone, 3)
+    np.testing.assert_array_equal(
+        base_of(from_ram)(pixels).numpy(), base_of(from_disk)(pixels).numpy()
+    )
+
+
+def test_imagenet_weights_that_cannot_be_downloaded_say_where_to_put_them(monkeypatch, tmp_path):
+    def offline(fname, origin, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name unknown")
+
+    monkeypatch.setattr(data_utils, "get_file", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    config = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=96)
+    with pytest.raises(WeightsUnavailableError) as raised:
+        build_model(config, num_classes=2)
+    message = str(raised.value)
+    expected_file = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
+    assert f"place it in {tmp_path}/models/ (as {expected_file})" in message
+    assert "set model.weights to the path of a weights file" in message
+
+
+def test_an_intermediate_feature_layer_is_flattened_under_a_hidden_layer():
+    config = ModelConfig(
+        base_model="InceptionV3",
+        image_size=75,
+        weights="none",
+        feature_layer="mixed7",
+        head_units=32,
+    )
+    model = build_model(config, num_classes=3)
+    assert base_of(model).output.name.startswith("mixed7")
+    assert isinstance(model.get_layer("pooling"), keras.layers.Flatten)
+    assert model.get_layer("hidden").units == 32
+    with pytest.raises(ValueError, match="'mixed99' is not a layer of InceptionV3"):
+        build_model(config.model_copy(update={"feature_layer": "mixed99"}), num_classes=3)
+
+
+def test_a_binary_head_is_one_sigmoid_unit_returned_as_two_probabilities():
+    config = ModelConfig(
+        base_model="MobileNetV2", alpha=0.35, image_size=32, binary=True, weights="none"
+    )
+    model = build_model(config, num_classes=2)
+    assert model.get_layer("positive").units == 1
+    assert model.get_layer("positive").activation == keras.activations.sigmoid
+    probabilities = model(np.zeros((2, 32, 32, 3), "float32")).numpy()
+    assert probabilities.shape == (2, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="exactly 2 classes"):
+        build_model(config, num_classes=3)
+
+
+def test_mixed_precision_keeps_the_output_in_float32():
+    assert precision_policy(True, has_gpu=True) == "mixed_float16"
+    assert precision_policy(True, has_gpu=False) == "float32"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        config = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=32, weights="none")
+        model = build_model(config, num_classes=3)
+        compile_model(model, "adam", 1e-3)
+        model.fit(np.zeros((4, 32, 32, 3), "float32"), np.array([0, 1, 2, 0]), verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert base_of(model).layers[-1].compute_dtype == "float16"
+    assert model.output.dtype == tf.float32
+
+
+@pytest.mark.parametrize(("name", "optimizer_class"), [("sgd", "SGD"), ("rmsprop", "RMSprop")])
+def test_the_optimizer_is_configurable(name, optimizer_class):
+    config = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=32, weights="none")
+    model = build_model(config, num_classes=2)
+    compile_model(model, name, 0.05)
+    assert type(model.optimizer).__name__ == optimizer_class
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)

@@ -1,3 +1,8 @@
+import glob
+import json
+import math
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,69 +11,98 @@ import tf_keras as keras
 from imagedata.decode import decode_and_resize
 from imagedata.sample import DEFAULT_CLASSES, generate_split
 from pipeline.config import TrainingConfig
+from trainer.data import Input
 from trainer.distribution import make_strategy
 from trainer.model import base_of, build_model
-from trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING, train_two_phases
+from trainer.schedule import (
+    FEATURE_EXTRACTION,
+    FINE_TUNING,
+    PROGRESS_FILE,
+    combined_history,
+    train_two_phases,
+)
 
 FINE_TUNE_LAYERS = 10
+PHASE1_EPOCHS = 5
 
 
-def _dataset(split: str, per_class: int) -> tf.data.Dataset:
+def _input(split: str, per_class: int, batch_size: int = 16) -> Input:
     records = list(generate_split(DEFAULT_CLASSES, split, per_class, size=32))
     images = tf.stack([decode_and_resize(r.image, 32) for r in records])
     labels = tf.constant([r.label for r in records], tf.int64)
-    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
+    steps = math.ceil(len(records) / batch_size)
+    return Input(dataset.batch(batch_size, drop_remainder=True), steps, len(records))
 
 
-def _snapshot(layers) -> dict[str, np.ndarray]:
-    """Every variable, trainable or not (BatchNormalization statistics included)."""
+def _snapshot(model) -> dict[str, np.ndarray]:
+    """Every variable of base and head, trainable or not (BatchNormalization statistics too)."""
+    layers = [base_of(model), model.get_layer("probabilities")]
     return {w.name: w.numpy().copy() for layer in layers for w in layer.weights}
 
 
-class _WeightsAtEachPhaseEnd(keras.callbacks.Callback):
+class _Watch(keras.callbacks.Callback):
+    """Weights when each phase starts and ends, and after every epoch, with its logs."""
+
     def __init__(self):
         super().__init__()
-        self.snapshots = []
+        self.at_start, self.at_end, self.epochs = [], [], {}
+
+    def on_train_begin(self, logs=None):
+        self.at_start.append(_snapshot(self.model))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs[epoch] = (dict(logs), _snapshot(self.model))
 
     def on_train_end(self, logs=None):
-        head = self.model.get_layer("probabilities")
-        self.snapshots.append(_snapshot([base_of(self.model), head]))
+        self.at_end.append(_snapshot(self.model))
 
 
-def _train(model_config, training_config):
+def _train(model_config, training_config, work_dir, log_dir=None):
     strategy = make_strategy(1)
     with strategy.scope():
         model = build_model(model_config, num_classes=len(DEFAULT_CLASSES))
-    before = _snapshot([base_of(model), model.get_layer("probabilities")])
-    recorder = _WeightsAtEachPhaseEnd()
+    watch = _Watch()
     phases = train_two_phases(
-        model, _dataset("train", 8), _dataset("eval", 2), training_config, strategy, [recorder]
+        model,
+        _input("train", 8),
+        _input("eval", 4),
+        training_config,
+        strategy,
+        str(work_dir),
+        log_dir=log_dir and str(log_dir),
+        callbacks=[watch],
     )
-    return model, phases, [before, *recorder.snapshots]
+    return model, phases, watch
 
 
 @pytest.fixture(scope="module")
-def two_phase_run(tiny_backbone):
+def two_phases(tiny_backbone, tmp_path_factory):
+    # A high phase-1 learning rate makes validation accuracy jump about, so that
+    # its best epoch is not its last: phase 2 must start from the best.
     config = TrainingConfig(
-        phase1_epochs=2,
-        phase1_learning_rate=1e-2,
+        phase1_epochs=PHASE1_EPOCHS,
+        phase1_learning_rate=0.3,
         phase2_epochs=2,
         phase2_learning_rate=3e-3,
         fine_tune_layers=FINE_TUNE_LAYERS,
     )
-    model, phases, (before, after_phase1, after_phase2) = _train(tiny_backbone, config)
+    work_dir = tmp_path_factory.mktemp("work")
+    log_dir = tmp_path_factory.mktemp("logs")
+    model, phases, watch = _train(tiny_backbone, config, work_dir, log_dir)
     return {
-        "base": base_of(model),
+        "model": model,
         "phases": phases,
-        "before": before,
-        "after_phase1": after_phase1,
-        "after_phase2": after_phase2,
+        "watch": watch,
+        "work_dir": work_dir,
+        "log_dir": log_dir,
     }
 
 
-def test_phase1_leaves_every_base_variable_bit_identical_and_trains_the_head(two_phase_run):
-    before, after = two_phase_run["before"], two_phase_run["after_phase1"]
-    base_names = [w.name for w in two_phase_run["base"].weights]
+def test_phase1_leaves_every_base_variable_bit_identical_and_trains_the_head(two_phases):
+    watch = two_phases["watch"]
+    before, after = watch.at_start[0], watch.at_end[0]
+    base_names = [w.name for w in base_of(two_phases["model"]).weights]
     assert any("moving_mean" in name for name in base_names)
     for name in base_names:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
@@ -76,38 +110,70 @@ def test_phase1_leaves_every_base_variable_bit_identical_and_trains_the_head(two
     assert head and all(not np.array_equal(before[n], after[n]) for n in head)
 
 
-def test_phase2_changes_only_unfrozen_non_batchnorm_layers_and_the_head(two_phase_run):
-    base = two_phase_run["base"]
+def test_phase2_starts_from_the_best_phase1_epoch_not_the_last(two_phases):
+    phase1 = two_phases["phases"][0]
+    watch = two_phases["watch"]
+    accuracies = [watch.epochs[e][0]["val_accuracy"] for e in range(PHASE1_EPOCHS)]
+    best = int(np.argmax(accuracies))
+    assert phase1.best_epoch == best
+    assert best != PHASE1_EPOCHS - 1, f"test needs a best epoch before the last: {accuracies}"
+    start_of_phase2 = watch.at_start[1]
+    for name, value in watch.epochs[best][1].items():
+        np.testing.assert_array_equal(start_of_phase2[name], value, err_msg=name)
+
+
+def test_phase2_changes_only_unfrozen_non_batchnorm_layers_and_the_head(two_phases):
+    base = base_of(two_phases["model"])
     unfrozen = {
         layer.name
         for layer in base.layers[-FINE_TUNE_LAYERS:]
         if not isinstance(layer, keras.layers.BatchNormalization)
     }
-    after_phase1, now = two_phase_run["after_phase1"], two_phase_run["after_phase2"]
-    changed_layers = set()
-    for layer in base.layers:
-        for weight in layer.weights:
-            if not np.array_equal(after_phase1[weight.name], now[weight.name]):
-                changed_layers.add(layer.name)
-    assert changed_layers <= unfrozen
-    assert changed_layers, "fine-tuning changed nothing in the base"
-    assert not np.array_equal(after_phase1["probabilities/kernel:0"], now["probabilities/kernel:0"])
+    start, end = two_phases["watch"].at_start[1], two_phases["watch"].at_end[1]
+    changed = {
+        layer.name
+        for layer in base.layers
+        for w in layer.weights
+        if not np.array_equal(start[w.name], end[w.name])
+    }
+    assert changed and changed <= unfrozen
+    assert not np.array_equal(start["probabilities/kernel:0"], end["probabilities/kernel:0"])
 
 
-def test_epochs_continue_and_learning_rates_are_the_configured_ones(two_phase_run):
-    phase1, phase2 = two_phase_run["phases"]
+def test_epochs_continue_and_learning_rates_are_the_configured_ones(two_phases):
+    phase1, phase2 = two_phases["phases"]
     assert (phase1.name, phase2.name) == (FEATURE_EXTRACTION, FINE_TUNING)
-    assert phase1.epochs == [0, 1]
-    assert phase2.epochs == [2, 3]
-    assert phase1.learning_rate == pytest.approx(1e-2)
+    assert phase1.epochs == list(range(PHASE1_EPOCHS))
+    assert phase2.epochs == [PHASE1_EPOCHS, PHASE1_EPOCHS + 1]
+    assert phase1.learning_rate == pytest.approx(0.3)
     assert phase2.learning_rate == pytest.approx(3e-3)
     assert phase2.trainable_params > phase1.trainable_params
-    assert set(phase2.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    history = combined_history(two_phases["phases"])
+    assert history["epoch"] == list(range(PHASE1_EPOCHS + 2))
+    assert len(history["val_accuracy"]) == PHASE1_EPOCHS + 2
 
 
-def test_phase2_can_be_switched_off(tiny_backbone):
+def test_tensorboard_logs_both_phases_as_one_run(two_phases):
+    steps = set()
+    for event_file in glob.glob(str(two_phases["log_dir"] / "validation" / "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            if any(value.tag == "epoch_accuracy" for value in event.summary.value):
+                steps.add(event.step)
+    assert steps == set(range(PHASE1_EPOCHS + 2))
+
+
+def test_progress_is_recorded_for_resumption(two_phases):
+    with open(two_phases["work_dir"] / PROGRESS_FILE) as f:
+        progress = json.load(f)
+    assert set(progress["phases"]) == {FEATURE_EXTRACTION, FINE_TUNING}
+    assert sorted(int(epoch) for epoch in progress["epochs"]) == list(range(PHASE1_EPOCHS + 2))
+
+
+def test_phase2_can_be_switched_off(tiny_backbone, tmp_path):
     config = TrainingConfig(phase1_epochs=1, phase2_epochs=0)
-    _, phases, (before, after) = _train(tiny_backbone, config)
+    model, phases, watch = _train(tiny_backbone, config, tmp_path)
     assert [phase.name for phase in phases] == [FEATURE_EXTRACTION]
-    base_weights = [name for name in before if not name.startswith("probabilities/")]
-    assert all(np.array_equal(before[name], after[name]) for name in base_weights)
+    assert len(watch.at_start) == 1
+    base_weights = [w.name for w in base_of(model).weights]
+    assert all(np.array_equal(watch.at_start[0][n], watch.at_end[0][n]) for n in base_weights)
+    assert os.path.exists(tmp_path / PROGRESS_FILE)

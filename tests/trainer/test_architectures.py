@@ -1,0 +1,42 @@
+"""Every offered base network builds, trains a step, and exports faithfully."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imagedata.decode import decode_and_resize
+from imagedata.records import to_example
+from imagedata.sample import DEFAULT_CLASSES, generate_split
+from pipeline.config import ModelConfig
+from trainer.architectures import ARCHITECTURES
+from trainer.export import (
+    EXAMPLES_INPUT,
+    IMAGES_INPUT,
+    SERVING_DEFAULT,
+    SERVING_IMAGES,
+    export_model,
+)
+from trainer.model import build_model, compile_model
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_architecture_trains_a_step_and_exports_the_same_predictions(name, tmp_path):
+    size = ARCHITECTURES[name].min_image_size
+    records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=size))
+    pixels = tf.stack([decode_and_resize(r.image, size) for r in records])
+    labels = tf.constant([r.label for r in records], tf.int64)
+    model = build_model(ModelConfig(base_model=name, image_size=size, weights="none"), 4)
+    compile_model(model, "adam", 1e-2)
+    head = model.get_layer("probabilities").kernel.numpy()
+    model.fit(pixels, labels, epochs=1, verbose=0)
+    assert not np.array_equal(model.get_layer("probabilities").kernel.numpy(), head)
+
+    export_model(model, str(tmp_path / "model"), list(DEFAULT_CLASSES), size, "image", {})
+    expected = model(pixels, training=False).numpy()
+    served = tf.saved_model.load(str(tmp_path / "model")).signatures
+    examples = tf.constant([to_example(r).SerializeToString() for r in records])
+    for outputs in (
+        served[SERVING_IMAGES](**{IMAGES_INPUT: tf.constant([r.image for r in records])}),
+        served[SERVING_DEFAULT](**{EXAMPLES_INPUT: examples}),
+    ):
+        np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)

@@ -1,0 +1,160 @@
+"""run_fn end to end: in-process under MirroredStrategy, killed and resumed, and on 2 workers."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from imagedata.records import read_records, to_example
+from imagedata.sample import DEFAULT_CLASSES, write_sample_dataset
+from pipeline.config import load_config
+from trainer.export import IMAGES_INPUT, SERVING_IMAGES, read_summary
+from trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING
+from trainer.task import WORK_DIR, run_fn
+
+RUN_TRAINER = Path(__file__).with_name("run_trainer.py")
+PHASE1_EPOCHS, PHASE2_EPOCHS = 2, 3
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    """Sample shapes as ExampleGen leaves them: GZIP TFRecords per split, and labels."""
+    root = tmp_path_factory.mktemp("trainer_data")
+    write_sample_dataset(str(root / "raw"), train_per_class=8, eval_per_class=4, image_size=32)
+    for split in ("train", "eval"):
+        (root / split).mkdir()
+        options = tf.io.TFRecordOptions(compression_type="GZIP")
+        with tf.io.TFRecordWriter(str(root / split / "data.gz"), options) as writer:
+            for record in read_records(str(root / "raw" / split / "*")):
+                writer.write(to_example(record).SerializeToString())
+    return root
+
+
+def _fn_args(examples, tiny_backbone, out: Path, **training) -> dict:
+    config = load_config(
+        {
+            "data.root": str(examples / "raw"),
+            **{f"model.{k}": v for k, v in tiny_backbone.model_dump().items()},
+            "training.batch_size": 4,
+            "training.phase1_epochs": PHASE1_EPOCHS,
+            "training.phase2_epochs": PHASE2_EPOCHS,
+            **{f"training.{k}": v for k, v in training.items()},
+        },
+        environ={},
+    )
+    return {
+        "train_files": [str(examples / "train" / "*")],
+        "eval_files": [str(examples / "eval" / "*")],
+        "serving_model_dir": str(out / "serving"),
+        "model_run_dir": str(out / "model_run"),
+        "custom_config": config.trainer_config().model_dump(mode="json"),
+    }
+
+
+def _start(fn_args: dict, out: Path, env: dict | None = None) -> subprocess.Popen:
+    args_file = out / "fn_args.json"
+    args_file.write_text(json.dumps(fn_args))
+    return subprocess.Popen(
+        [sys.executable, str(RUN_TRAINER), str(args_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _epoch_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("[trainer]")]
+
+
+@pytest.fixture(scope="module")
+def mirrored(examples, tiny_backbone, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mirrored")
+    fn_args = _fn_args(examples, tiny_backbone, out, cpu_replicas=2)
+    run_fn(tfx.components.FnArgs(**fn_args))
+    return fn_args
+
+
+def test_mirrored_strategy_on_two_cpu_replicas_trains_both_phases_and_exports(mirrored, examples):
+    summary = read_summary(mirrored["serving_model_dir"])
+    assert (summary["strategy"], summary["num_replicas"]) == ("MirroredStrategy", 2)
+    assert summary["global_batch_size"] == 8
+    assert [phase["name"] for phase in summary["phases"]] == [FEATURE_EXTRACTION, FINE_TUNING]
+    assert summary["history"]["epoch"] == list(range(PHASE1_EPOCHS + PHASE2_EPOCHS))
+    records = list(read_records(str(examples / "raw" / "eval" / "*")))
+    served = tf.saved_model.load(mirrored["serving_model_dir"]).signatures[SERVING_IMAGES]
+    probabilities = served(**{IMAGES_INPUT: tf.constant([r.image for r in records])})
+    np.testing.assert_allclose(probabilities["probabilities"].numpy().sum(axis=1), 1, rtol=1e-5)
+    # The checkpoints that make a run resumable are gone once the model is exported.
+    assert not os.path.exists(os.path.join(mirrored["model_run_dir"], WORK_DIR))
+
+
+def test_a_trainer_killed_in_phase2_resumes_there_at_the_next_epoch(
+    mirrored, examples, tiny_backbone, tmp_path
+):
+    fn_args = _fn_args(examples, tiny_backbone, tmp_path, cpu_replicas=2)
+    first_phase2_epoch = PHASE1_EPOCHS
+    process = _start(fn_args, tmp_path)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(f"[trainer] {FINE_TUNING} epoch {first_phase2_epoch} done"):
+            process.kill()
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -9, "".join(seen[-30:])
+    assert not os.path.exists(os.path.join(fn_args["serving_model_dir"], "saved_model.pb"))
+
+    resumed = _start(fn_args, tmp_path)
+    output, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, output[-3000:]
+    assert _epoch_lines(output) == [
+        f"[trainer] {FINE_TUNING} epoch {epoch} done"
+        for epoch in range(first_phase2_epoch + 1, PHASE1_EPOCHS + PHASE2_EPOCHS)
+    ]
+    summary = read_summary(fn_args["serving_model_dir"])
+    uninterrupted = read_summary(mirrored["serving_model_dir"])
+    assert summary["history"]["epoch"] == uninterrupted["history"]["epoch"]
+    assert [p["epochs"] for p in summary["phases"]] == [
+        p["epochs"] for p in uninterrupted["phases"]
+    ]
+    assert not os.path.exists(os.path.join(fn_args["model_run_dir"], WORK_DIR))
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_strategy_on_two_local_workers(examples, tiny_backbone, tmp_path):
+    fn_args = _fn_args(examples, tiny_backbone, tmp_path)
+    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        worker_dir = tmp_path / f"worker{index}"
+        worker_dir.mkdir()
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(_start(fn_args, worker_dir, {"TF_CONFIG": json.dumps(tf_config)}))
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+
+    summary = read_summary(fn_args["serving_model_dir"])
+    assert (summary["strategy"], summary["num_replicas"]) == ("MultiWorkerMirroredStrategy", 2)
+    assert summary["global_batch_size"] == 8
+    assert summary["history"]["epoch"] == list(range(PHASE1_EPOCHS + PHASE2_EPOCHS))
+    # Only the chief (worker 0) exported; both trained the same epochs.
+    assert all(_epoch_lines(output) == _epoch_lines(outputs[0]) for output in outputs)
+    assert list(DEFAULT_CLASSES) == summary["class_names"]
