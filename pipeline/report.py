@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import tensorflow_model_analysis as tfma
@@ -9,8 +10,11 @@ import tensorflow_model_analysis as tfma
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import ACCURACY
 from pipeline.runs import PipelineRun, latest_run
+from trainer.export import read_summary
 
 EXAMPLE_COUNT = "example_count"
+# Where TFX's Trainer puts the serving model inside its Model artifact.
+SERVING_MODEL_DIR = "Format-Serving"
 
 
 @dataclass
@@ -22,9 +26,12 @@ class RunOutcome:
     blessed: bool | None = None
     failures: list[str] = field(default_factory=list)
     pushed_to: str | None = None
+    training: dict | None = None
 
     def describe(self, min_accuracy: float) -> str:
         lines = [f"Run {self.run_id}"]
+        if self.training:
+            lines += describe_training(self.training)
         if self.accuracy is None:
             lines.append("  The model was not evaluated (the run stopped before the Evaluator).")
             return "\n".join(lines)
@@ -42,8 +49,29 @@ class RunOutcome:
         return "\n".join(lines)
 
 
+def describe_training(summary: dict) -> list[str]:
+    lines = [
+        f"  Trained {summary['base_model']} with {summary['strategy']} over "
+        f"{summary['num_replicas']} replica(s), global batch {summary['global_batch_size']}:"
+    ]
+    for phase in summary["phases"]:
+        best = f", best epoch {phase['best_epoch']}" if phase.get("best_epoch") is not None else ""
+        speed = (
+            f", {phase['images_per_second']:.0f} images/s" if "images_per_second" in phase else ""
+        )
+        lines.append(
+            f"    {phase['name']}: epochs {phase['epochs'][0]}-{phase['epochs'][-1]} at learning "
+            f"rate {phase['learning_rate']:.2g}{speed}{best}"
+        )
+    return lines
+
+
 def outcome_of(run: PipelineRun) -> RunOutcome:
     outcome = RunOutcome(run.run_id)
+    trainer = run.nodes.get("Trainer")
+    model = trainer.output("model") if trainer else None
+    if model is not None:
+        outcome.training = read_summary(os.path.join(model.uri, SERVING_MODEL_DIR))
     evaluator = run.nodes.get("Evaluator")
     evaluation = evaluator.output("evaluation") if evaluator else None
     if evaluation is not None:

@@ -26,6 +26,7 @@ class Input:
     dataset: tf.data.Dataset
     steps: int
     examples: int
+    batch_size: int
 
 
 def train_input(
@@ -51,7 +52,7 @@ def train_input(
         )
     )
     steps = training.steps_per_epoch or math.ceil(examples / global_batch_size)
-    return Input(_finish(dataset), steps, examples)
+    return Input(_finish(dataset), steps, examples, global_batch_size)
 
 
 def eval_input(
@@ -69,7 +70,8 @@ def eval_input(
     examples = count_records(files)
     records = _read(files).repeat()
     dataset = _decode(records, data, image_size).batch(global_batch_size, drop_remainder=True)
-    return Input(_finish(dataset), math.ceil(examples / global_batch_size), examples)
+    steps = math.ceil(examples / global_batch_size)
+    return Input(_finish(dataset), steps, examples, global_batch_size)
 
 
 def make_augmentation(config: TrainingConfig) -> keras.Sequential:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ class PhaseResult:
     epochs: list[int]
     trainable_params: int
     history: dict[str, list[float]]
+    images_per_second: float
     best_epoch: int | None = None
 
     def to_dict(self) -> dict:
@@ -137,7 +139,7 @@ def _fit(model, phase, train, evals, progress, work_dir, first_epoch, num_epochs
         keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup", phase)),
         *extra,
         # Last, so that an epoch is announced only once every checkpoint has it.
-        _RecordEpochs(progress, phase),
+        _RecordEpochs(progress, phase, images_per_epoch=train.steps * train.batch_size),
     ]
     model.fit(
         train.dataset,
@@ -166,12 +168,14 @@ class Progress:
             with tf.io.gfile.GFile(self._path) as f:
                 self._state = json.load(f)
 
-    def record_epoch(self, phase: str, epoch: int, logs: dict, learning_rate: float) -> None:
-        metrics = {name: float(value) for name, value in logs.items()}
+    def record_epoch(
+        self, phase: str, epoch: int, logs: dict, learning_rate: float, images_per_second: float
+    ) -> None:
         self._state["epochs"][str(epoch)] = {
             "phase": phase,
             "learning_rate": learning_rate,
-            "metrics": metrics,
+            "images_per_second": images_per_second,
+            "metrics": {name: float(value) for name, value in logs.items()},
         }
         self._save()
 
@@ -193,12 +197,15 @@ class Progress:
         for _, record in epochs:
             for name, value in record["metrics"].items():
                 history.setdefault(name, []).append(value)
+        # The first epoch of a phase includes building its graph: leave it out when we can.
+        speeds = [record["images_per_second"] for _, record in epochs]
         result = PhaseResult(
             name=phase,
             learning_rate=epochs[-1][1]["learning_rate"],
             epochs=[epoch for epoch, _ in epochs],
             trainable_params=count_params(model.trainable_weights),
             history=history,
+            images_per_second=float(np.median(speeds[1:] or speeds)),
         )
         if phase == FEATURE_EXTRACTION and MONITOR in history:
             # The first epoch with the best value: the one ModelCheckpoint kept.
@@ -222,20 +229,32 @@ class Progress:
 
 
 class _RecordEpochs(keras.callbacks.Callback):
-    def __init__(self, progress: Progress, phase: str):
+    """Records each finished epoch: metrics, learning rate, and training throughput."""
+
+    def __init__(self, progress: Progress, phase: str, images_per_epoch: int):
         super().__init__()
         self._progress = progress
         self._phase = phase
+        self._images_per_epoch = images_per_epoch
+        self._started = self._trained = 0.0
 
     def on_train_begin(self, logs=None):
         done = [epoch for epoch, _ in self._progress.epochs_of(self._phase)]
         if done:
             logging.info("Resuming %s after epoch %d.", self._phase, done[-1])
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        # Validation follows the training steps: the time to here is training time.
+        self._trained = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         learning_rate = float(keras.backend.get_value(self.model.optimizer.learning_rate))
-        self._progress.record_epoch(self._phase, epoch, logs or {}, learning_rate)
-        print(f"[trainer] {self._phase} epoch {epoch} done", flush=True)
+        speed = self._images_per_epoch / (self._trained - self._started)
+        self._progress.record_epoch(self._phase, epoch, logs or {}, learning_rate, speed)
+        print(f"[trainer] {self._phase} epoch {epoch} done ({speed:.0f} images/s)", flush=True)
 
 
 def count_params(weights: list[tf.Variable]) -> int:

@@ -29,7 +29,6 @@ from trainer.export import (
     IMAGES_INPUT,
     SERVING_DEFAULT,
     SERVING_IMAGES,
-    read_summary,
 )
 
 pytestmark = pytest.mark.e2e
@@ -122,8 +121,7 @@ def test_the_cli_run_executes_every_component(runs):
 
 
 def test_training_used_two_replicas_and_both_phases(runs):
-    model = runs["first"].nodes["Trainer"].output("model")
-    summary = read_summary(os.path.join(model.uri, "Format-Serving"))
+    summary = outcome_of(runs["first"]).training
     assert summary["strategy"] == "MirroredStrategy"
     assert summary["num_replicas"] == 2
     assert summary["global_batch_size"] == 32

@@ -32,7 +32,7 @@ def _input(split: str, per_class: int, batch_size: int = 16) -> Input:
     labels = tf.constant([r.label for r in records], tf.int64)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
     steps = math.ceil(len(records) / batch_size)
-    return Input(dataset.batch(batch_size, drop_remainder=True), steps, len(records))
+    return Input(dataset.batch(batch_size, drop_remainder=True), steps, len(records), batch_size)
 
 
 def _snapshot(model) -> dict[str, np.ndarray]:
@@ -148,6 +148,7 @@ def test_epochs_continue_and_learning_rates_are_the_configured_ones(two_phases):
     assert phase1.learning_rate == pytest.approx(0.3)
     assert phase2.learning_rate == pytest.approx(3e-3)
     assert phase2.trainable_params > phase1.trainable_params
+    assert phase1.images_per_second > 0 and phase2.images_per_second > 0
     history = combined_history(two_phases["phases"])
     assert history["epoch"] == list(range(PHASE1_EPOCHS + 2))
     assert len(history["val_accuracy"]) == PHASE1_EPOCHS + 2
