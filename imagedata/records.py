@@ -20,6 +20,7 @@ IMAGE_KEY = "image"
 LABEL_KEY = "label"
 ID_KEY = "id"
 LABELS_FILENAME = "labels.txt"
+SCHEMA_FILENAME = "schema.pbtxt"
 SPLITS = ("train", "eval")
 
 

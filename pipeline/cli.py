@@ -2,9 +2,14 @@
 
     imgclf sample-data --out data/sample         write the sample shapes dataset
     imgclf convert-folder PHOTOS --out data/mine  class folders -> TFRecords
+    imgclf make-schema                            the curated schema of the data
+    imgclf validate                               validate the data only (no training)
     imgclf pretrain-backbone                      pretrain the offline demo's base
+    imgclf scratch-baseline                       the same network from random weights
     imgclf demo                                   sample data -> pushed model, via the TFX CLI
     imgclf report                                 the latest run's accuracy and push
+    imgclf predict MODEL IMAGE|FOLDER ...         top-k classes with a pushed model
+    imgclf timings                                each component's wall time in the latest run
 
 Settings: `--config FILE` (YAML) and `--set section.name=value`, which become
 IMGCLF_* environment variables, so the TFX CLI's child processes see them too.
@@ -28,6 +33,9 @@ from pipeline.config import CONFIG_FILE_ENV, ConfigError, load_config, parse_ass
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_BASELINE_FILE = "scratch_baseline.json"
 LOCAL_RUNNER = REPO_ROOT / "local_runner.py"
+# `imgclf validate` records its runs apart from the full pipeline's.
+VALIDATION_SUFFIX = "-validation"
+PREDICTIONS_CSV = "predictions.csv"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,13 +96,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--overwrite", action="store_true")
 
+    schema = command(
+        "make-schema", _make_schema, "Write the curated schema of the configured data."
+    )
+    schema.add_argument("--out", help="Default: the configured data.schema_file.")
+    command(
+        "validate",
+        _validate,
+        "Run the pipeline's ingestion and validation only; exit 1 if the data is rejected.",
+    )
     command(
         "pretrain-backbone",
         _pretrain_backbone,
         "Pretrain the configured base on sample shapes; save it at model.weights.",
     )
+    command(
+        "scratch-baseline",
+        _scratch_baseline,
+        "Train the configured network from random weights at the pipeline's budget.",
+    )
     command("demo", _demo, "Run the pipeline on the sample data through the TFX CLI.")
     command("report", _report, "Describe the latest pipeline run.")
+    predict = command(
+        "predict", _predict, "Top-k classes of image files with a pushed model.", False
+    )
+    predict.add_argument("model", help="A pushed version, or the serving folder (latest version).")
+    predict.add_argument("images", nargs="+", help="Image files, or folders of images.")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument(
+        "--csv", help=f"Write a CSV here (default when a folder is given: {PREDICTIONS_CSV})."
+    )
+    command("timings", _timings, "Each component's wall time in the latest run, from MLMD.")
     return parser
 
 
@@ -130,6 +162,41 @@ def _convert_folder(args: argparse.Namespace) -> None:
     )
     print(report.summary())
     print(f"Wrote {args.out}")
+
+
+def _make_schema(args: argparse.Namespace) -> None:
+    from pipeline.schema import make_schema, write_schema
+
+    data = load_config().data
+    out = getattr(args, "out", None) or data.schema_path
+    write_schema(make_schema(data), out)
+    print(f"Wrote the curated schema of {data.root} to {out}; review it before use.")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """The pipeline up to its data gate, in this process, as a pipeline of its own name."""
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+    from components.data_gate import RESULT_TEXT, DataValidationError
+    from components.image_validator import REPORT_TEXT
+    from pipeline.pipeline import create_pipeline
+    from pipeline.runs import latest_run
+
+    name = load_config().pipeline_name + VALIDATION_SUFFIX
+    config = load_config({"pipeline_name": name})
+    try:
+        BeamDagRunner().run(create_pipeline(config, validate_only=True))
+    except DataValidationError as error:
+        print(str(error).split(" [while running")[0], file=sys.stderr)
+        return 1
+    run = latest_run(config.metadata_path, name)
+    for node, output, filename in (
+        ("DataGate", "result", RESULT_TEXT),
+        ("ImageValidator", "report", REPORT_TEXT),
+    ):
+        with open(os.path.join(run.nodes[node].output(output).uri, filename)) as f:
+            print(f.read(), end="")
+    return 0
 
 
 def _pretrain_backbone(args: argparse.Namespace) -> None:
@@ -176,6 +243,8 @@ def _demo(args: argparse.Namespace) -> int:
     if not os.path.exists(config.data.root):
         print(f"Writing the sample dataset to {config.data.root}")
         write_sample_dataset(config.data.root)
+    if not os.path.exists(config.data.schema_path):
+        _make_schema(args)
     weights = config.model.weights
     if weights not in ("imagenet", "none") and not os.path.exists(weights):
         print(f"Pretraining the demo's base network into {weights} (once)")
@@ -220,6 +289,40 @@ def _report(args: argparse.Namespace) -> int:
         print(f"No run of {config.pipeline_name} recorded in {config.metadata_path}.")
         return 1
     print(outcome.describe(config.evaluation.min_accuracy))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipeline.predict import image_files, predict, resolve_model_dir, write_csv
+
+    model_dir = resolve_model_dir(args.model)
+    files = image_files(args.images)
+    if not files:
+        raise FileNotFoundError(f"No image files in {', '.join(args.images)}.")
+    predictions = predict(model_dir, files, args.top_k)
+    csv_path = args.csv or (PREDICTIONS_CSV if any(map(os.path.isdir, args.images)) else None)
+    if csv_path:
+        write_csv(predictions, csv_path)
+        print(f"Wrote {len(predictions)} predictions by {model_dir} to {csv_path}")
+        return 0
+    for p in predictions:
+        ranked = ", ".join(f"{name} {prob:.3f}" for name, prob in zip(p.classes, p.probabilities))
+        print(f"{p.path}: {ranked}")
+    return 0
+
+
+def _timings(args: argparse.Namespace) -> int:
+    from pipeline.runs import latest_run
+
+    config = load_config()
+    run = latest_run(config.metadata_path, config.pipeline_name)
+    if run is None:
+        print(f"No run of {config.pipeline_name} recorded in {config.metadata_path}.")
+        return 1
+    print(f"Run {run.run_id}")
+    for node in sorted(run.nodes.values(), key=lambda node: -node.seconds):
+        print(f"  {node.node_id:32} {node.seconds:8.1f} s  {node.state}")
+    print(f"  {'sum of components':32} {sum(n.seconds for n in run.nodes.values()):8.1f} s")
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from imagedata.records import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME
+from imagedata.records import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SCHEMA_FILENAME
 from trainer.architectures import ARCHITECTURES
 
 ENV_PREFIX = "IMGCLF_"
@@ -56,6 +56,9 @@ class DataConfig(_Section):
     )
     image_key: str = IMAGE_KEY
     label_key: str = LABEL_KEY
+    schema_file: str = Field(
+        SCHEMA_FILENAME, description="The curated schema (imgclf make-schema); relative to root."
+    )
 
     @field_validator("root")
     @classmethod
@@ -64,9 +67,16 @@ class DataConfig(_Section):
 
     @property
     def labels_path(self) -> str:
-        if is_remote(self.labels_file) or os.path.isabs(self.labels_file):
-            return self.labels_file
-        return os.path.join(self.root, self.labels_file)
+        return self._under_root(self.labels_file)
+
+    @property
+    def schema_path(self) -> str:
+        return self._under_root(self.schema_file)
+
+    def _under_root(self, path: str) -> str:
+        if is_remote(path) or os.path.isabs(path):
+            return path
+        return os.path.join(self.root, path)
 
 
 class ModelConfig(_Section):
@@ -148,6 +158,28 @@ class TrainingConfig(_Section):
         return max(1, round(self.fine_tune_fraction * base_layers))
 
 
+class ValidationConfig(_Section):
+    """When the data is too bad to train on: the run then stops before the Trainer.
+
+    A bad record (no image, an image that does not decode or is too small, no
+    label, a label that is not an integer in range) is left out of training
+    and evaluation and listed in the report; too many of them fail the run.
+    """
+
+    max_bad_fraction: float = Field(0.01, ge=0.0, le=1.0, description="Per split.")
+    min_images_per_class: int = Field(5, ge=0, description="In the train split.")
+    min_image_size: int = Field(8, ge=1, description="Smallest height or width, in pixels.")
+    max_class_imbalance: float = Field(
+        10.0, ge=1.0, description="Largest/smallest class count in a split before a warning."
+    )
+    max_label_drift: float = Field(
+        0.2, gt=0.0, le=1.0, description="L-infinity distance of train vs eval label shares."
+    )
+    fail_on_warnings: bool = Field(
+        False, description="Fail on imbalance, a class missing from eval, or label drift."
+    )
+
+
 class EvaluationConfig(_Section):
     """What a new model must reach before it is blessed and pushed."""
 
@@ -155,6 +187,19 @@ class EvaluationConfig(_Section):
     min_improvement: float = Field(
         0.0, description="Accuracy gain over the last blessed model; negative tolerates a drop."
     )
+    top_k: int | None = Field(
+        None,
+        ge=2,
+        description="k of top-k accuracy; default 5, used when below the class count.",
+    )
+    most_wrong: int = Field(
+        16, ge=0, description="How many confident mistakes the model report shows."
+    )
+
+    def top_k_for(self, num_classes: int) -> int | None:
+        """The k of top-k accuracy; None when it says nothing (k covers every class)."""
+        k = self.top_k if self.top_k is not None else 5
+        return k if k < num_classes else None
 
 
 class TrainerConfig(_Section):
@@ -180,6 +225,7 @@ class PipelineConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="after")

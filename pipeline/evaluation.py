@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+
 import tensorflow_model_analysis as tfma
 
 from pipeline.config import DataConfig, EvaluationConfig
@@ -9,20 +12,54 @@ from trainer.export import SERVING_DEFAULT
 from trainer.model import OUTPUT_NAME
 
 ACCURACY = "sparse_categorical_accuracy"
+EXAMPLE_COUNT = "example_count"
+TOP_K_ACCURACY = "top_k_accuracy"
+PRECISION = "precision"
+RECALL = "recall"
+CONFUSION_MATRIX = "multi_class_confusion_matrix_plot"
+# The name TFX's Evaluator gives the last blessed model when it compares against it.
+BASELINE = "baseline"
 
 
-def make_eval_config(evaluation: EvaluationConfig, data: DataConfig) -> tfma.EvalConfig:
-    """Accuracy must reach `min_accuracy`, and beat the last blessed model by `min_improvement`.
+def make_eval_config(
+    evaluation: EvaluationConfig, data: DataConfig, num_classes: int
+) -> tfma.EvalConfig:
+    """What TFMA measures, overall and per true label, and the bar for blessing.
 
-    On the first run there is no blessed model: TFMA then checks only the
-    absolute bound.
+    Accuracy must reach `min_accuracy`, and must not fall below the last
+    blessed model's by more than `min_improvement` allows. On the first run
+    there is no blessed model: TFMA then checks only the absolute bound. The
+    bars apply to the overall slice only, not to each class's slice.
     """
-    accuracy_threshold = tfma.MetricThreshold(
+    overall = tfma.SlicingSpec()
+    accuracy_bar = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": evaluation.min_accuracy}),
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": evaluation.min_improvement},
         ),
+    )
+    metrics = [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(
+            class_name="SparseCategoricalAccuracy",
+            per_slice_thresholds=[
+                tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=accuracy_bar)
+            ],
+        ),
+        tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+    ]
+    top_k = evaluation.top_k_for(num_classes)
+    if top_k:
+        metrics.append(
+            tfma.MetricConfig(
+                class_name="SparseTopKCategoricalAccuracy",
+                config=json.dumps({"k": top_k, "name": TOP_K_ACCURACY}),
+            )
+        )
+    per_class = tfma.MetricsSpec(
+        metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
+        binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))}),
     )
     return tfma.EvalConfig(
         model_specs=[
@@ -32,15 +69,87 @@ def make_eval_config(evaluation: EvaluationConfig, data: DataConfig) -> tfma.Eva
                 prediction_key=OUTPUT_NAME,
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
-                        class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold
-                    ),
-                ]
-            )
-        ],
+        slicing_specs=[overall, tfma.SlicingSpec(feature_keys=[data.label_key])],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics), per_class],
     )
+
+
+@dataclass
+class ModelMetrics:
+    """One model's overall metrics, its per-class precision and recall, and accuracy by label."""
+
+    overall: dict[str, float] = field(default_factory=dict)
+    precision: dict[int, float] = field(default_factory=dict)
+    recall: dict[int, float] = field(default_factory=dict)
+    accuracy_by_label: dict[int, float] = field(default_factory=dict)
+
+
+def read_metrics(evaluation_uri: str, label_key: str) -> dict[str, ModelMetrics]:
+    """Per model ("candidate", and "baseline" when there was one), what TFMA measured."""
+    models: dict[str, ModelMetrics] = {}
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        slice_keys = per_slice.slice_key.single_slice_keys
+        by_label = [key for key in slice_keys if key.column == label_key]
+        for item in per_slice.metric_keys_and_values:
+            key = item.key
+            if key.is_diff or not item.value.HasField("double_value"):
+                continue
+            model = BASELINE if key.model_name == BASELINE else "candidate"
+            metrics = models.setdefault(model, ModelMetrics())
+            value = item.value.double_value.value
+            if by_label:
+                if key.name == ACCURACY:
+                    metrics.accuracy_by_label[int(by_label[0].int64_value)] = value
+            elif slice_keys:
+                continue
+            elif key.sub_key.HasField("class_id"):
+                per_class = {PRECISION: metrics.precision, RECALL: metrics.recall}.get(key.name)
+                if per_class is not None:
+                    per_class[key.sub_key.class_id.value] = value
+            else:
+                metrics.overall[key.name] = value
+    return models
+
+
+def read_confusion_matrix(evaluation_uri: str, num_classes: int) -> list[list[int]]:
+    """Overall counts of [true label][predicted label] for the candidate model."""
+    matrix = [[0] * num_classes for _ in range(num_classes)]
+    for per_slice in tfma.load_plots(evaluation_uri):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for item in per_slice.plot_keys_and_values:
+            if item.key.model_name == BASELINE:
+                continue
+            plot = item.value.multi_class_confusion_matrix_at_thresholds
+            for entry in plot.matrices[0].entries if plot.matrices else []:
+                count = int(entry.num_weighted_examples)
+                matrix[entry.actual_class_id][entry.predicted_class_id] = count
+    return matrix
+
+
+def describe_failure(failure) -> str:
+    """One failed TFMA threshold as a sentence, e.g. why a model was not blessed."""
+    name, value = failure.metric_key.name, failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    if threshold.HasField("value_threshold"):
+        bounds = threshold.value_threshold
+        if bounds.HasField("lower_bound"):
+            return f"{name} {value:.3f} is below the minimum {bounds.lower_bound.value:.3f}"
+        return f"{name} {value:.3f} is above the maximum {bounds.upper_bound.value:.3f}"
+    change = threshold.change_threshold
+    direction = "more" if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER else "less"
+    return (
+        f"{name} changed by {value:+.3f} against the last blessed model; "
+        f"the required change is {change.absolute.value:+.3f} or {direction}"
+    )
+
+
+def read_failures(evaluation_uri: str) -> tuple[bool, list[str]]:
+    """(blessed by the thresholds, every failed threshold as a sentence)."""
+    validation = tfma.load_validation_result(evaluation_uri)
+    failures = [
+        describe_failure(failure)
+        for per_slice in validation.metric_validations_per_slice
+        for failure in per_slice.failures
+    ]
+    return validation.validation_ok, failures

@@ -1,75 +1,151 @@
 """The pipeline: one function that wires the TFX components from the configuration.
 
-ImportExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
-                 -> Trainer -> Evaluator (against the latest blessed model) -> Pusher
+ImportExampleGen -> ImageValidator (every image decoded; the valid records kept)
+  -> StatisticsGen -> ExampleValidator (against the curated schema: ImportSchemaGen)
+                   -> SchemaGen (the inferred schema, for comparison)
+  -> DataGate (stops the run on bad data)
+  -> Trainer -> Evaluator (against the latest blessed model) -> Pusher (the next version)
+                          -> ModelReport (comparison, most confident mistakes)
 """
 
 from __future__ import annotations
 
-from tfx import v1 as tfx
+import os
+from dataclasses import dataclass
 
-from pipeline.config import PipelineConfig
+import tensorflow_data_validation as tfdv
+from tfx import v1 as tfx
+from tfx.dsl.components.base import base_node
+
+from components.data_gate import DataGate
+from components.example_gen import import_example_gen
+from components.image_validator import ImageValidator
+from components.model_report import ModelReport
+from components.pusher import VersionedPusher
+from imagedata.records import read_labels
+from pipeline.config import PipelineConfig, is_remote
 from pipeline.evaluation import make_eval_config
 
 TRAINER_RUN_FN = "trainer.task.run_fn"
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=config.data.root,
-        input_config=tfx.proto.Input(
-            splits=[
-                tfx.proto.Input.Split(name="train", pattern=config.data.train_pattern),
-                tfx.proto.Input.Split(name="eval", pattern=config.data.eval_pattern),
-            ]
-        ),
-    )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
-    )
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    trainer = tfx.components.Trainer(
-        run_fn=TRAINER_RUN_FN,
-        examples=example_gen.outputs["examples"],
-        custom_config=config.trainer_config().model_dump(mode="json"),
-    )
-    latest_blessed_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=latest_blessed_model.outputs["model"],
-        eval_config=make_eval_config(config.evaluation, config.data),
-    )
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
-        ),
-    )
+def create_pipeline(config: PipelineConfig, validate_only: bool = False) -> tfx.dsl.Pipeline:
+    """The whole pipeline; with `validate_only`, only ingestion and validation, up to the gate."""
+    data = _data_components(config)
+    components = list(data.components)
+    if not validate_only:
+        components += _model_components(config, data)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[
-            example_gen,
-            statistics_gen,
-            schema_gen,
-            example_validator,
-            trainer,
-            latest_blessed_model,
-            evaluator,
-            pusher,
-        ],
+        components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path
         ),
         beam_pipeline_args=config.beam_pipeline_args,
     )
+
+
+@dataclass(frozen=True)
+class _DataComponents:
+    components: list[base_node.BaseNode]
+    valid_examples: tfx.dsl.Channel  # the records the image validator found good
+    gate: base_node.BaseNode
+
+
+def _data_components(config: PipelineConfig) -> _DataComponents:
+    data = config.data
+    if not is_remote(data.schema_path) and not os.path.exists(data.schema_path):
+        raise FileNotFoundError(
+            f"No curated schema at {data.schema_path}: write one from the data with "
+            "`imgclf make-schema` (then review it), or set data.schema_file."
+        )
+    example_gen = import_example_gen(
+        input_base=data.root,
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name="train", pattern=data.train_pattern),
+                tfx.proto.Input.Split(name="eval", pattern=data.eval_pattern),
+            ]
+        ),
+    )
+    curated_schema = tfx.components.ImportSchemaGen(schema_file=data.schema_path)
+    schema = curated_schema.outputs["schema"]
+    image_validator = ImageValidator(
+        examples=example_gen.outputs["examples"],
+        schema=schema,
+        labels_path=data.labels_path,
+        image_key=data.image_key,
+        label_key=data.label_key,
+        policy=config.validation,
+    )
+    # Everything downstream sees only the records the image validator found good.
+    valid_examples = image_validator.outputs["valid_examples"]
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=valid_examples,
+        schema=schema,
+        stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
+    )
+    statistics = statistics_gen.outputs["statistics"]
+    inferred_schema = tfx.components.SchemaGen(statistics=statistics, infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
+    data_gate = DataGate(
+        statistics=statistics,
+        schema=schema,
+        anomalies=example_validator.outputs["anomalies"],
+        image_report=image_validator.outputs["report"],
+        label_key=data.label_key,
+        max_label_drift=config.validation.max_label_drift,
+        fail_on_warnings=config.validation.fail_on_warnings,
+    )
+    return _DataComponents(
+        components=[
+            example_gen,
+            curated_schema,
+            image_validator,
+            statistics_gen,
+            inferred_schema,
+            example_validator,
+            data_gate,
+        ],
+        valid_examples=valid_examples,
+        gate=data_gate,
+    )
+
+
+def _model_components(config: PipelineConfig, data: _DataComponents) -> list[base_node.BaseNode]:
+    trainer = tfx.components.Trainer(
+        run_fn=TRAINER_RUN_FN,
+        examples=data.valid_examples,
+        custom_config=config.trainer_config().model_dump(mode="json"),
+    )
+    # Nothing is trained unless the data passed: on any orchestrator, a failed gate stops here.
+    trainer.add_upstream_node(data.gate)
+    latest_blessed_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    num_classes = len(read_labels(config.data.labels_path))
+    evaluator = tfx.components.Evaluator(
+        examples=data.valid_examples,
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed_model.outputs["model"],
+        eval_config=make_eval_config(config.evaluation, config.data, num_classes),
+    )
+    model_report = ModelReport(
+        model=trainer.outputs["model"],
+        examples=data.valid_examples,
+        evaluation=evaluator.outputs["evaluation"],
+        labels_path=config.data.labels_path,
+        image_key=config.data.image_key,
+        label_key=config.data.label_key,
+        most_wrong=config.evaluation.most_wrong,
+    )
+    pusher = VersionedPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        serving_model_dir=config.serving_model_dir,
+    ).with_id("Pusher")
+    return [trainer, latest_blessed_model, evaluator, model_report, pusher]

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
-import tensorflow_model_analysis as tfma
+import tensorflow as tf
 
+from components.data_gate import anomaly_findings, load_anomalies
+from components.image_validator import REPORT_TEXT
+from components.pusher import SERVING_MODEL_DIR
+from imagedata.records import LABEL_KEY
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import ACCURACY
+from pipeline.evaluation import ACCURACY, BASELINE, EXAMPLE_COUNT, read_failures, read_metrics
 from pipeline.runs import PipelineRun, latest_run
 from trainer.export import read_summary
-
-EXAMPLE_COUNT = "example_count"
-# Where TFX's Trainer puts the serving model inside its Model artifact.
-SERVING_MODEL_DIR = "Format-Serving"
 
 
 @dataclass
@@ -27,9 +28,15 @@ class RunOutcome:
     failures: list[str] = field(default_factory=list)
     pushed_to: str | None = None
     training: dict | None = None
+    data_rejected: str | None = None  # the image validation report, when the gate failed
+    report_dir: str | None = None  # the ModelReport: comparison and most wrong predictions
 
     def describe(self, min_accuracy: float) -> str:
         lines = [f"Run {self.run_id}"]
+        if self.data_rejected:
+            lines.append("  The data failed validation: nothing was trained or pushed.")
+            lines += [f"  {line}" for line in self.data_rejected.splitlines()]
+            return "\n".join(lines)
         if self.training:
             lines += describe_training(self.training)
         if self.accuracy is None:
@@ -46,6 +53,8 @@ class RunOutcome:
         lines.append(f"  Blessed: {'yes' if self.blessed else 'no'}")
         lines += [f"    {failure}" for failure in self.failures]
         lines.append(f"  Pushed to: {self.pushed_to}" if self.pushed_to else "  Not pushed.")
+        if self.report_dir:
+            lines.append(f"  Comparison and most confident mistakes: {self.report_dir}")
         return "\n".join(lines)
 
 
@@ -66,8 +75,11 @@ def describe_training(summary: dict) -> list[str]:
     return lines
 
 
-def outcome_of(run: PipelineRun) -> RunOutcome:
+def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     outcome = RunOutcome(run.run_id)
+    gate = run.nodes.get("DataGate")
+    if gate is not None and gate.state == "FAILED":
+        outcome.data_rejected = _rejection(run)
     trainer = run.nodes.get("Trainer")
     model = trainer.output("model") if trainer else None
     if model is not None:
@@ -75,14 +87,16 @@ def outcome_of(run: PipelineRun) -> RunOutcome:
     evaluator = run.nodes.get("Evaluator")
     evaluation = evaluator.output("evaluation") if evaluator else None
     if evaluation is not None:
-        _read_metrics(evaluation.uri, outcome)
-        validation = tfma.load_validation_result(evaluation.uri)
-        outcome.blessed = validation.validation_ok
-        outcome.failures = [
-            describe_failure(failure)
-            for per_slice in validation.metric_validations_per_slice
-            for failure in per_slice.failures
-        ]
+        models = read_metrics(evaluation.uri, label_key)
+        candidate, baseline = models["candidate"], models.get(BASELINE)
+        outcome.accuracy = candidate.overall[ACCURACY]
+        outcome.example_count = int(candidate.overall[EXAMPLE_COUNT])
+        outcome.baseline_accuracy = baseline.overall[ACCURACY] if baseline else None
+        outcome.blessed, outcome.failures = read_failures(evaluation.uri)
+    model_report = run.nodes.get("ModelReport")
+    comparison = model_report.output("report") if model_report else None
+    if comparison is not None:
+        outcome.report_dir = comparison.uri
     pusher = run.nodes.get("Pusher")
     pushed = pusher.output("pushed_model") if pusher else None
     if pushed is not None and pushed.properties.get("pushed"):
@@ -90,42 +104,18 @@ def outcome_of(run: PipelineRun) -> RunOutcome:
     return outcome
 
 
-def describe_failure(failure) -> str:
-    """One failed TFMA threshold as a sentence, e.g. why a model was not blessed."""
-    name, value = failure.metric_key.name, failure.metric_value.double_value.value
-    threshold = failure.metric_threshold
-    if threshold.HasField("value_threshold"):
-        bounds = threshold.value_threshold
-        if bounds.HasField("lower_bound"):
-            return f"{name} {value:.3f} is below the minimum {bounds.lower_bound.value:.3f}"
-        return f"{name} {value:.3f} is above the maximum {bounds.upper_bound.value:.3f}"
-    change = threshold.change_threshold
-    direction = "more" if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER else "less"
-    return (
-        f"{name} changed by {value:+.3f} against the last blessed model; "
-        f"the required change is {change.absolute.value:+.3f} or {direction}"
-    )
+def _rejection(run: PipelineRun) -> str:
+    """Why the gate stopped the run: schema anomalies, then the image validation report."""
+    anomalies = run.nodes["ExampleValidator"].output("anomalies")
+    found = load_anomalies(anomalies.uri, json.loads(anomalies.properties["split_names"]))
+    problems, _ = anomaly_findings(found)
+    lines = [f"Schema anomaly: {problem}" for problem in problems]
+    path = os.path.join(run.nodes["ImageValidator"].output("report").uri, REPORT_TEXT)
+    with tf.io.gfile.GFile(path) as f:
+        lines += f.read().splitlines()
+    return "\n".join([*lines, f"(report: {path})"])
 
 
 def latest_outcome(config: PipelineConfig) -> RunOutcome | None:
     run = latest_run(config.metadata_path, config.pipeline_name)
-    return outcome_of(run) if run else None
-
-
-def _read_metrics(evaluation_uri: str, outcome: RunOutcome) -> None:
-    """Overall-slice accuracy of the candidate, and of the baseline when there was one."""
-    for metrics in tfma.load_metrics(evaluation_uri):
-        if metrics.slice_key.single_slice_keys:
-            continue
-        for item in metrics.metric_keys_and_values:
-            key, value = item.key, item.value.double_value.value
-            if key.is_diff:
-                continue
-            is_baseline = key.model_name == "baseline"
-            if key.name == ACCURACY:
-                if is_baseline:
-                    outcome.baseline_accuracy = value
-                else:
-                    outcome.accuracy = value
-            elif key.name == EXAMPLE_COUNT and not is_baseline:
-                outcome.example_count = int(value)
+    return outcome_of(run, config.data.label_key) if run else None

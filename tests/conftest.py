@@ -22,11 +22,15 @@ use_cpu_replicas(CPU_REPLICAS)
 
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> str:
-    """The sample shapes at 64 px: 32 train and 16 eval images per class, 4 classes."""
+    """The sample shapes at 64 px (32 train and 16 eval images per class), with its schema."""
     from imagedata.sample import write_sample_dataset
+    from pipeline.config import DataConfig
+    from pipeline.schema import make_schema, write_schema
 
     out = str(tmp_path_factory.mktemp("sample") / "data")
     write_sample_dataset(out, train_per_class=32, eval_per_class=16)
+    data = DataConfig(root=out)
+    write_schema(make_schema(data), data.schema_path)
     return out
 
 

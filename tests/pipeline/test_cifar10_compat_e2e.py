@@ -4,6 +4,7 @@ The CIFAR-10 subset in ../shared/fixtures (256 PNG images, 10 classes, with an
 extra `id` feature) goes through the same pipeline as the sample data.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -12,11 +13,15 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from components.image_validator import read_report
+from components.model_report import COMPARISON_JSON
 from imagedata.records import read_labels, read_records
-from pipeline.config import load_config
+from pipeline.config import DataConfig, load_config
+from pipeline.evaluation import ACCURACY, TOP_K_ACCURACY
 from pipeline.pipeline import create_pipeline
 from pipeline.report import outcome_of
 from pipeline.runs import latest_run
+from pipeline.schema import make_schema, write_schema
 from trainer.export import IMAGES_INPUT, SERVING_IMAGES
 
 CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "cifar10_tfx_subset"
@@ -32,10 +37,14 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cifar_run(backbone_weights, tmp_path_factory):
+    # The fixture folder is read-only: its curated schema is written beside the run.
+    schema_path = str(tmp_path_factory.mktemp("cifar_schema") / "schema.pbtxt")
+    write_schema(make_schema(DataConfig(root=str(CIFAR10))), schema_path)
     config = load_config(
         {
             "output_dir": str(tmp_path_factory.mktemp("cifar_output")),
             "data.root": str(CIFAR10),
+            "data.schema_file": schema_path,
             "model.base_model": "MobileNetV2",
             "model.alpha": 0.35,
             "model.image_size": 32,
@@ -59,6 +68,13 @@ def test_every_component_runs_on_the_cifar10_records(cifar_run):
             os.path.join(statistics, f"Split-{split}", "FeatureStats.pb")
         )
         assert stats.datasets[0].num_examples == 128
+    report = read_report(cifar_run.nodes["ImageValidator"].output("report").uri)
+    assert report["passed"]
+    assert report["warnings"] == []
+    assert {split: values["good"] for split, values in report["splits"].items()} == {
+        "train": 128,
+        "eval": 128,
+    }
 
 
 def test_the_model_learns_the_ten_cifar_classes_and_is_pushed(cifar_run):
@@ -73,3 +89,11 @@ def test_the_model_learns_the_ten_cifar_classes_and_is_pushed(cifar_run):
     outputs = served(**{IMAGES_INPUT: tf.constant([r.image for r in records])})
     assert outputs["probabilities"].shape == (8, 10)
     assert {name.decode() for name in outputs["class_names"].numpy()} <= set(class_names)
+
+
+def test_with_ten_classes_the_evaluation_reports_top_5_accuracy(cifar_run):
+    report = cifar_run.nodes["ModelReport"].output("report").uri
+    with open(os.path.join(report, COMPARISON_JSON)) as f:
+        metrics = {row["metric"]: row["candidate"] for row in json.load(f)["metrics"]}
+    assert metrics[TOP_K_ACCURACY] >= metrics[ACCURACY]
+    assert set(metrics) >= {f"recall[{name}]" for name in read_labels(str(CIFAR10 / "labels.txt"))}

@@ -1,13 +1,18 @@
-"""The whole pipeline on tiny data, run twice: through the TFX CLI, then in-process.
+"""The whole pipeline on tiny data, run three times: through the TFX CLI, then in-process.
 
 Run 1 goes the README's way (`tfx pipeline create` + `tfx run create` with
 the Beam engine) with MirroredStrategy over 2 logical CPU replicas, and must
 push a model. Run 2 trains a deliberately broken model through BeamDagRunner
 directly; it must not be blessed and must leave the serving directory as it was.
+Run 3 gets a corrupted copy of the data: the gate stops it before the Trainer.
+Run 4 trains longer: a better model, blessed and pushed as the next version.
 """
 
+import csv
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +20,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from bad_records import defects, write_records
+from components.data_gate import DataValidationError
+from components.model_report import (
+    COMPARISON_JSON,
+    COMPARISON_TEXT,
+    MOST_WRONG_CSV,
+    MOST_WRONG_PNG,
+)
+from components.pusher import SERVING_MODEL_DIR
 from imagedata.records import read_records, to_example
 from imagedata.sample import DEFAULT_CLASSES
 from pipeline.cli import LOCAL_RUNNER
 from pipeline.config import load_config, to_env
+from pipeline.evaluation import ACCURACY
 from pipeline.pipeline import create_pipeline
+from pipeline.predict import predict, resolve_model_dir
 from pipeline.report import outcome_of
 from pipeline.runs import latest_run
 from trainer.export import (
@@ -29,18 +46,23 @@ from trainer.export import (
     IMAGES_INPUT,
     SERVING_DEFAULT,
     SERVING_IMAGES,
+    read_summary,
 )
 
 pytestmark = pytest.mark.e2e
 
 NODES = {
     "ImportExampleGen",
+    "ImportSchemaGen",
     "StatisticsGen",
     "SchemaGen",
     "ExampleValidator",
+    "ImageValidator",
+    "DataGate",
     "Trainer",
     "latest_blessed_model_resolver",
     "Evaluator",
+    "ModelReport",
     "Pusher",
 }
 
@@ -105,13 +127,39 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
     )
     BeamDagRunner().run(create_pipeline(broken))
     second = latest_run(config.metadata_path, config.pipeline_name)
+    serving_after_second = _tree_digest(config.serving_root)
+
+    corrupted = _corrupted_copy(sample_data, tmp_path_factory.mktemp("corrupted") / "data")
+    with pytest.raises(DataValidationError) as rejected:
+        BeamDagRunner().run(
+            create_pipeline(load_config({**settings, "data.root": corrupted}, environ={}))
+        )
     return {
         "config": config,
         "first": first,
         "second": second,
         "serving_after_first": serving_after_first,
-        "serving_after_second": _tree_digest(config.serving_root),
+        "serving_after_second": serving_after_second,
+        "third": latest_run(config.metadata_path, config.pipeline_name),
+        "third_error": str(rejected.value),
+        "serving_after_third": _tree_digest(config.serving_root),
+        "fourth": _better_run(settings, config),
     }
+
+
+def _better_run(settings: dict, config):
+    better = load_config(
+        {**settings, "training.phase1_epochs": 12, "training.phase2_epochs": 6}, environ={}
+    )
+    BeamDagRunner().run(create_pipeline(better))
+    return latest_run(config.metadata_path, config.pipeline_name)
+
+
+def _corrupted_copy(sample_data: str, copy: Path) -> str:
+    """The sample data plus a shard of 7 bad records (5% of train): more than 1% allowed."""
+    shutil.copytree(sample_data, copy)
+    write_records(copy / "train" / "late-arrivals.tfrecord", defects().values())
+    return str(copy)
 
 
 def test_the_cli_run_executes_every_component(runs):
@@ -137,10 +185,10 @@ def test_the_first_model_is_blessed_and_pushed_where_tf_serving_looks(runs):
     assert outcome.example_count == 16 * len(DEFAULT_CLASSES)
     assert outcome.baseline_accuracy is None
     pushed = Path(outcome.pushed_to)
-    assert pushed.parent == Path(runs["config"].serving_model_dir)
-    assert pushed.name.isdigit()
+    assert pushed == Path(runs["config"].serving_model_dir) / "1"
     assert (pushed / "saved_model.pb").exists()
     assert (pushed / "assets" / "labels.txt").read_text().split() == list(DEFAULT_CLASSES)
+    assert read_summary(str(pushed)) == outcome.training
 
 
 def test_the_pushed_model_predicts_through_both_signatures(runs, sample_data):
@@ -178,3 +226,103 @@ def test_a_worse_model_is_not_blessed_and_serving_is_untouched(runs):
     assert outcome.pushed_to is None
     assert second.nodes["Pusher"].output("pushed_model").properties["pushed"] == 0
     assert runs["serving_after_second"] == runs["serving_after_first"]
+
+
+def test_corrupted_data_stops_the_run_before_training_and_serving_is_untouched(runs):
+    third = runs["third"]
+    assert third.run_id != runs["second"].run_id
+    assert third.nodes["DataGate"].state == "FAILED"
+    assert not {"Trainer", "Evaluator", "Pusher"} & set(third.nodes)
+    assert runs["serving_after_third"] == runs["serving_after_first"]
+    assert (
+        "FAIL: train: 7 of 135 records are bad (5.2%, more than the 1.0% allowed)"
+        in (runs["third_error"])
+    )
+    report = outcome_of(third).describe(min_accuracy=0.35)
+    assert "The data failed validation: nothing was trained or pushed." in report
+    for name in defects():
+        assert f"bad: {name} at train/" in report
+
+
+def _model_report(run) -> Path:
+    return Path(run.nodes["ModelReport"].output("report").uri)
+
+
+def test_the_comparison_report_of_a_held_back_model_says_which_threshold_decided(runs):
+    text = (_model_report(runs["second"]) / COMPARISON_TEXT).read_text()
+    first, second = outcome_of(runs["first"]), outcome_of(runs["second"])
+    assert text.startswith("Candidate model vs. the last blessed model")
+    row = next(line for line in text.splitlines() if line.split()[:1] == [ACCURACY])
+    change = second.accuracy - first.accuracy
+    assert row.split()[1:] == [
+        f"{second.accuracy:.3f}",
+        f"{first.accuracy:.3f}",
+        f"{change:+.3f}",
+    ]
+    assert "Blessed: no. Decided by:" in text
+    assert f"{ACCURACY} changed by {change:+.3f} against the last blessed model" in text
+    for name in DEFAULT_CLASSES:
+        assert f"precision[{name}]" in text
+        assert f"recall[{name}]" in text
+
+
+def test_the_first_comparison_says_only_the_absolute_bounds_applied(runs):
+    text = (_model_report(runs["first"]) / COMPARISON_TEXT).read_text()
+    assert "No blessed model before this one: only the absolute bounds applied." in text
+    assert "Blessed: yes, every threshold was met." in text
+    report = json.loads((_model_report(runs["first"]) / COMPARISON_JSON).read_text())
+    matrix = report["confusion_matrix"]["counts"]
+    assert sum(map(sum, matrix)) == 16 * len(DEFAULT_CLASSES)
+    correct = sum(matrix[i][i] for i in range(len(matrix)))
+    assert correct / sum(map(sum, matrix)) == pytest.approx(outcome_of(runs["first"]).accuracy)
+    assert set(report["accuracy_by_true_label"]) == set(DEFAULT_CLASSES)
+
+
+def test_the_most_wrong_report_holds_only_mistakes_most_confident_first(runs, sample_data):
+    report = _model_report(runs["second"])
+    with open(report / MOST_WRONG_CSV) as f:
+        rows = list(csv.DictReader(f))
+    assert 0 < len(rows) <= 16
+    assert all(row["true_class"] != row["predicted_class"] for row in rows)
+    confidences = [float(row["confidence"]) for row in rows]
+    assert confidences == sorted(confidences, reverse=True)
+    truth = {r.id: DEFAULT_CLASSES[r.label] for r in read_records(f"{sample_data}/eval/*")}
+    assert all(truth[row["id"]] == row["true_class"] for row in rows)
+    with Image.open(report / MOST_WRONG_PNG) as sheet:
+        assert sheet.format == "PNG"
+        assert sheet.height >= -(-len(rows) // 4) * 96
+
+
+def test_a_better_model_is_pushed_as_the_next_version(runs):
+    fourth = outcome_of(runs["fourth"])
+    assert fourth.blessed
+    assert fourth.baseline_accuracy == pytest.approx(outcome_of(runs["first"]).accuracy)
+    assert fourth.accuracy >= fourth.baseline_accuracy
+    serving = Path(runs["config"].serving_model_dir)
+    assert fourth.pushed_to == str(serving / "2")
+    assert sorted(p.name for p in serving.iterdir()) == ["1", "2"]
+
+
+def test_predict_on_the_serving_folder_uses_the_latest_version_like_the_trainer_model(
+    runs, sample_data
+):
+    records = list(read_records(f"{sample_data}/eval/*"))[:8]
+    images = []
+    for record in records:
+        path = Path(runs["config"].output_dir) / "predict" / f"{record.id}.png"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(record.image)
+        images.append(str(path))
+    serving = runs["config"].serving_model_dir
+    assert resolve_model_dir(serving) == os.path.join(serving, "2")
+    predictions = predict(resolve_model_dir(serving), images, top_k=4)
+    trainer_model = runs["fourth"].nodes["Trainer"].output("model").uri
+    served = tf.saved_model.load(os.path.join(trainer_model, SERVING_MODEL_DIR))
+    expected = served.signatures[SERVING_IMAGES](
+        **{IMAGES_INPUT: tf.constant([r.image for r in records])}
+    )["probabilities"].numpy()
+    for prediction, row in zip(predictions, expected):
+        by_name = dict(zip(prediction.classes, prediction.probabilities))
+        np.testing.assert_allclose(
+            [by_name[name] for name in DEFAULT_CLASSES], row, rtol=1e-5, atol=1e-6
+        )

@@ -1,0 +1,196 @@
+"""DataGate: stops the run before training when the data is bad, saying why.
+
+It fails (and with it the run, on any orchestrator: the Trainer depends on
+it) when ExampleValidator found anomalies against the curated schema or the
+ImageValidator's policy failed. Features the schema does not know are allowed
+and only noted. It also measures, with TFDV's L-infinity comparator, how far
+the eval split's label distribution is from the train split's: beyond
+`max_label_drift` that is a warning, or a failure with `fail_on_warnings`.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from tensorflow_data_validation.utils import anomalies_util
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tfx import types
+from tfx import v1 as tfx
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import io_utils
+
+from components.image_validator import REPORT_TEXT, ImageValidationReport, read_report
+from components.inspection import Verdict
+
+ANOMALIES_FILE = "SchemaDiff.pb"
+STATISTICS_FILE = "FeatureStats.pb"
+RESULT_JSON = "gate.json"
+RESULT_TEXT = "gate.txt"
+# TFDV's reason for a feature the schema does not list: extra features are allowed.
+NEW_COLUMN = anomalies_pb2.AnomalyInfo.SCHEMA_NEW_COLUMN
+
+
+class DataValidationError(RuntimeError):
+    """The data failed validation; the message lists every problem."""
+
+
+class DataGateResult(types.Artifact):
+    """gate.json and gate.txt: the problems, warnings and notes; custom property `passed`."""
+
+    TYPE_NAME = "DataGateResult"
+
+
+def anomaly_findings(anomalies: dict[str, anomalies_pb2.Anomalies]) -> tuple[list, list]:
+    """(problems, notes): schema anomalies per split, new features only noted."""
+    problems, notes = [], []
+    for split, found in anomalies.items():
+        for feature, info in sorted(found.anomaly_info.items()):
+            reasons = {reason.type for reason in info.reason}
+            message = f"{split}: feature '{feature}': {info.description}"
+            (notes if reasons == {NEW_COLUMN} else problems).append(message)
+        if found.HasField("dataset_anomaly_info"):
+            problems.append(f"{split}: {found.dataset_anomaly_info.description}")
+    return problems, notes
+
+
+def load_anomalies(uri: str, splits: list[str]) -> dict[str, anomalies_pb2.Anomalies]:
+    """ExampleValidator's anomalies of each split, from its artifact's folder."""
+    return {
+        split: anomalies_util.load_anomalies_binary(
+            os.path.join(uri, f"Split-{split}", ANOMALIES_FILE)
+        )
+        for split in splits
+    }
+
+
+def label_drift(
+    train: statistics_pb2.DatasetFeatureStatisticsList,
+    other: statistics_pb2.DatasetFeatureStatisticsList,
+    schema: schema_pb2.Schema,
+    label_key: str,
+) -> float:
+    """L-infinity distance between two splits' label distributions, as TFDV measures it.
+
+    TFDV compares category counts, which statistics hold only when they were
+    computed with a schema that marks the label categorical (StatisticsGen's are).
+    """
+    for name, stats in (("train", train), ("compared", other)):
+        if not _counts_categories(stats, label_key):
+            raise ValueError(
+                f"The {name} statistics hold no category counts for '{label_key}': compute "
+                "them with the curated schema, where the label is categorical."
+            )
+    with_comparator = schema_pb2.Schema()
+    with_comparator.CopyFrom(schema)
+    comparator = tfdv.get_feature(with_comparator, label_key).drift_comparator
+    comparator.infinity_norm.threshold = 1.0  # measure only; the gate judges
+    found = tfdv.validate_statistics(other, with_comparator, previous_statistics=train)
+    for info in found.drift_skew_info:
+        if info.path.step == [label_key]:
+            return max(measurement.value for measurement in info.drift_measurements)
+    raise ValueError(f"TFDV measured no drift for '{label_key}': is it categorical in the schema?")
+
+
+def _counts_categories(
+    statistics: statistics_pb2.DatasetFeatureStatisticsList, feature: str
+) -> bool:
+    return any(
+        list(stats.path.step) == [feature] and stats.HasField("string_stats")
+        for dataset in statistics.datasets
+        for stats in dataset.features
+    )
+
+
+def decide(
+    anomaly_problems: list[str],
+    notes: list[str],
+    image_report: dict,
+    drifts: dict[str, float],
+    max_label_drift: float,
+    fail_on_warnings: bool,
+) -> tuple[Verdict, list[str]]:
+    verdict = Verdict(failures=list(anomaly_problems), warnings=list(image_report["warnings"]))
+    verdict.failures += image_report["failures"]
+    for split, drift in drifts.items():
+        if drift > max_label_drift:
+            verdict.warnings.append(
+                f"{split}: label distribution differs from train by {drift:.3f} (L-infinity), "
+                f"more than {max_label_drift:.3f}"
+            )
+    if fail_on_warnings:
+        verdict.failures += verdict.warnings
+        verdict.warnings = []
+    return verdict, notes
+
+
+def render(verdict: Verdict, notes: list[str], drifts: dict[str, float]) -> str:
+    lines = [f"Data validation: {'PASSED' if verdict.passed else 'FAILED'}"]
+    lines += [f"  FAIL: {line}" for line in verdict.failures]
+    lines += [f"  WARN: {line}" for line in verdict.warnings]
+    lines += [f"  NOTE: {line}" for line in notes]
+    lines += [f"  label drift train -> {split}: {drift:.3f}" for split, drift in drifts.items()]
+    return "\n".join(lines)
+
+
+def _examples(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> int:
+    return statistics.datasets[0].num_examples if statistics.datasets else 0
+
+
+def _split_files(artifact: types.Artifact, filename: str) -> dict[str, str]:
+    return {
+        split: os.path.join(artifact_utils.get_split_uri([artifact], split), filename)
+        for split in artifact_utils.decode_split_names(artifact.split_names)
+    }
+
+
+@tfx.dsl.components.component
+def DataGate(
+    statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema],
+    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
+    image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
+    result: tfx.dsl.components.OutputArtifact[DataGateResult],
+    label_key: tfx.dsl.components.Parameter[str],
+    max_label_drift: tfx.dsl.components.Parameter[float],
+    fail_on_warnings: tfx.dsl.components.Parameter[bool],
+) -> None:
+    splits = artifact_utils.decode_split_names(anomalies.split_names)
+    problems, notes = anomaly_findings(load_anomalies(anomalies.uri, splits))
+    stats = {
+        split: tfdv.load_stats_binary(path)
+        for split, path in _split_files(statistics, STATISTICS_FILE).items()
+    }
+    curated = io_utils.SchemaReader().read(os.path.join(schema.uri, "schema.pbtxt"))
+    drifts = {
+        split: label_drift(stats["train"], split_stats, curated, label_key)
+        for split, split_stats in stats.items()
+        if split != "train" and _examples(split_stats) and _examples(stats["train"])
+    }
+    verdict, notes = decide(
+        problems, notes, read_report(image_report.uri), drifts, max_label_drift, fail_on_warnings
+    )
+    text = render(verdict, notes, drifts)
+    with tf.io.gfile.GFile(os.path.join(result.uri, RESULT_JSON), "w") as f:
+        json.dump(
+            {
+                "passed": verdict.passed,
+                "failures": verdict.failures,
+                "warnings": verdict.warnings,
+                "notes": notes,
+                "label_drift": drifts,
+            },
+            f,
+            indent=2,
+        )
+    with tf.io.gfile.GFile(os.path.join(result.uri, RESULT_TEXT), "w") as f:
+        f.write(text + "\n")
+    result.set_int_custom_property("passed", int(verdict.passed))
+    if not verdict.passed:
+        report_file = os.path.join(image_report.uri, REPORT_TEXT)
+        with tf.io.gfile.GFile(report_file) as f:
+            image_text = f.read()
+        raise DataValidationError(
+            f"The data failed validation; nothing was trained or pushed.\n{text}\n"
+            f"{image_text}(This report: {report_file})"
+        )

@@ -1,0 +1,224 @@
+"""ImageValidator: a Beam TFX component that decodes every image of every split.
+
+It reads the records as ExampleGen wrote them, before any other component:
+TFDV cannot even compute statistics over records whose features disagree
+with the schema's types, so such records are found and set aside here first.
+
+For each split it records the total, good and bad records (each bad one by id
+and place, with what is wrong), the channel counts in the files, the range of
+image sizes and the label counts; writes that as `report.json` and
+`report.txt`; and judges it by the validation policy. The good records are
+written out as `valid_examples`, which training and evaluation read, so a bad
+record the policy tolerates is left out and listed, never silently dropped.
+The component always succeeds and sets `passed` on its report: the DataGate
+component stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, ClassVar
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx import types
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.utils import io_utils
+
+from components.example_gen import read_tfrecord_file
+from components.inspection import (
+    Finding,
+    SplitSummary,
+    feature_kinds,
+    inspect_record,
+    judge,
+    render_text,
+)
+from imagedata.records import read_labels
+from pipeline.config import ValidationConfig
+
+REPORT_JSON = "report.json"
+REPORT_TEXT = "report.txt"
+PASSED = "passed"
+VALID_PREFIX = "data_tfrecord"
+
+
+class ImageValidationReport(types.Artifact):
+    """report.json and report.txt; custom property `passed` (1 or 0)."""
+
+    TYPE_NAME = "ImageValidationReport"
+
+
+class ImageValidatorSpec(types.ComponentSpec):
+    PARAMETERS: ClassVar[dict] = {
+        "labels_path": ExecutionParameter(type=str),
+        "image_key": ExecutionParameter(type=str),
+        "label_key": ExecutionParameter(type=str),
+        "policy": ExecutionParameter(type=str),  # ValidationConfig as JSON
+    }
+    INPUTS: ClassVar[dict] = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "schema": ChannelParameter(type=standard_artifacts.Schema),
+    }
+    OUTPUTS: ClassVar[dict] = {
+        "report": ChannelParameter(type=ImageValidationReport),
+        "valid_examples": ChannelParameter(type=standard_artifacts.Examples),
+    }
+
+
+class _Summarize(beam.CombineFn):
+    def create_accumulator(self) -> SplitSummary:
+        return SplitSummary()
+
+    def add_input(self, summary: SplitSummary, finding: Finding) -> SplitSummary:
+        return summary.add(finding)
+
+    def merge_accumulators(self, summaries) -> SplitSummary:
+        merged = SplitSummary()
+        for summary in summaries:
+            merged.merge(summary)
+        return merged
+
+    def extract_output(self, summary: SplitSummary) -> SplitSummary:
+        return summary
+
+
+def _indexed_records(path: str, split: str):
+    """(serialized record, 'split/file[index]') for every record of an ExampleGen file."""
+    name = os.path.basename(path)
+    for index, record in enumerate(read_tfrecord_file(path)):
+        yield record, f"{split}/{name}[{index}]"
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        report = artifact_utils.get_single_instance(output_dict["report"])
+        valid = artifact_utils.get_single_instance(output_dict["valid_examples"])
+        class_names = read_labels(exec_properties["labels_path"])
+        policy = ValidationConfig.model_validate_json(exec_properties["policy"])
+        splits = artifact_utils.decode_split_names(examples.split_names)
+        _describe_like(valid, examples)
+
+        schema = io_utils.SchemaReader().read(
+            io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"]))
+        )
+        inspect = dict(
+            kinds=feature_kinds(schema),
+            image_key=exec_properties["image_key"],
+            label_key=exec_properties["label_key"],
+            num_classes=len(class_names),
+            min_image_size=policy.min_image_size,
+        )
+        with self._make_beam_pipeline() as pipeline:
+            for split in splits:
+                files = tf.io.gfile.glob(
+                    os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+                )
+                findings = (
+                    pipeline
+                    | f"ListFiles[{split}]" >> beam.Create(sorted(files))
+                    | f"Distribute[{split}]" >> beam.Reshuffle()
+                    | f"Read[{split}]" >> beam.FlatMap(_indexed_records, split)
+                    | f"Inspect[{split}]"
+                    >> beam.MapTuple(
+                        lambda record, location: (
+                            record,
+                            inspect_record(record, location, **inspect),
+                        )
+                    )
+                )
+                (
+                    findings
+                    | f"Findings[{split}]" >> beam.MapTuple(lambda _, finding: finding)
+                    | f"Summarize[{split}]" >> beam.CombineGlobally(_Summarize())
+                    | f"ToJson[{split}]" >> beam.Map(lambda summary: json.dumps(summary.to_dict()))
+                    | f"WriteSummary[{split}]"
+                    >> beam.io.WriteToText(
+                        os.path.join(report.uri, f"summary-{split}"), shard_name_template=""
+                    )
+                )
+                (
+                    findings
+                    | f"KeepGood[{split}]" >> beam.Filter(lambda pair: pair[1].problem is None)
+                    | f"Records[{split}]" >> beam.MapTuple(lambda record, _: record)
+                    | f"WriteGood[{split}]"
+                    >> beam.io.WriteToTFRecord(
+                        os.path.join(artifact_utils.get_split_uri([valid], split), VALID_PREFIX),
+                        file_name_suffix=".gz",
+                    )
+                )
+
+        summaries = {split: _read_summary(report.uri, split) for split in splits}
+        verdict = judge(summaries, class_names, policy)
+        content = {
+            PASSED: verdict.passed,
+            "failures": verdict.failures,
+            "warnings": verdict.warnings,
+            "class_names": class_names,
+            "splits": {split: summary.to_dict() for split, summary in summaries.items()},
+        }
+        with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_JSON), "w") as f:
+            json.dump(content, f, indent=2)
+        with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
+            f.write(render_text(summaries, class_names, verdict) + "\n")
+        report.set_int_custom_property(PASSED, int(verdict.passed))
+
+
+def _describe_like(valid: types.Artifact, examples: types.Artifact) -> None:
+    """The valid examples are the same splits, span and format, with fewer records."""
+    valid.split_names = examples.split_names
+    valid.span = examples.span
+    valid.version = examples.version
+    examples_utils.set_payload_format(valid, examples_utils.get_payload_format(examples))
+
+
+def _read_summary(report_uri: str, split: str) -> SplitSummary:
+    path = os.path.join(report_uri, f"summary-{split}")
+    with tf.io.gfile.GFile(path) as f:
+        values = json.load(f)
+    tf.io.gfile.remove(path)
+    return SplitSummary.from_dict(values)
+
+
+def read_report(report_uri: str) -> dict:
+    with tf.io.gfile.GFile(os.path.join(report_uri, REPORT_JSON)) as f:
+        return json.load(f)
+
+
+class ImageValidator(base_beam_component.BaseBeamComponent):
+    """Decodes every image; writes a report and the valid examples; judges by the policy."""
+
+    SPEC_CLASS = ImageValidatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(
+        self,
+        examples: types.BaseChannel,
+        schema: types.BaseChannel,
+        labels_path: str,
+        image_key: str,
+        label_key: str,
+        policy: ValidationConfig,
+    ):
+        super().__init__(
+            ImageValidatorSpec(
+                examples=examples,
+                schema=schema,
+                labels_path=labels_path,
+                image_key=image_key,
+                label_key=label_key,
+                policy=policy.model_dump_json(),
+                report=types.Channel(type=ImageValidationReport),
+                valid_examples=types.Channel(type=standard_artifacts.Examples),
+            )
+        )

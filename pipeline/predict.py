@@ -1,0 +1,127 @@
+"""Predicting with a pushed model, the way a serving client does: raw image bytes in.
+
+`imgclf predict` loads a pushed version (or the latest under a serving
+folder) and calls its `serving_images` signature, the same one TF Serving
+exposes. `rest_request` builds the body of TF Serving's REST predict call for
+that signature, so the README's example and the tests share one definition.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from components.pusher import SAVED_MODEL_FILE, versions
+from imagedata.folders import IMAGE_EXTENSIONS
+from imagedata.records import LABELS_FILENAME, read_labels
+from trainer.export import IMAGES_INPUT, SERVING_IMAGES
+
+# How many images go through the model at once.
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    classes: list[str]  # the top k class names, most probable first
+    probabilities: list[float]
+
+
+def resolve_model_dir(path: str) -> str:
+    """A SavedModel folder: `path` itself, or its highest version, or the one model's highest."""
+    if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILE)):
+        return path
+    present = versions(path)
+    if present:
+        return os.path.join(path, str(present[-1]))
+    if tf.io.gfile.isdir(path):
+        models = [name.rstrip("/") for name in tf.io.gfile.listdir(path)]
+        with_versions = [name for name in models if versions(os.path.join(path, name))]
+        if len(with_versions) == 1:
+            return resolve_model_dir(os.path.join(path, with_versions[0]))
+    raise FileNotFoundError(
+        f"{path} is not a SavedModel, a folder of numbered versions, or a serving root "
+        "holding one model: give a pushed version or the model's serving folder."
+    )
+
+
+def image_files(paths: list[str]) -> list[str]:
+    """The files given, with every image file under each folder given, in sorted order."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            for directory, _, names in sorted(os.walk(path)):
+                files += [
+                    os.path.join(directory, name)
+                    for name in sorted(names)
+                    if name.lower().endswith(IMAGE_EXTENSIONS)
+                ]
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"No such image file or folder: {path}")
+    return files
+
+
+def predict(model_dir: str, paths: list[str], top_k: int = 3) -> list[Prediction]:
+    """The top `top_k` classes of every image, through the `serving_images` signature."""
+    serve = tf.saved_model.load(model_dir).signatures[SERVING_IMAGES]
+    names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
+    predictions = []
+    for start in range(0, len(paths), BATCH_SIZE):
+        batch = paths[start : start + BATCH_SIZE]
+        outputs = serve(**{IMAGES_INPUT: tf.constant([_read(path) for path in batch])})
+        probabilities = outputs["probabilities"].numpy()
+        for path, row in zip(batch, probabilities):
+            best = np.argsort(-row, kind="stable")[:top_k]
+            predictions.append(
+                Prediction(path, [names[i] for i in best], [float(row[i]) for i in best])
+            )
+    return predictions
+
+
+def _read(path: str) -> bytes:
+    """The file's bytes, refused by name here if they do not decode (the model would refuse
+    the whole batch without saying which image)."""
+    with open(path, "rb") as f:
+        encoded = f.read()
+    try:
+        tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        raise ValueError(f"{path} is not an image this model can decode.") from None
+    return encoded
+
+
+def write_csv(predictions: list[Prediction], path: str) -> None:
+    """One row per image: path, then class_1, p_1, class_2, p_2, ..."""
+    top_k = max(len(p.classes) for p in predictions)
+    header = ["path"]
+    for rank in range(1, top_k + 1):
+        header += [f"class_{rank}", f"p_{rank}"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for p in predictions:
+            row = [p.path]
+            for name, probability in zip(p.classes, p.probabilities):
+                row += [name, f"{probability:.6f}"]
+            writer.writerow(row)
+
+
+def rest_request(images: list[bytes]) -> dict:
+    """The JSON body of TF Serving's REST `:predict` call for the `serving_images` signature.
+
+    Binary inputs travel as {"b64": ...}; TF Serving decodes them to the
+    signature's string tensor.
+    """
+    return {
+        "signature_name": SERVING_IMAGES,
+        "instances": [
+            {IMAGES_INPUT: {"b64": base64.b64encode(image).decode()}} for image in images
+        ],
+    }

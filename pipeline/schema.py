@@ -1,0 +1,85 @@
+"""The curated schema the pipeline validates data against (ImportSchemaGen imports it).
+
+`imgclf make-schema` infers a schema from the train split with TFDV and then
+states what an image dataset must hold, which inference cannot know:
+
+- the image feature is in every example, exactly one value, and is an image;
+- the label is in every example, exactly one integer in [0, classes - 1],
+  categorical (so statistics count each class);
+- every other feature found is optional, with any value: extra features are
+  allowed.
+
+The file is meant to be read and edited; rerun the command after the classes
+change.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from imagedata.records import read_labels
+from pipeline.config import DataConfig
+
+HEADER = """\
+# The curated schema of this image dataset, written by `imgclf make-schema`.
+# The pipeline's ExampleValidator checks every split against it. Edit freely:
+# e.g. make an optional feature required, or tighten a domain.
+"""
+
+
+def curate(schema: schema_pb2.Schema, data: DataConfig, num_classes: int) -> schema_pb2.Schema:
+    """The inferred schema with the image and label rules of an image dataset."""
+    curated = schema_pb2.Schema()
+    curated.CopyFrom(schema)
+    names = {feature.name for feature in curated.feature}
+    for required in (data.image_key, data.label_key):
+        if required not in names:
+            raise ValueError(f"The data has no '{required}' feature; its features are {names}.")
+    # Extra features are optional and take any value: inference would pin them to
+    # the values seen (every id, say), which new data never matches.
+    for feature in curated.feature:
+        feature.ClearField("shape")
+        feature.ClearField("domain_info")
+        feature.presence.min_count = 0
+        feature.presence.min_fraction = 0.0
+    del curated.string_domain[:]
+    image = tfdv.get_feature(curated, data.image_key)
+    image.type = schema_pb2.BYTES
+    image.image_domain.SetInParent()
+    label = tfdv.get_feature(curated, data.label_key)
+    label.type = schema_pb2.INT
+    label.int_domain.Clear()
+    label.int_domain.min = 0
+    label.int_domain.max = num_classes - 1
+    label.int_domain.is_categorical = True
+    for feature in (image, label):
+        feature.presence.min_fraction = 1.0
+        feature.presence.min_count = 1
+        feature.value_count.min = 1
+        feature.value_count.max = 1
+    return curated
+
+
+def make_schema(data: DataConfig) -> schema_pb2.Schema:
+    """Infers from the train split's records, then curates."""
+    statistics = tfdv.generate_statistics_from_tfrecord(
+        os.path.join(data.root, data.train_pattern),
+        stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
+    )
+    inferred = tfdv.infer_schema(statistics, infer_feature_shape=False)
+    return curate(inferred, data, len(read_labels(data.labels_path)))
+
+
+def write_schema(schema: schema_pb2.Schema, path: str) -> None:
+    """Writes the text proto (local or remote), renaming into place when complete."""
+    directory = os.path.dirname(path)
+    if directory:
+        tf.io.gfile.makedirs(directory)
+    partial = path + ".partial"
+    with tf.io.gfile.GFile(partial, "w") as f:
+        f.write(HEADER + str(schema))
+    tf.io.gfile.rename(partial, path, overwrite=True)

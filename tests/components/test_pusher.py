@@ -1,0 +1,51 @@
+import os
+
+import pytest
+import tensorflow as tf
+
+from components.pusher import push, versions
+
+
+def _model(root, content: bytes = b"graph"):
+    model = root / "model"
+    (model / "variables").mkdir(parents=True)
+    (model / "saved_model.pb").write_bytes(content)
+    (model / "variables" / "variables.index").write_bytes(b"index")
+    return str(model)
+
+
+def test_versions_are_the_integer_named_folders_in_order(tmp_path):
+    for name in ("10", "2", ".incoming-3-abc", "notes", "1"):
+        (tmp_path / name).mkdir()
+    assert versions(str(tmp_path)) == [1, 2, 10]
+    assert versions(str(tmp_path / "absent")) == []
+
+
+def test_each_push_is_the_next_integer_version_with_the_whole_model(tmp_path):
+    serving = tmp_path / "serving" / "model"
+    first = push(_model(tmp_path, b"one"), str(serving))
+    second = push(_model(tmp_path / "b", b"two"), str(serving))
+    assert (first, second) == (str(serving / "1"), str(serving / "2"))
+    assert (serving / "2" / "saved_model.pb").read_bytes() == b"two"
+    assert (serving / "2" / "variables" / "variables.index").read_bytes() == b"index"
+    assert sorted(os.listdir(serving)) == ["1", "2"]
+
+
+def test_a_push_cut_short_leaves_no_version_and_no_staging_folder(tmp_path, monkeypatch):
+    serving = tmp_path / "serving"
+    model = _model(tmp_path)
+    push(model, str(serving))
+    copy = tf.io.gfile.copy
+    copied = []
+
+    def copy_then_fail(source, destination, overwrite=False):
+        if copied:
+            raise OSError("disk full")
+        copied.append(destination)
+        copy(source, destination, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", copy_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        push(model, str(serving))
+    assert copied  # the second version was partly written...
+    assert sorted(os.listdir(serving)) == ["1"]  # ...but never where a server looks

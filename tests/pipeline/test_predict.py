@@ -1,0 +1,104 @@
+import base64
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imagedata.decode import decode_and_resize
+from imagedata.sample import DEFAULT_CLASSES, generate_split
+from pipeline.cli import main
+from pipeline.predict import image_files, predict, resolve_model_dir, rest_request, write_csv
+from trainer.export import IMAGES_INPUT, SERVING_IMAGES, export_model
+from trainer.model import build_model
+
+
+@pytest.fixture(scope="module")
+def serving(tiny_backbone, tmp_path_factory):
+    """A serving folder holding versions 1 and 2 of a model, and the version-2 model in memory."""
+    root = tmp_path_factory.mktemp("serving")
+    models = {}
+    for version in (1, 2):
+        tf.keras.utils.set_random_seed(version)
+        model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
+        export_dir = str(root / "classifier" / str(version))
+        export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {})
+        models[version] = model
+    images = tmp_path_factory.mktemp("images")
+    records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=40, image_format="jpeg"))
+    for record in records:
+        (images / f"{record.id}.jpg").write_bytes(record.image)
+    return root, models[2], records, images
+
+
+def test_the_latest_version_is_found_from_the_model_or_serving_folder(serving):
+    root = serving[0]
+    latest = str(root / "classifier" / "2")
+    assert resolve_model_dir(str(root)) == latest
+    assert resolve_model_dir(str(root / "classifier")) == latest
+    assert resolve_model_dir(str(root / "classifier" / "1")) == str(root / "classifier" / "1")
+
+
+def test_a_folder_without_a_model_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a SavedModel"):
+        resolve_model_dir(str(tmp_path))
+
+
+def test_predictions_equal_the_in_memory_model_s(serving):
+    root, model, records, images = serving
+    files = image_files([str(images)])
+    assert [f.split("/")[-1] for f in files] == sorted(f"{r.id}.jpg" for r in records)
+    predictions = predict(resolve_model_dir(str(root)), files, top_k=4)
+    pixels = tf.stack([decode_and_resize(r.image, 32) for r in sorted(records, key=lambda r: r.id)])
+    expected = model(pixels, training=False).numpy()
+    for prediction, row in zip(predictions, expected):
+        assert prediction.classes[0] == DEFAULT_CLASSES[int(row.argmax())]
+        assert prediction.probabilities == sorted(prediction.probabilities, reverse=True)
+        by_name = dict(zip(prediction.classes, prediction.probabilities))
+        np.testing.assert_allclose([by_name[c] for c in DEFAULT_CLASSES], row, atol=1e-5)
+
+
+def test_the_csv_has_a_row_per_image_with_ranked_classes(serving, tmp_path):
+    root, _, _, images = serving
+    predictions = predict(resolve_model_dir(str(root)), image_files([str(images)]), top_k=2)
+    write_csv(predictions, str(tmp_path / "p.csv"))
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["path", "class_1", "p_1", "class_2", "p_2"]
+    assert len(rows) == 1 + len(predictions)
+    assert rows[1][1] == predictions[0].classes[0]
+
+
+def test_an_image_that_does_not_decode_is_named(serving, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=f"{bad} is not an image"):
+        predict(resolve_model_dir(str(serving[0])), [str(bad)])
+
+
+def test_the_rest_request_body_fits_the_exported_signature(serving):
+    """What TF Serving does with the body: b64 -> bytes -> the signature's string input."""
+    root, _, records, _ = serving
+    body = json.loads(json.dumps(rest_request([r.image for r in records])))
+    assert body["signature_name"] == SERVING_IMAGES
+    signature = tf.saved_model.load(resolve_model_dir(str(root))).signatures[SERVING_IMAGES]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert (spec.name, spec.dtype, spec.shape.as_list()) == (IMAGES_INPUT, tf.string, [None])
+    assert all(set(instance) == {IMAGES_INPUT} for instance in body["instances"])
+    decoded = [base64.b64decode(i[IMAGES_INPUT]["b64"]) for i in body["instances"]]
+    assert decoded == [r.image for r in records]
+    outputs = signature(**{IMAGES_INPUT: tf.constant(decoded)})
+    assert outputs["probabilities"].shape == (len(records), len(DEFAULT_CLASSES))
+
+
+def test_imgclf_predict_prints_top_k_or_writes_a_csv_for_a_folder(serving, tmp_path, capsys):
+    root, _, records, images = serving
+    first = sorted(images.iterdir())[0]
+    assert main(["predict", str(root), str(first), "--top-k", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{first}: ")
+    assert len(line.split(": ", 1)[1].split(", ")) == 2
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(root), str(images), "--csv", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + len(records)
