@@ -57,11 +57,14 @@ def anomaly_findings(anomalies: dict[str, anomalies_pb2.Anomalies]) -> tuple[lis
 def load_anomalies(uri: str, splits: list[str]) -> dict[str, anomalies_pb2.Anomalies]:
     """ExampleValidator's anomalies of each split, from its artifact's folder."""
     return {
-        split: anomalies_util.load_anomalies_binary(
-            os.path.join(uri, f"Split-{split}", ANOMALIES_FILE)
-        )
+        split: anomalies_util.load_anomalies_binary(_split_file(uri, split, ANOMALIES_FILE))
         for split in splits
     }
+
+
+def _split_file(uri: str, split: str, filename: str) -> str:
+    """A file of one split in an artifact's folder, where TFX components write it."""
+    return os.path.join(uri, f"Split-{split}", filename)
 
 
 def label_drift(
@@ -137,13 +140,6 @@ def _examples(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> int:
     return statistics.datasets[0].num_examples if statistics.datasets else 0
 
 
-def _split_files(artifact: types.Artifact, filename: str) -> dict[str, str]:
-    return {
-        split: os.path.join(artifact_utils.get_split_uri([artifact], split), filename)
-        for split in artifact_utils.decode_split_names(artifact.split_names)
-    }
-
-
 @tfx.dsl.components.component
 def DataGate(
     statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
@@ -158,10 +154,10 @@ def DataGate(
     splits = artifact_utils.decode_split_names(anomalies.split_names)
     problems, notes = anomaly_findings(load_anomalies(anomalies.uri, splits))
     stats = {
-        split: tfdv.load_stats_binary(path)
-        for split, path in _split_files(statistics, STATISTICS_FILE).items()
+        split: tfdv.load_stats_binary(_split_file(statistics.uri, split, STATISTICS_FILE))
+        for split in artifact_utils.decode_split_names(statistics.split_names)
     }
-    curated = io_utils.SchemaReader().read(os.path.join(schema.uri, "schema.pbtxt"))
+    curated = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
     drifts = {
         split: label_drift(stats["train"], split_stats, curated, label_key)
         for split, split_stats in stats.items()

@@ -21,7 +21,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 from tfx import types
 from tfx import v1 as tfx
-from tfx.types import standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 
 from components.pusher import SERVING_MODEL_DIR
 from imagedata.records import ID_KEY, read_labels
@@ -193,7 +193,7 @@ def ModelReport(
 
     mistakes = find_mistakes(
         os.path.join(model.uri, SERVING_MODEL_DIR),
-        os.path.join(examples.uri, "Split-eval", "*"),
+        os.path.join(artifact_utils.get_split_uri([examples], "eval"), "*"),
         class_names,
         label_key,
         image_key,
