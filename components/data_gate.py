@@ -38,7 +38,7 @@ class DataValidationError(RuntimeError):
 class DataGateResult(types.Artifact):
     """gate.json and gate.txt: the problems, warnings and notes; custom property `passed`."""
 
-    TYPE_NAME = "DataGateResult"
+    TYPE_NAME = "imgclf.DataGateResult"
 
 
 def anomaly_findings(anomalies: dict[str, anomalies_pb2.Anomalies]) -> tuple[list, list]:

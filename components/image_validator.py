@@ -50,7 +50,7 @@ VALID_PREFIX = "data_tfrecord"
 class ImageValidationReport(types.Artifact):
     """report.json and report.txt; custom property `passed` (1 or 0)."""
 
-    TYPE_NAME = "ImageValidationReport"
+    TYPE_NAME = "imgclf.ImageValidationReport"
 
 
 class ImageValidatorSpec(types.ComponentSpec):

@@ -49,7 +49,7 @@ BATCH_SIZE = 64
 class ModelReportArtifact(types.Artifact):
     """comparison.txt/json and most_wrong.csv/png."""
 
-    TYPE_NAME = "ModelReport"
+    TYPE_NAME = "imgclf.ModelReport"
 
 
 @dataclass(frozen=True)

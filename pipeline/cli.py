@@ -10,6 +10,7 @@
     imgclf report                                 the latest run's accuracy and push
     imgclf predict MODEL IMAGE|FOLDER ...         top-k classes with a pushed model
     imgclf timings                                each component's wall time in the latest run
+    imgclf kubeflow compile|run|schedule|...      the pipeline on Kubeflow Pipelines
 
 Settings: `--config FILE` (YAML) and `--set section.name=value`, which become
 IMGCLF_* environment variables, so the TFX CLI's child processes see them too.
@@ -28,6 +29,7 @@ from pathlib import Path
 import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
 # isort: split
+from kubeflow import cli as kubeflow_cli
 from pipeline.config import CONFIG_FILE_ENV, ConfigError, load_config, parse_assignment, to_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -56,14 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
         if settings:
-            sub.add_argument("--config", help=f"YAML settings file (sets ${CONFIG_FILE_ENV}).")
-            sub.add_argument(
-                "--set",
-                action="append",
-                default=[],
-                metavar="NAME=VALUE",
-                help="Override one setting, e.g. training.phase1_epochs=3.",
-            )
+            add_settings_options(sub)
         return sub
 
     sample = command("sample-data", _sample_data, "Write the sample shapes dataset.", False)
@@ -127,7 +122,19 @@ def _parser() -> argparse.ArgumentParser:
         "--csv", help=f"Write a CSV here (default when a folder is given: {PREDICTIONS_CSV})."
     )
     command("timings", _timings, "Each component's wall time in the latest run, from MLMD.")
+    kubeflow_cli.add_commands(commands, add_settings_options)
     return parser
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"YAML settings file (sets ${CONFIG_FILE_ENV}).")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Override one setting, e.g. training.phase1_epochs=3.",
+    )
 
 
 def _apply_settings(args: argparse.Namespace) -> None:

@@ -202,6 +202,52 @@ class EvaluationConfig(_Section):
         return k if k < num_classes else None
 
 
+class TrainerResources(_Section):
+    """What the Trainer's pod asks of its node; every other component runs with the defaults."""
+
+    cpu: float | None = Field(None, gt=0, description="vCPU limit; default: the cluster's.")
+    memory_gb: float | None = Field(None, gt=0, description="Memory limit in GB.")
+    gpus: int = Field(0, ge=0, description="MirroredStrategy trains on every GPU of the pod.")
+    gpu_type: str = Field(
+        "nvidia.com/gpu",
+        min_length=1,
+        description="On open-source KFP the Kubernetes resource name; on Vertex AI an "
+        "accelerator name such as NVIDIA_TESLA_T4.",
+    )
+
+
+class KubeflowConfig(_Section):
+    """Where the pipeline runs on a Kubeflow Pipelines cluster: `imgclf kubeflow ...`.
+
+    Every path must be one the pods can reach (gs://, s3://, ...): a local path
+    exists only on the machine that compiles.
+    """
+
+    host: str = Field("", description="The KFP API endpoint, e.g. https://kfp.example.com.")
+    namespace: str = Field("", description="Kubernetes namespace (multi-user clusters).")
+    experiment: str = Field("", description="Default: the pipeline's name.")
+    image: str = Field("", description="The image built from kubeflow/Dockerfile, pushed.")
+    pipeline_root: str = ""
+    data_root: str = Field("", description="Default: data.root, when it is remote.")
+    serving_root: str = Field("", description="Default: <pipeline_root>/serving.")
+    beam_pipeline_args: list[str] = Field(
+        default_factory=lambda: ["--runner=DirectRunner", "--direct_num_workers=0"],
+        description="e.g. --runner=DataflowRunner --project=... --region=... "
+        "--temp_location=gs://... --setup_file=./setup.py",
+    )
+    trainer: TrainerResources = Field(default_factory=TrainerResources)
+
+    @field_validator("pipeline_root", "data_root", "serving_root")
+    @classmethod
+    def _reachable_from_pods(cls, path: str, info) -> str:
+        if path and not is_remote(path):
+            raise ValueError(
+                f"{path!r} is a local path, which the cluster's pods cannot read; "
+                f"give kubeflow.{info.field_name} as gs://, s3:// or another remote URI"
+            )
+        return path.rstrip("/")
+
+
 class TrainerConfig(_Section):
     """The part of the configuration the Trainer module receives as custom_config."""
 
@@ -227,6 +273,7 @@ class PipelineConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> PipelineConfig:
@@ -248,6 +295,31 @@ class PipelineConfig(_Section):
 
     def trainer_config(self) -> TrainerConfig:
         return TrainerConfig(data=self.data, model=self.model, training=self.training)
+
+    def for_kubeflow(self) -> PipelineConfig:
+        """This configuration with the cluster's paths and Beam arguments in place of local ones."""
+        cluster = self.kubeflow
+        missing = [name for name in ("image", "pipeline_root") if not getattr(cluster, name)]
+        data_root = cluster.data_root or (self.data.root if is_remote(self.data.root) else "")
+        if not data_root:
+            missing.append("data_root")
+        if missing:
+            settings = ", ".join(f"kubeflow.{name}" for name in missing)
+            why = f" (data.root {self.data.root!r} is local)" if "data_root" in missing else ""
+            raise ConfigError(
+                f"To run on Kubeflow, set {settings}{why}: in the YAML file's kubeflow "
+                "section or as IMGCLF_KUBEFLOW__<NAME>."
+            )
+        return self.model_copy(
+            update={
+                "pipeline_root": cluster.pipeline_root,
+                "serving_root": cluster.serving_root or f"{cluster.pipeline_root}/serving",
+                "beam_pipeline_args": cluster.beam_pipeline_args,
+                "data": self.data.model_copy(update={"root": data_root}),
+                # A pod's GPUs are the replicas; splitting its CPU would only slow it.
+                "training": self.training.model_copy(update={"cpu_replicas": 1}),
+            }
+        )
 
 
 def load_config(

@@ -22,19 +22,32 @@ from components.example_gen import import_example_gen
 from components.image_validator import ImageValidator
 from components.model_report import ModelReport
 from components.pusher import VersionedPusher
+from components.trainer import Trainer
 from imagedata.records import read_labels
+from pipeline.cluster import DATA_ROOT, TRAINING_PARAMETERS, runtime_parameters, trainer_resources
 from pipeline.config import PipelineConfig, is_remote
 from pipeline.evaluation import make_eval_config
 
 TRAINER_RUN_FN = "trainer.task.run_fn"
 
 
-def create_pipeline(config: PipelineConfig, validate_only: bool = False) -> tfx.dsl.Pipeline:
-    """The whole pipeline; with `validate_only`, only ingestion and validation, up to the gate."""
-    data = _data_components(config)
+def create_pipeline(
+    config: PipelineConfig, validate_only: bool = False, on_cluster: bool = False
+) -> tfx.dsl.Pipeline:
+    """The whole pipeline; with `validate_only`, only ingestion and validation, up to the gate.
+
+    `on_cluster` (Kubeflow): the settings in pipeline/cluster.py become run-time
+    parameters and the Trainer's pod asks for `config.kubeflow.trainer`.
+    """
+    parameters = runtime_parameters(config) if on_cluster else {}
+    data = _data_components(config, parameters.get(DATA_ROOT, config.data.root))
     components = list(data.components)
     if not validate_only:
-        components += _model_components(config, data)
+        schedule = {name: parameters[name] for name in TRAINING_PARAMETERS if name in parameters}
+        model = _model_components(config, data, schedule)
+        if on_cluster:
+            model[0].with_platform_config(trainer_resources(config.kubeflow.trainer))
+        components += model
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
@@ -54,7 +67,7 @@ class _DataComponents:
     gate: base_node.BaseNode
 
 
-def _data_components(config: PipelineConfig) -> _DataComponents:
+def _data_components(config: PipelineConfig, input_base) -> _DataComponents:
     data = config.data
     if not is_remote(data.schema_path) and not os.path.exists(data.schema_path):
         raise FileNotFoundError(
@@ -62,7 +75,7 @@ def _data_components(config: PipelineConfig) -> _DataComponents:
             "`imgclf make-schema` (then review it), or set data.schema_file."
         )
     example_gen = import_example_gen(
-        input_base=data.root,
+        input_base=input_base,
         input_config=tfx.proto.Input(
             splits=[
                 tfx.proto.Input.Split(name="train", pattern=data.train_pattern),
@@ -114,11 +127,15 @@ def _data_components(config: PipelineConfig) -> _DataComponents:
     )
 
 
-def _model_components(config: PipelineConfig, data: _DataComponents) -> list[base_node.BaseNode]:
-    trainer = tfx.components.Trainer(
+def _model_components(
+    config: PipelineConfig, data: _DataComponents, schedule: dict
+) -> list[base_node.BaseNode]:
+    """Trainer first, then what evaluates and pushes its model."""
+    trainer = Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=data.valid_examples,
         custom_config=config.trainer_config().model_dump(mode="json"),
+        schedule=schedule,
     )
     # Nothing is trained unless the data passed: on any orchestrator, a failed gate stops here.
     trainer.add_upstream_node(data.gate)

@@ -1,0 +1,200 @@
+"""`imgclf kubeflow ...`: compile, submit, schedule, list and disable on Kubeflow Pipelines.
+
+    imgclf kubeflow compile                  write the PipelineSpec YAML
+    imgclf kubeflow run --param phase1_epochs=10
+    imgclf kubeflow schedule --cron "0 0 3 * * *"
+    imgclf kubeflow schedules                this pipeline's recurring runs
+    imgclf kubeflow disable RECURRING_RUN_ID
+
+The cluster's settings are the configuration's `kubeflow` section; --host,
+--namespace and --experiment override theirs. The token comes from --token
+or $KFP_TOKEN, never from a configuration file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+KFP_TOKEN_ENV = "KFP_TOKEN"
+COMPILED_DIR = "kubeflow"
+
+
+def add_commands(commands, add_settings_options: Callable[[argparse.ArgumentParser], None]):
+    kubeflow = commands.add_parser(
+        "kubeflow", help="Compile, submit and schedule on Kubeflow Pipelines.", description=__doc__
+    )
+    actions = kubeflow.add_subparsers(dest="action", required=True)
+
+    def action(name: str, handler, help: str, connects: bool = True):
+        sub = actions.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        add_settings_options(sub)
+        if connects:
+            sub.add_argument("--host", help="KFP API endpoint (default: kubeflow.host).")
+            sub.add_argument("--namespace", help="Default: kubeflow.namespace.")
+            sub.add_argument("--token", help=f"Bearer token (default: ${KFP_TOKEN_ENV}).")
+        return sub
+
+    compile_ = action("compile", _compile, "Write the pipeline's PipelineSpec YAML.", False)
+    compile_.add_argument("--out", help=f"Default: <output_dir>/{COMPILED_DIR}/<name>.yaml.")
+    for name, handler, help in (
+        ("run", _run, "Compile, upload (a new version if it exists) and start a run."),
+        ("schedule", _schedule, "Compile, upload and create a recurring run."),
+    ):
+        sub = action(name, handler, help)
+        sub.add_argument("--experiment", help="Default: kubeflow.experiment or the pipeline name.")
+        sub.add_argument("--name", help="The run's name (default: pipeline name and time).")
+        sub.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="A pipeline parameter: data_root, phase1_epochs, phase2_epochs, "
+            "phase1_learning_rate, phase2_learning_rate.",
+        )
+    schedule = actions.choices["schedule"]
+    schedule.add_argument(
+        "--cron", required=True, help="6 fields, seconds first: '0 0 3 * * *' is 03:00 daily."
+    )
+    schedule.add_argument("--max-concurrency", type=int, default=1)
+    schedule.add_argument(
+        "--catchup", action="store_true", help="Make up runs missed while paused or behind."
+    )
+    action("schedules", _schedules, "List this pipeline's recurring runs.")
+    disable = action("disable", _disable, "Disable a recurring run.")
+    disable.add_argument("recurring_run_id")
+
+
+def parse_parameters(assignments: list[str]) -> dict[str, Any]:
+    """--param NAME=VALUE flags as the pipeline's typed parameters."""
+    from pipeline.cluster import DATA_ROOT, TRAINING_PARAMETERS
+    from pipeline.config import parse_assignment
+
+    types = {DATA_ROOT: str, **TRAINING_PARAMETERS}
+    values = {}
+    for assignment in assignments:
+        name, text = parse_assignment(assignment)
+        if name not in types:
+            raise ValueError(f"--param {name}: not a pipeline parameter; known: {sorted(types)}")
+        try:
+            values[name] = types[name](text)
+        except ValueError:
+            raise ValueError(f"--param {name}={text!r}: expected {types[name].__name__}") from None
+    return values
+
+
+def _compiled(args) -> tuple[Any, str]:
+    from kubeflow.runner import compile_pipeline
+    from pipeline.config import load_config
+
+    config = load_config()
+    path = getattr(args, "out", None) or os.path.join(
+        config.output_dir, COMPILED_DIR, f"{config.pipeline_name}.yaml"
+    )
+    compile_pipeline(config, path)
+    print(f"Compiled {path} (image {config.kubeflow.image})")
+    return config, path
+
+
+def _compile(args) -> None:
+    _compiled(args)
+
+
+def _connect(args, config):
+    from kubeflow.client import KubeflowClient
+
+    return KubeflowClient(
+        host=args.host or config.kubeflow.host,
+        namespace=args.namespace or config.kubeflow.namespace,
+        token=args.token or os.environ.get(KFP_TOKEN_ENV),
+    )
+
+
+def _submit(args, submit) -> int:
+    from kubeflow.client import KubeflowError
+
+    parameters = parse_parameters(args.param)
+    config, path = _compiled(args)
+    try:
+        client = _connect(args, config)
+        pipeline = client.upload(path, config.pipeline_name)
+        print(f"Pipeline {config.pipeline_name}: id {pipeline[0]}, version {pipeline[1]}")
+        experiment = args.experiment or config.kubeflow.experiment or config.pipeline_name
+        submitted = submit(client, config, experiment, pipeline, parameters)
+    except KubeflowError as error:
+        return _failed(args, error)
+    print(f"Created {submitted.kind} {submitted.id} in experiment {experiment!r}")
+    print(submitted.link)
+    return 0
+
+
+def _run(args) -> int:
+    def submit(client, config, experiment, pipeline, parameters):
+        name = args.name or _timestamped(config.pipeline_name)
+        cluster = config.for_kubeflow()
+        return client.run(experiment, pipeline, name, cluster.pipeline_root, parameters)
+
+    return _submit(args, submit)
+
+
+def _schedule(args) -> int:
+    from kubeflow.client import validate_cron
+
+    validate_cron(args.cron)
+
+    def submit(client, config, experiment, pipeline, parameters):
+        return client.schedule(
+            experiment,
+            pipeline,
+            name=args.name or f"{config.pipeline_name}-schedule",
+            cron=args.cron,
+            pipeline_root=config.for_kubeflow().pipeline_root,
+            parameters=parameters,
+            max_concurrency=args.max_concurrency,
+            catchup=args.catchup,
+        )
+
+    return _submit(args, submit)
+
+
+def _schedules(args) -> int:
+    from kubeflow.client import KubeflowError
+    from pipeline.config import load_config
+
+    config = load_config()
+    try:
+        jobs = _connect(args, config).recurring_runs(config.pipeline_name)
+    except KubeflowError as error:
+        return _failed(args, error)
+    if not jobs:
+        print(f"No recurring runs of {config.pipeline_name}.")
+    for job in jobs:
+        cron = job.trigger.cron_schedule.cron if job.trigger and job.trigger.cron_schedule else ""
+        print(f"{job.recurring_run_id}  {job.mode}  {cron!r}  {job.display_name}")
+    return 0
+
+
+def _disable(args) -> int:
+    from kubeflow.client import KubeflowError
+    from pipeline.config import load_config
+
+    try:
+        _connect(args, load_config()).disable(args.recurring_run_id)
+    except KubeflowError as error:
+        return _failed(args, error)
+    print(f"Disabled recurring run {args.recurring_run_id}")
+    return 0
+
+
+def _failed(args, error: Exception) -> int:
+    print(f"imgclf kubeflow {args.action}: {error}", file=sys.stderr)
+    return 1
+
+
+def _timestamped(name: str) -> str:
+    return f"{name}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}"

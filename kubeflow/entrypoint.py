@@ -1,0 +1,84 @@
+"""Every component container's entrypoint: TFX's Kubeflow V2 executor runner, with two guards.
+
+TFX 1.16's runner was written for Vertex AI. Under open-source KFP 2 two
+problems are reported (sky-uk/kfp-operator, kubeflow/pipelines#13476):
+
+1. The driver may hand over input artifacts whose type is empty or a generic
+   `system.*` title. TFX then fails before the executor starts: it finds the
+   artifact's Python class from the type's title (an empty instance schema
+   raises AttributeError, `system.Model` an ImportError). This entrypoint
+   gives such an artifact the type the component declares for that input,
+   which TFX passes along as `--json_serialized_inputs_spec_args`.
+2. The process can abort in C++ destructors at interpreter exit ("pure virtual
+   method called") after the executor has written its outputs, failing a task
+   that succeeded. Once TFX's runner returns, this process exits at once.
+
+Arguments are TFX's runner's own; this module only rewrites the executor input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+import yaml
+
+INVOCATION_ARG = "--json_serialized_invocation_args"
+INPUTS_SPEC_ARG = "--json_serialized_inputs_spec_args"
+
+
+def fill_input_types(executor_input_json: str, inputs_spec_json: str | None) -> str:
+    """The executor input, each input artifact typed as declared where its type is unusable."""
+    executor_input = json.loads(executor_input_json)
+    if not inputs_spec_json:
+        return executor_input_json
+    declared = json.loads(inputs_spec_json).get("artifacts", {})
+    for key, artifact_list in executor_input.get("inputs", {}).get("artifacts", {}).items():
+        declared_type = declared.get(key, {}).get("artifactType")
+        if not declared_type:
+            continue
+        for artifact in artifact_list.get("artifacts", []):
+            if not _names_a_tfx_type(artifact.get("type", {})):
+                artifact["type"] = declared_type
+    return json.dumps(executor_input)
+
+
+def _names_a_tfx_type(type_schema: dict) -> bool:
+    title = type_schema.get("schemaTitle")
+    if "instanceSchema" in type_schema:
+        title = (yaml.safe_load(type_schema["instanceSchema"]) or {}).get("title")
+    return bool(title) and not title.startswith("system.")
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """TFX's runner's flags; the rest are Beam's arguments."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executor_class_path", required=True)
+    parser.add_argument(INVOCATION_ARG, required=True)
+    parser.add_argument(INPUTS_SPEC_ARG)
+    return parser.parse_known_args(argv)
+
+
+def main(argv: list[str]) -> None:
+    # Imported here: TFX and TensorFlow take seconds to import, the guards above none.
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    args, beam_args = _parse(argv)
+    args.json_serialized_invocation_args = fill_input_types(
+        args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args
+    )
+    kubeflow_v2_run_executor.main((args, beam_args))
+
+
+if __name__ == "__main__":
+    import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+
+    main(sys.argv[1:])
+    # The outputs are written; skip the interpreter's teardown (guard 2 above).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

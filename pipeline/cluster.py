@@ -1,0 +1,56 @@
+"""What changes when the pipeline runs on a cluster: run-time parameters and the Trainer's pod.
+
+On Kubeflow, a compiled pipeline is run many times; these settings can change
+per run without recompiling. Each is a pipeline parameter whose default is the
+configuration's value; the Trainer receives the training ones as execution
+properties that override its configuration (components/trainer.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig, TrainerResources
+
+ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+
+DATA_ROOT = "data_root"
+# The training settings a run can override, by their names in TrainingConfig.
+TRAINING_PARAMETERS = {
+    "phase1_epochs": int,
+    "phase2_epochs": int,
+    "phase1_learning_rate": float,
+    "phase2_learning_rate": float,
+}
+
+
+def runtime_parameters(config: PipelineConfig) -> dict[str, tfx.dsl.experimental.RuntimeParameter]:
+    """The pipeline's parameters, named as in the compiled spec, defaulting to `config`."""
+    defaults: dict[str, Any] = {
+        DATA_ROOT: config.data.root,
+        "phase1_epochs": config.training.phase1_epochs,
+        "phase2_epochs": config.training.phase2_epochs,
+        "phase1_learning_rate": config.training.phase1_learning_rate,
+        "phase2_learning_rate": config.training.fine_tune_learning_rate,
+    }
+    types = {DATA_ROOT: str, **TRAINING_PARAMETERS}
+    return {
+        name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=types[name], default=value)
+        for name, value in defaults.items()
+    }
+
+
+def trainer_resources(resources: TrainerResources) -> ResourceSpec:
+    """The Trainer pod's limits; with GPUs, MirroredStrategy replicates over all of them."""
+    spec = ResourceSpec()
+    if resources.cpu:
+        spec.cpu_limit = resources.cpu
+    if resources.memory_gb:
+        spec.memory_limit = resources.memory_gb
+    if resources.gpus:
+        spec.accelerator.type = resources.gpu_type
+        spec.accelerator.count = resources.gpus
+    return spec
