@@ -35,6 +35,25 @@ def versions(serving_model_dir: str) -> list[int]:
     return sorted(int(name) for name in names if name.isdigit())
 
 
+def latest_is(model_dir: str, serving_model_dir: str) -> int | None:
+    """The newest version, if it holds exactly the files of `model_dir` (a rerun's model)."""
+    present = versions(serving_model_dir)
+    if not present:
+        return None
+    latest = os.path.join(serving_model_dir, str(present[-1]))
+    return present[-1] if _files_of(latest) == _files_of(model_dir) else None
+
+
+def _files_of(root: str) -> dict[str, bytes]:
+    found = {}
+    for directory, _, files in tf.io.gfile.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            with tf.io.gfile.GFile(path, "rb") as f:
+                found[os.path.relpath(path, root)] = f.read()
+    return found
+
+
 def push(model_dir: str, serving_model_dir: str) -> str:
     """Copies the SavedModel in `model_dir` to the next version; returns its folder."""
     present = versions(serving_model_dir)
@@ -81,7 +100,15 @@ def VersionedPusher(
         logging.info("The model was not blessed; nothing is pushed.")
         pushed_model.set_int_custom_property("pushed", 0)
         return
-    destination = push(os.path.join(model.uri, SERVING_MODEL_DIR), serving_model_dir)
+    model_dir = os.path.join(model.uri, SERVING_MODEL_DIR)
+    # A rerun with nothing new blesses the model it pushed before: serve it, do not copy it.
+    already = latest_is(model_dir, serving_model_dir)
+    if already is not None:
+        logging.info("Version %d already is this model; nothing is pushed.", already)
+        pushed_model.set_int_custom_property("pushed", 0)
+        pushed_model.set_int_custom_property("pushed_version", already)
+        return
+    destination = push(model_dir, serving_model_dir)
     logging.info("Pushed the model to %s", destination)
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", destination)

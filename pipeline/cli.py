@@ -121,7 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--csv", help=f"Write a CSV here (default when a folder is given: {PREDICTIONS_CSV})."
     )
-    command("timings", _timings, "Each component's wall time in the latest run, from MLMD.")
+    timings = command(
+        "timings", _timings, "Each component's wall time in the latest run, from MLMD."
+    )
+    timings.add_argument(
+        "--runs", type=int, default=1, help="Also list the totals of this many recent runs."
+    )
     kubeflow_cli.add_commands(commands, add_settings_options)
     return parser
 
@@ -319,17 +324,15 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _timings(args: argparse.Namespace) -> int:
-    from pipeline.runs import latest_run
+    from pipeline.report import timing_lines
+    from pipeline.runs import list_runs
 
     config = load_config()
-    run = latest_run(config.metadata_path, config.pipeline_name)
-    if run is None:
+    runs = list_runs(config.metadata_path, config.pipeline_name)
+    if not runs:
         print(f"No run of {config.pipeline_name} recorded in {config.metadata_path}.")
         return 1
-    print(f"Run {run.run_id}")
-    for node in sorted(run.nodes.values(), key=lambda node: -node.seconds):
-        print(f"  {node.node_id:32} {node.seconds:8.1f} s  {node.state}")
-    print(f"  {'sum of components':32} {sum(n.seconds for n in run.nodes.values()):8.1f} s")
+    print("\n".join(timing_lines(runs[-args.runs :])))
     return 0
 
 

@@ -147,6 +147,27 @@ class TrainingConfig(_Section):
     random_zoom: float = Field(0.1, ge=0.0, lt=1.0)
     random_contrast: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 42
+    cache_features: bool | None = Field(
+        None,
+        description="Train phase 1's head on features the frozen base computes once. "
+        "Default: on when augmentation is off.",
+    )
+    cached_views: int = Field(
+        1, ge=1, description="With augmentation on and cache_features: views of each image cached."
+    )
+    feature_cache_memory_mb: int = Field(
+        1024, ge=0, description="A split's cached features beyond this go to TFRecord files."
+    )
+
+    @property
+    def augments(self) -> bool:
+        return bool(
+            self.random_flip or self.random_rotation or self.random_zoom or self.random_contrast
+        )
+
+    @property
+    def uses_feature_cache(self) -> bool:
+        return self.cache_features if self.cache_features is not None else not self.augments
 
     @property
     def fine_tune_learning_rate(self) -> float:

@@ -27,6 +27,7 @@ class RunOutcome:
     blessed: bool | None = None
     failures: list[str] = field(default_factory=list)
     pushed_to: str | None = None
+    already_served: int | None = None  # blessed, but that version already is this model
     training: dict | None = None
     data_rejected: str | None = None  # the image validation report, when the gate failed
     report_dir: str | None = None  # the ModelReport: comparison and most wrong predictions
@@ -52,7 +53,12 @@ class RunOutcome:
             lines.append(f"  Last blessed model: accuracy {self.baseline_accuracy:.3f}")
         lines.append(f"  Blessed: {'yes' if self.blessed else 'no'}")
         lines += [f"    {failure}" for failure in self.failures]
-        lines.append(f"  Pushed to: {self.pushed_to}" if self.pushed_to else "  Not pushed.")
+        if self.pushed_to:
+            lines.append(f"  Pushed to: {self.pushed_to}")
+        elif self.already_served is not None:
+            lines.append(f"  Not pushed: version {self.already_served} already is this model.")
+        else:
+            lines.append("  Not pushed.")
         if self.report_dir:
             lines.append(f"  Comparison and most confident mistakes: {self.report_dir}")
         return "\n".join(lines)
@@ -68,10 +74,36 @@ def describe_training(summary: dict) -> list[str]:
         speed = (
             f", {phase['images_per_second']:.0f} images/s" if "images_per_second" in phase else ""
         )
+        cache = phase.get("feature_cache_seconds")
+        cached = f" on features cached in {cache:.1f} s" if cache is not None else ""
         lines.append(
             f"    {phase['name']}: epochs {phase['epochs'][0]}-{phase['epochs'][-1]} at learning "
-            f"rate {phase['learning_rate']:.2g}{speed}{best}"
+            f"rate {phase['learning_rate']:.2g}{cached}{speed}{best}"
         )
+    return lines
+
+
+def timing_lines(runs: list[PipelineRun]) -> list[str]:
+    """Each component's wall time in the last run, the Trainer's share, and earlier runs' totals."""
+    latest = runs[-1]
+    total = latest.seconds
+    lines = [f"Run {latest.run_id}"]
+    for node in sorted(latest.nodes.values(), key=lambda node: -node.seconds):
+        lines.append(f"  {node.node_id:32} {node.seconds:8.1f} s  {node.state}")
+    lines.append(f"  {'sum of components':32} {total:8.1f} s")
+    trainer = latest.nodes.get("Trainer")
+    if trainer is not None and trainer.state == "COMPLETE" and total:
+        lines.append(f"  the Trainer's share: {trainer.seconds / total:.1%}")
+    if len(runs) > 1:
+        first = runs[0]
+        lines.append(f"The last {len(runs)} runs, oldest first (sum of components):")
+        for run in runs:
+            states = [node.state for node in run.nodes.values()]
+            share = f"{run.seconds / first.seconds:7.1%} of the first" if first.seconds else ""
+            lines.append(
+                f"  {run.run_id:28} {run.seconds:8.1f} s {share}; "
+                f"{states.count('COMPLETE')} executed, {states.count('CACHED')} cached"
+            )
     return lines
 
 
@@ -101,6 +133,8 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     pushed = pusher.output("pushed_model") if pusher else None
     if pushed is not None and pushed.properties.get("pushed"):
         outcome.pushed_to = str(pushed.properties["pushed_destination"])
+    elif pushed is not None and "pushed_version" in pushed.properties:
+        outcome.already_served = int(pushed.properties["pushed_version"])
     return outcome
 
 

@@ -44,6 +44,11 @@ class PipelineRun:
     run_id: str
     nodes: dict[str, NodeRun]
 
+    @property
+    def seconds(self) -> float:
+        """The components' wall time, summed."""
+        return sum(node.seconds for node in self.nodes.values())
+
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     if not os.path.exists(metadata_path):

@@ -39,9 +39,7 @@ def train_input(
     """Shuffled, augmented batches of (float pixels in [0, 255], integer label)."""
     files = _files(file_patterns)
     examples = count_records(files)
-    records = (
-        _read(files).shuffle(min(training.shuffle_buffer, examples), seed=training.seed).repeat()
-    )
+    records = shuffled(_read(files), examples, training)
     augment = make_augmentation(training)
     dataset = (
         _decode(records, data, image_size)
@@ -52,7 +50,7 @@ def train_input(
         )
     )
     steps = training.steps_per_epoch or math.ceil(examples / global_batch_size)
-    return Input(_finish(dataset), steps, examples, global_batch_size)
+    return Input(finish(dataset), steps, examples, global_batch_size)
 
 
 def eval_input(
@@ -71,7 +69,25 @@ def eval_input(
     records = _read(files).repeat()
     dataset = _decode(records, data, image_size).batch(global_batch_size, drop_remainder=True)
     steps = math.ceil(examples / global_batch_size)
-    return Input(_finish(dataset), steps, examples, global_batch_size)
+    return Input(finish(dataset), steps, examples, global_batch_size)
+
+
+def shuffled(elements: tf.data.Dataset, examples: int, training: TrainingConfig) -> tf.data.Dataset:
+    """Endlessly repeated, reshuffled each pass.
+
+    The order depends only on the seed, the buffer and the element count, not
+    on what the elements are: records and the features cached from them in
+    the same order are shuffled alike.
+    """
+    return elements.shuffle(min(training.shuffle_buffer, examples), seed=training.seed).repeat()
+
+
+def images_in_file_order(
+    file_patterns: list[str], data: DataConfig, image_size: int
+) -> tuple[tf.data.Dataset, int]:
+    """One pass of (pixels, label), unbatched, in file order; and how many there are."""
+    files = _files(file_patterns)
+    return _decode(_read(files), data, image_size), count_records(files)
 
 
 def make_augmentation(config: TrainingConfig) -> keras.Sequential:
@@ -124,7 +140,7 @@ def _decode(records: tf.data.Dataset, data: DataConfig, image_size: int) -> tf.d
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
+def finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

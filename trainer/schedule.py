@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ from absl import logging
 from pipeline.config import TrainingConfig
 from trainer.data import Input
 from trainer.distribution import is_chief
+from trainer.features import CachedPhase1
 from trainer.model import base_of, compile_model, unfreeze_top
 
 FEATURE_EXTRACTION = "feature_extraction"
@@ -46,6 +48,7 @@ class PhaseResult:
     history: dict[str, list[float]]
     images_per_second: float
     best_epoch: int | None = None
+    feature_cache_seconds: float | None = None  # phase 1 on cached features: their cost
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,12 +63,15 @@ def train_two_phases(
     work_dir: str,
     log_dir: str | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    cache_phase1: Callable[[], CachedPhase1] | None = None,
 ) -> list[PhaseResult]:
     """Runs phase 1 and, unless switched off, phase 2 on `model` in place.
 
     `work_dir` holds the checkpoints that make the run resumable; the caller
     removes it once the model is safely exported. TensorBoard logs of both
     phases go to `log_dir`. `callbacks` see both phases, as one run of epochs.
+    With `cache_phase1`, phase 1 trains the head on the features it caches
+    (trainer/features.py); it is called only if phase 1 has yet to run.
     """
     progress = Progress(work_dir, writer=is_chief())
     common = list(callbacks or [])
@@ -76,6 +82,15 @@ def train_two_phases(
     with strategy.scope():
         compile_model(model, config.optimizer, config.phase1_learning_rate)
     phase1 = progress.finished(FEATURE_EXTRACTION)
+    # What phase 1 trains, and on what: the whole model on images, or its head on features.
+    learner, phase1_train, phase1_evals, cache_seconds = model, train, evals, None
+    if phase1 is None and cache_phase1 is not None:
+        # In scope: the head is a model of its own, and Keras distributes what is built there.
+        with strategy.scope():
+            cached = cache_phase1()
+            compile_model(cached.head, config.optimizer, config.phase1_learning_rate)
+        learner, phase1_train, phase1_evals = cached.head, cached.train, cached.evals
+        cache_seconds = cached.seconds
     if phase1 is None:
         keep_best = keras.callbacks.ModelCheckpoint(
             best_weights,
@@ -86,22 +101,26 @@ def train_two_phases(
             initial_value_threshold=progress.best_value(FEATURE_EXTRACTION),
         )
         _fit(
-            model,
+            learner,
             FEATURE_EXTRACTION,
-            train,
-            evals,
+            phase1_train,
+            phase1_evals,
             progress,
             work_dir,
             first_epoch=0,
             num_epochs=config.phase1_epochs,
             extra=[keep_best, *common],
         )
-        phase1 = progress.finish(FEATURE_EXTRACTION, model)
+        learner.load_weights(best_weights)
+        if learner is not model and is_chief():
+            # A resumed run loads the whole model's weights from here: head and base.
+            model.save_weights(best_weights)
+        phase1 = progress.finish(FEATURE_EXTRACTION, learner, cache_seconds)
     else:
         logging.info(
             "Resuming after %s (epochs %s): it finished before.", phase1.name, phase1.epochs
         )
-    model.load_weights(best_weights)
+        model.load_weights(best_weights)
     phases = [phase1]
 
     if config.phase2_epochs:
@@ -191,7 +210,9 @@ class Progress:
         values = [value for value in values if value is not None]
         return max(values) if values else None
 
-    def finish(self, phase: str, model: keras.Model) -> PhaseResult:
+    def finish(
+        self, phase: str, model: keras.Model, feature_cache_seconds: float | None = None
+    ) -> PhaseResult:
         epochs = self.epochs_of(phase)
         history: dict[str, list[float]] = {}
         for _, record in epochs:
@@ -206,6 +227,7 @@ class Progress:
             trainable_params=count_params(model.trainable_weights),
             history=history,
             images_per_second=float(np.median(speeds[1:] or speeds)),
+            feature_cache_seconds=feature_cache_seconds,
         )
         if phase == FEATURE_EXTRACTION and MONITOR in history:
             # The first epoch with the best value: the one ModelCheckpoint kept.

@@ -15,12 +15,14 @@ from pipeline.config import TrainerConfig
 from trainer.data import eval_input, train_input
 from trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
 from trainer.export import export_model
+from trainer.features import CachedPhase1, cache_phase1
 from trainer.model import build_model
 from trainer.schedule import combined_history, train_two_phases
 
 # Under the Trainer's model_run output: checkpoints that let a restarted
 # Trainer resume, removed once the model is exported.
 WORK_DIR = "work"
+FEATURE_CACHE_DIR = "feature_cache"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -59,8 +61,28 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
     with strategy.scope():
         model = build_model(config.model, num_classes=len(class_names))
     work_dir = os.path.join(fn_args.model_run_dir, WORK_DIR)
+
+    def cache_phase1_features() -> CachedPhase1:
+        return cache_phase1(
+            model,
+            fn_args.train_files,
+            fn_args.eval_files,
+            config.data,
+            config.training,
+            train,
+            evals,
+            cache_dir=os.path.join(work_dir, FEATURE_CACHE_DIR),
+        )
+
     phases = train_two_phases(
-        model, train, evals, config.training, strategy, work_dir, log_dir=fn_args.model_run_dir
+        model,
+        train,
+        evals,
+        config.training,
+        strategy,
+        work_dir,
+        log_dir=fn_args.model_run_dir,
+        cache_phase1=cache_phase1_features if config.training.uses_feature_cache else None,
     )
     summary = {
         "base_model": config.model.base_model,

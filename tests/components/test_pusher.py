@@ -3,7 +3,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from components.pusher import push, versions
+from components.pusher import latest_is, push, versions
 
 
 def _model(root, content: bytes = b"graph"):
@@ -49,3 +49,15 @@ def test_a_push_cut_short_leaves_no_version_and_no_staging_folder(tmp_path, monk
         push(model, str(serving))
     assert copied  # the second version was partly written...
     assert sorted(os.listdir(serving)) == ["1"]  # ...but never where a server looks
+
+
+def test_the_model_the_newest_version_already_holds_is_recognised(tmp_path):
+    serving = str(tmp_path / "serving")
+    first = _model(tmp_path / "a", b"one")
+    assert latest_is(first, serving) is None  # nothing pushed yet
+    push(first, serving)
+    assert latest_is(first, serving) == 1
+    second = _model(tmp_path / "b", b"two")
+    assert latest_is(second, serving) is None  # another model
+    push(second, serving)
+    assert latest_is(first, serving) is None  # only the newest version counts

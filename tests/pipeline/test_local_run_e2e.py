@@ -134,16 +134,23 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
         BeamDagRunner().run(
             create_pipeline(load_config({**settings, "data.root": corrupted}, environ={}))
         )
+    third = latest_run(config.metadata_path, config.pipeline_name)
+    serving_after_third = _tree_digest(config.serving_root)
+    fourth = _better_run(settings, config)
+    serving_after_fourth = _tree_digest(config.serving_root)
     return {
         "config": config,
         "first": first,
         "second": second,
         "serving_after_first": serving_after_first,
         "serving_after_second": serving_after_second,
-        "third": latest_run(config.metadata_path, config.pipeline_name),
+        "third": third,
         "third_error": str(rejected.value),
-        "serving_after_third": _tree_digest(config.serving_root),
-        "fourth": _better_run(settings, config),
+        "serving_after_third": serving_after_third,
+        "fourth": fourth,
+        "serving_after_fourth": serving_after_fourth,
+        # The same data and settings again: nothing new to learn.
+        "fifth": _better_run(settings, config),
     }
 
 
@@ -301,6 +308,19 @@ def test_a_better_model_is_pushed_as_the_next_version(runs):
     serving = Path(runs["config"].serving_model_dir)
     assert fourth.pushed_to == str(serving / "2")
     assert sorted(p.name for p in serving.iterdir()) == ["1", "2"]
+
+
+def test_a_rerun_with_nothing_new_trains_nothing_and_pushes_nothing(runs):
+    fifth = runs["fifth"]
+    for node in ("ImportExampleGen", "ImageValidator", "StatisticsGen", "DataGate", "Trainer"):
+        assert fifth.nodes[node].state == "CACHED", node
+    outcome = outcome_of(fifth)
+    # Compared with itself (the model pushed as version 2), it is blessed, but not copied again.
+    assert outcome.blessed
+    assert outcome.pushed_to is None
+    assert outcome.already_served == 2
+    assert "Not pushed: version 2 already is this model." in outcome.describe(0.35)
+    assert _tree_digest(runs["config"].serving_root) == runs["serving_after_fourth"]
 
 
 def test_predict_on_the_serving_folder_uses_the_latest_version_like_the_trainer_model(
