@@ -197,7 +197,7 @@ class KubeflowClient:
 
     @contextlib.contextmanager
     def _explained(self, action: str) -> Iterator[None]:
-        host = getattr(self, "host", "")
+        host = self.host
         try:
             yield
         except kfp_server_api.ApiException as error:
