@@ -72,19 +72,22 @@ def add_commands(commands, add_settings_options: Callable[[argparse.ArgumentPars
 
 def parse_parameters(assignments: list[str]) -> dict[str, Any]:
     """--param NAME=VALUE flags as the pipeline's typed parameters."""
-    from pipeline.cluster import DATA_ROOT, TRAINING_PARAMETERS
+    from pipeline.cluster import PARAMETER_TYPES
     from pipeline.config import parse_assignment
 
-    types = {DATA_ROOT: str, **TRAINING_PARAMETERS}
     values = {}
     for assignment in assignments:
         name, text = parse_assignment(assignment)
-        if name not in types:
-            raise ValueError(f"--param {name}: not a pipeline parameter; known: {sorted(types)}")
+        if name not in PARAMETER_TYPES:
+            raise ValueError(
+                f"--param {name}: not a pipeline parameter; known: {sorted(PARAMETER_TYPES)}"
+            )
         try:
-            values[name] = types[name](text)
+            values[name] = PARAMETER_TYPES[name](text)
         except ValueError:
-            raise ValueError(f"--param {name}={text!r}: expected {types[name].__name__}") from None
+            raise ValueError(
+                f"--param {name}={text!r}: expected {PARAMETER_TYPES[name].__name__}"
+            ) from None
     return values
 
 

@@ -25,6 +25,8 @@ TRAINING_PARAMETERS = {
     "phase1_learning_rate": float,
     "phase2_learning_rate": float,
 }
+# Every run-time parameter of the compiled pipeline, with its type.
+PARAMETER_TYPES = {DATA_ROOT: str, **TRAINING_PARAMETERS}
 
 
 def runtime_parameters(config: PipelineConfig) -> dict[str, tfx.dsl.experimental.RuntimeParameter]:
@@ -36,9 +38,10 @@ def runtime_parameters(config: PipelineConfig) -> dict[str, tfx.dsl.experimental
         "phase1_learning_rate": config.training.phase1_learning_rate,
         "phase2_learning_rate": config.training.fine_tune_learning_rate,
     }
-    types = {DATA_ROOT: str, **TRAINING_PARAMETERS}
     return {
-        name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=types[name], default=value)
+        name: tfx.dsl.experimental.RuntimeParameter(
+            name=name, ptype=PARAMETER_TYPES[name], default=value
+        )
         for name, value in defaults.items()
     }
 
