@@ -14,12 +14,13 @@ import os
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.utils import anomalies_util
-from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx import types
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
+from components.drift import SpanDrift, label_drift, span_drift
 from components.image_validator import REPORT_TEXT, ImageValidationReport, read_report
 from components.inspection import Verdict
 
@@ -67,44 +68,6 @@ def _split_file(uri: str, split: str, filename: str) -> str:
     return os.path.join(uri, f"Split-{split}", filename)
 
 
-def label_drift(
-    train: statistics_pb2.DatasetFeatureStatisticsList,
-    other: statistics_pb2.DatasetFeatureStatisticsList,
-    schema: schema_pb2.Schema,
-    label_key: str,
-) -> float:
-    """L-infinity distance between two splits' label distributions, as TFDV measures it.
-
-    TFDV compares category counts, which statistics hold only when they were
-    computed with a schema that marks the label categorical (StatisticsGen's are).
-    """
-    for name, stats in (("train", train), ("compared", other)):
-        if not _counts_categories(stats, label_key):
-            raise ValueError(
-                f"The {name} statistics hold no category counts for '{label_key}': compute "
-                "them with the curated schema, where the label is categorical."
-            )
-    with_comparator = schema_pb2.Schema()
-    with_comparator.CopyFrom(schema)
-    comparator = tfdv.get_feature(with_comparator, label_key).drift_comparator
-    comparator.infinity_norm.threshold = 1.0  # measure only; the gate judges
-    found = tfdv.validate_statistics(other, with_comparator, previous_statistics=train)
-    for info in found.drift_skew_info:
-        if info.path.step == [label_key]:
-            return max(measurement.value for measurement in info.drift_measurements)
-    raise ValueError(f"TFDV measured no drift for '{label_key}': is it categorical in the schema?")
-
-
-def _counts_categories(
-    statistics: statistics_pb2.DatasetFeatureStatisticsList, feature: str
-) -> bool:
-    return any(
-        list(stats.path.step) == [feature] and stats.HasField("string_stats")
-        for dataset in statistics.datasets
-        for stats in dataset.features
-    )
-
-
 def decide(
     anomaly_problems: list[str],
     notes: list[str],
@@ -112,7 +75,10 @@ def decide(
     drifts: dict[str, float],
     max_label_drift: float,
     fail_on_warnings: bool,
+    span_findings: list[str] = (),
+    fail_on_span_drift: bool = False,
 ) -> tuple[Verdict, list[str]]:
+    """`span_findings`: the new span's drift from the previous span beyond the bounds."""
     verdict = Verdict(failures=list(anomaly_problems), warnings=list(image_report["warnings"]))
     verdict.failures += image_report["failures"]
     for split, drift in drifts.items():
@@ -124,16 +90,27 @@ def decide(
     if fail_on_warnings:
         verdict.failures += verdict.warnings
         verdict.warnings = []
+    (verdict.failures if fail_on_span_drift else verdict.warnings).extend(span_findings)
     return verdict, notes
 
 
-def render(verdict: Verdict, notes: list[str], drifts: dict[str, float]) -> str:
+def render(
+    verdict: Verdict, notes: list[str], drifts: dict[str, float], span: SpanDrift | None = None
+) -> str:
     lines = [f"Data validation: {'PASSED' if verdict.passed else 'FAILED'}"]
     lines += [f"  FAIL: {line}" for line in verdict.failures]
     lines += [f"  WARN: {line}" for line in verdict.warnings]
     lines += [f"  NOTE: {line}" for line in notes]
     lines += [f"  label drift train -> {split}: {drift:.3f}" for split, drift in drifts.items()]
+    lines += [f"  {line}" for line in span.lines()] if span else []
     return "\n".join(lines)
+
+
+def _load_statistics(artifact) -> dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+    return {
+        split: tfdv.load_stats_binary(_split_file(artifact.uri, split, STATISTICS_FILE))
+        for split in artifact_utils.decode_split_names(artifact.split_names)
+    }
 
 
 def _examples(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> int:
@@ -150,23 +127,47 @@ def DataGate(
     label_key: tfx.dsl.components.Parameter[str],
     max_label_drift: tfx.dsl.components.Parameter[float],
     fail_on_warnings: tfx.dsl.components.Parameter[bool],
+    max_span_label_drift: tfx.dsl.components.Parameter[float],
+    max_span_image_change: tfx.dsl.components.Parameter[float],
+    fail_on_span_drift: tfx.dsl.components.Parameter[bool],
+    previous_statistics: tfx.dsl.components.InputArtifact[
+        standard_artifacts.ExampleStatistics
+    ] = None,
+    previous_image_report: tfx.dsl.components.InputArtifact[ImageValidationReport] = None,
 ) -> None:
+    """`previous_*`: the previous span's, when there is one, to measure the new span's drift."""
     splits = artifact_utils.decode_split_names(anomalies.split_names)
     problems, notes = anomaly_findings(load_anomalies(anomalies.uri, splits))
-    stats = {
-        split: tfdv.load_stats_binary(_split_file(statistics.uri, split, STATISTICS_FILE))
-        for split in artifact_utils.decode_split_names(statistics.split_names)
-    }
+    stats = _load_statistics(statistics)
     curated = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
     drifts = {
         split: label_drift(stats["train"], split_stats, curated, label_key)
         for split, split_stats in stats.items()
         if split != "train" and _examples(split_stats) and _examples(stats["train"])
     }
+    report = read_report(image_report.uri)
+    span = None
+    if previous_statistics is not None and previous_image_report is not None:
+        span = span_drift(
+            previous_statistics.span,
+            _load_statistics(previous_statistics)["train"],
+            stats["train"],
+            read_report(previous_image_report.uri),
+            report,
+            curated,
+            label_key,
+        )
     verdict, notes = decide(
-        problems, notes, read_report(image_report.uri), drifts, max_label_drift, fail_on_warnings
+        problems,
+        notes,
+        report,
+        drifts,
+        max_label_drift,
+        fail_on_warnings,
+        span.findings(max_span_label_drift, max_span_image_change) if span else [],
+        fail_on_span_drift,
     )
-    text = render(verdict, notes, drifts)
+    text = render(verdict, notes, drifts, span)
     with tf.io.gfile.GFile(os.path.join(result.uri, RESULT_JSON), "w") as f:
         json.dump(
             {
@@ -175,6 +176,7 @@ def DataGate(
                 "warnings": verdict.warnings,
                 "notes": notes,
                 "label_drift": drifts,
+                "span_drift": span.to_dict() if span else None,
             },
             f,
             indent=2,

@@ -29,7 +29,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from components.example_gen import read_tfrecord_file
+from components.example_gen import SPANS_PROPERTY, read_tfrecord_file, span_of
 from components.inspection import (
     Finding,
     SplitSummary,
@@ -44,6 +44,7 @@ from pipeline.config import ValidationConfig
 REPORT_JSON = "report.json"
 REPORT_TEXT = "report.txt"
 PASSED = "passed"
+SPAN = "span"
 VALID_PREFIX = "data_tfrecord"
 
 
@@ -172,13 +173,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
             f.write(render_text(summaries, class_names, verdict) + "\n")
         report.set_int_custom_property(PASSED, int(verdict.passed))
+        # The previous span's report is found by this (pipeline/resolvers.py).
+        report.set_int_custom_property(SPAN, span_of(examples))
 
 
 def _describe_like(valid: types.Artifact, examples: types.Artifact) -> None:
     """The valid examples are the same splits, span and format, with fewer records."""
     valid.split_names = examples.split_names
-    valid.span = examples.span
+    # StatisticsGen and the Trainer read the span from this property.
+    valid.span = span_of(examples)
     valid.version = examples.version
+    if examples.has_custom_property(SPANS_PROPERTY):
+        valid.set_string_custom_property(
+            SPANS_PROPERTY, examples.get_string_custom_property(SPANS_PROPERTY)
+        )
     examples_utils.set_payload_format(valid, examples_utils.get_payload_format(examples))
 
 

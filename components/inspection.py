@@ -28,6 +28,7 @@ class Finding:
     height: int = 0
     width: int = 0
     channels: int = 0
+    format: str = ""
     problem: str | None = None  # what is wrong with this record
     kind: str | None = None  # the kind of problem, for counting
 
@@ -96,7 +97,15 @@ def inspect_record(
         return bad(
             "image too small", f"image is {height}x{width}, smaller than {min_image_size} pixels"
         )
-    return Finding(location, record_id, label, height, width, channels)
+    return Finding(location, record_id, label, height, width, channels, image_format(images[0]))
+
+
+# The first bytes of each image format tf.io.decode_image reads.
+_SIGNATURES = {b"\xff\xd8\xff": "jpeg", b"\x89PNG": "png", b"GIF8": "gif", b"BM": "bmp"}
+
+
+def image_format(encoded: bytes) -> str:
+    return next((name for magic, name in _SIGNATURES.items() if encoded.startswith(magic)), "?")
 
 
 def _record_id(features) -> str:
@@ -120,6 +129,7 @@ class SplitSummary:
     bad: list[dict] = field(default_factory=list)
     problems: Counter = field(default_factory=Counter)
     channels: Counter = field(default_factory=Counter)
+    formats: Counter = field(default_factory=Counter)
     labels: Counter = field(default_factory=Counter)
     min_height: int | None = None
     max_height: int | None = None
@@ -136,6 +146,7 @@ class SplitSummary:
             return self
         self.good += 1
         self.channels[finding.channels] += 1
+        self.formats[finding.format] += 1
         self.labels[finding.label] += 1
         self.min_height = _min(self.min_height, finding.height)
         self.max_height = _max(self.max_height, finding.height)
@@ -149,6 +160,7 @@ class SplitSummary:
         self.bad += other.bad
         self.problems += other.problems
         self.channels += other.channels
+        self.formats += other.formats
         self.labels += other.labels
         self.min_height = _min(self.min_height, other.min_height)
         self.max_height = _max(self.max_height, other.max_height)
@@ -159,7 +171,7 @@ class SplitSummary:
     def to_dict(self) -> dict:
         values = asdict(self)
         values["bad"] = sorted(self.bad, key=lambda record: record["location"])
-        for name in ("problems", "channels", "labels"):
+        for name in ("problems", "channels", "formats", "labels"):
             values[name] = {str(key): count for key, count in sorted(getattr(self, name).items())}
         return values
 
@@ -167,6 +179,7 @@ class SplitSummary:
     def from_dict(cls, values: dict) -> SplitSummary:
         summary = cls(**values)
         summary.problems = Counter(values["problems"])
+        summary.formats = Counter(values.get("formats", {}))
         summary.channels = Counter({int(key): n for key, n in values["channels"].items()})
         summary.labels = Counter({int(key): n for key, n in values["labels"].items()})
         return summary
@@ -246,6 +259,8 @@ def render_text(
                 f"  sizes {summary.min_height}-{summary.max_height} x "
                 f"{summary.min_width}-{summary.max_width} px; channels in the files: "
                 + ", ".join(f"{c}: {n}" for c, n in sorted(summary.channels.items()))
+                + "; formats: "
+                + ", ".join(f"{f}: {n}" for f, n in sorted(summary.formats.items()))
             )
             lines.append(
                 "  labels: "

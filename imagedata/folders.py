@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import tensorflow as tf
 
 from imagedata.decode import decode_image
-from imagedata.records import LabelledImage, write_dataset
+from imagedata.records import (
+    LabelledImage,
+    known_classes,
+    new_classes_note,
+    write_dataset,
+    write_span,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
@@ -39,9 +45,12 @@ class ConversionReport:
     written: dict[str, int]
     unreadable: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    added_classes: list[str] = field(default_factory=list)  # new in this span
 
     def summary(self) -> str:
         lines = [f"Classes ({len(self.class_names)}): {', '.join(self.class_names)}"]
+        if self.added_classes:
+            lines.append(new_classes_note(self.added_classes))
         lines += [f"{split}: {count} images written" for split, count in self.written.items()]
         if self.unreadable:
             lines.append(f"Left out {len(self.unreadable)} unreadable image(s):")
@@ -60,13 +69,19 @@ def convert_folder(
     skip_unreadable: bool = False,
     overwrite: bool = False,
     seed: int = 0,
+    span: int | None = None,
 ) -> ConversionReport:
+    """Writes `out_dir`, or with `span`, span `span` of the spans under `out_dir`.
+
+    A span's classes keep the labels of `out_dir`'s labels file; classes seen
+    for the first time follow them, sorted.
+    """
     for split in splits:
         if not os.path.isdir(os.path.join(root, split)):
             raise FileNotFoundError(f"Split folder {os.path.join(root, split)!r} does not exist.")
-    class_names = sorted(
-        {name for split in splits for name in _class_folders(os.path.join(root, split))}
-    )
+    found = {name for split in splits for name in _class_folders(os.path.join(root, split))}
+    known = known_classes(out_dir) if span is not None else []
+    class_names = known + sorted(found - set(known))
     if len(class_names) < 2:
         raise ValueError(f"Found {len(class_names)} class folder(s) under {root!r}; need 2+.")
 
@@ -90,8 +105,11 @@ def convert_folder(
     if empty:
         raise ValueError(f"No readable image in split(s) {empty} under {root!r}.")
     records = {split: _read(entries[split], root) for split in splits}
-    written = write_dataset(out_dir, class_names, records, num_shards, overwrite=overwrite)
-    return ConversionReport(class_names, written, unreadable, ignored)
+    if span is None:
+        written = write_dataset(out_dir, class_names, records, num_shards, overwrite=overwrite)
+        return ConversionReport(class_names, written, unreadable, ignored)
+    written, added = write_span(out_dir, span, class_names, records, num_shards, overwrite)
+    return ConversionReport(class_names, written, unreadable, ignored, added)
 
 
 def _files(class_dir: str) -> list[str]:

@@ -4,6 +4,10 @@ This is the format TFX's own image examples use (`image`: JPEG/PNG bytes,
 `label`: int64), so data prepared elsewhere for TFX runs here unchanged.
 Splits live in sub-folders (`train/`, `eval/`) of sharded TFRecord files,
 beside a labels file that names the classes in label order.
+
+Data that keeps arriving is written in spans, `<root>/span-<N>/<split>/`, one
+labels file at the root for all of them: a class keeps its label in every
+span, and a span may add classes after the known ones.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ ID_KEY = "id"
 LABELS_FILENAME = "labels.txt"
 SCHEMA_FILENAME = "schema.pbtxt"
 SPLITS = ("train", "eval")
+SPAN_FOLDER = "span-{span}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,59 @@ def write_dataset(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return counts
+
+
+def span_dir(root: str, span: int) -> str:
+    return os.path.join(root, SPAN_FOLDER.format(span=span))
+
+
+def known_classes(root: str) -> list[str]:
+    """The class names of the spans under `root` so far; none before the first span."""
+    path = os.path.join(root, LABELS_FILENAME)
+    return read_labels(path) if os.path.exists(path) else []
+
+
+def merge_classes(known: Sequence[str], new: Sequence[str]) -> list[str]:
+    """The labels file after a span with `new` classes: each class keeps its label."""
+    shorter, longer = sorted((list(known), list(new)), key=len)
+    if longer[: len(shorter)] != shorter:
+        raise ValueError(
+            f"A span's classes must keep the labels of the classes before it, in order "
+            f"({', '.join(known)}), and may only add classes after them; got {', '.join(new)}."
+        )
+    return longer
+
+
+def new_classes_note(added: Sequence[str]) -> str:
+    return (
+        f"New classes in this span: {', '.join(added)}, added to the labels file. Update the "
+        "curated schema (imgclf make-schema), whose label range they extend."
+    )
+
+
+def write_span(
+    root: str,
+    span: int,
+    class_names: Sequence[str],
+    splits: dict[str, Iterable[LabelledImage]],
+    num_shards: int,
+    overwrite: bool = False,
+) -> tuple[dict[str, int], list[str]]:
+    """Writes `<root>/span-<span>/` and updates `<root>/labels.txt`.
+
+    Returns the records written per split and the classes this span added.
+    """
+    if span < 0:
+        raise ValueError(f"A span number is 0 or more, got {span}.")
+    known = known_classes(root)
+    merged = merge_classes(known, class_names)
+    counts = write_dataset(span_dir(root, span), class_names, splits, num_shards, overwrite)
+    if merged != known:
+        partial = os.path.join(root, f".{LABELS_FILENAME}.partial")
+        with open(partial, "w") as f:
+            f.writelines(f"{name}\n" for name in merged)
+        os.replace(partial, os.path.join(root, LABELS_FILENAME))
+    return counts, merged[len(known) :] if known else []
 
 
 def _write_split(split_dir: str, records: Iterable[LabelledImage], num_shards: int) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from imagedata.records import LabelledImage, write_dataset
+from imagedata.records import LabelledImage, write_dataset, write_span
 
 # Shapes are drawn on a canvas this many times larger, then downsampled, for smooth edges.
 _SUPERSAMPLE = 4
@@ -120,6 +120,7 @@ SHAPES: dict[str, Drawer] = {
 DEFAULT_CLASSES = ("circle", "square", "triangle", "plus")
 PRETRAINING_CLASSES = tuple(name for name in SHAPES if name not in DEFAULT_CLASSES)
 IMAGE_FORMATS = ("png", "jpeg")
+SAMPLE_SHARDS = 2
 
 
 def draw_image(shape: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -167,20 +168,44 @@ def generate_split(
         yield LabelledImage(encode(pixels, image_format), label, f"{split}_{index:06d}")
 
 
-def write_sample_dataset(
-    out_dir: str,
+def sample_splits(
     class_names: Sequence[str] = DEFAULT_CLASSES,
     train_per_class: int = 128,
     eval_per_class: int = 32,
     image_size: int = 64,
     image_format: str = "png",
-    num_shards: int = 2,
     seed: int = 0,
-    overwrite: bool = False,
-) -> dict[str, int]:
-    """Writes the sample dataset in the project's record format; returns counts per split."""
-    splits = {
+) -> dict[str, Iterator[LabelledImage]]:
+    """The sample dataset's splits, drawn as they are read."""
+    return {
         split: generate_split(class_names, split, per_class, image_size, image_format, seed)
         for split, per_class in (("train", train_per_class), ("eval", eval_per_class))
     }
-    return write_dataset(out_dir, class_names, splits, num_shards, overwrite=overwrite)
+
+
+def write_sample_dataset(
+    out_dir: str, num_shards: int = SAMPLE_SHARDS, overwrite: bool = False, **sample
+) -> dict[str, int]:
+    """Writes the sample dataset (`sample`: sample_splits' settings); returns counts per split."""
+    class_names = sample.get("class_names", DEFAULT_CLASSES)
+    return write_dataset(
+        out_dir, class_names, sample_splits(**sample), num_shards, overwrite=overwrite
+    )
+
+
+def write_sample_span(
+    root: str,
+    span: int,
+    num_shards: int = SAMPLE_SHARDS,
+    overwrite: bool = False,
+    **sample,
+) -> tuple[dict[str, int], list[str]]:
+    """New sample images as span `span` of `root`: new data arriving, for demos and tests.
+
+    The seed defaults to the span number, so each span holds different images.
+    """
+    sample.setdefault("seed", span)
+    class_names = sample.get("class_names", DEFAULT_CLASSES)
+    return write_span(
+        root, span, class_names, sample_splits(**sample), num_shards, overwrite=overwrite
+    )

@@ -91,11 +91,13 @@ def parse_parameters(assignments: list[str]) -> dict[str, Any]:
     return values
 
 
-def _compiled(args) -> tuple[Any, str]:
+def _compiled(args, schedule: bool = False) -> tuple[Any, str]:
+    """Compiles the configured pipeline; a schedule's warm-starts by default (pipeline/retrain)."""
     from kubeflow.runner import compile_pipeline
     from pipeline.config import load_config
+    from pipeline.retrain import scheduled
 
-    config = load_config()
+    config = scheduled(load_config()) if schedule else load_config()
     path = getattr(args, "out", None) or os.path.join(
         config.output_dir, COMPILED_DIR, f"{config.pipeline_name}.yaml"
     )
@@ -118,11 +120,11 @@ def _connect(args, config):
     )
 
 
-def _submit(args, submit) -> int:
+def _submit(args, submit, schedule: bool = False) -> int:
     from kubeflow.client import KubeflowError
 
     parameters = parse_parameters(args.param)
-    config, path = _compiled(args)
+    config, path = _compiled(args, schedule)
     try:
         client = _connect(args, config)
         pipeline = client.upload(path, config.pipeline_name)
@@ -162,7 +164,7 @@ def _schedule(args) -> int:
             catchup=args.catchup,
         )
 
-    return _submit(args, submit)
+    return _submit(args, submit, schedule=True)
 
 
 def _schedules(args) -> int:

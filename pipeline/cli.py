@@ -7,6 +7,7 @@
     imgclf pretrain-backbone                      pretrain the offline demo's base
     imgclf scratch-baseline                       the same network from random weights
     imgclf demo                                   sample data -> pushed model, via the TFX CLI
+    imgclf retrain                                one scheduled run on the newest span (cron)
     imgclf report                                 the latest run's accuracy and push
     imgclf predict MODEL IMAGE|FOLDER ...         top-k classes with a pushed model
     imgclf timings                                each component's wall time in the latest run
@@ -31,6 +32,7 @@ import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 # isort: split
 from kubeflow import cli as kubeflow_cli
 from pipeline.config import CONFIG_FILE_ENV, ConfigError, load_config, parse_assignment, to_env
+from pipeline.retrain import EXIT_BUSY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_BASELINE_FILE = "scratch_baseline.json"
@@ -73,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         sample.add_argument(f"--{option}", type=int, default=argparse.SUPPRESS)
     sample.add_argument("--image-format", choices=("png", "jpeg"), default=argparse.SUPPRESS)
     sample.add_argument("--overwrite", action="store_true")
+    sample.add_argument(
+        "--span",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="Write new images as <out>/span-N (new data arriving); seed defaults to N.",
+    )
 
     convert = command(
         "convert-folder",
@@ -90,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         help="Leave out (and list) images that do not decode, instead of failing.",
     )
     convert.add_argument("--overwrite", action="store_true")
+    convert.add_argument(
+        "--span", type=int, help="Write <out>/span-N, keeping the labels of <out>'s earlier spans."
+    )
 
     schema = command(
         "make-schema", _make_schema, "Write the curated schema of the configured data."
@@ -111,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
         "Train the configured network from random weights at the pipeline's budget.",
     )
     command("demo", _demo, "Run the pipeline on the sample data through the TFX CLI.")
+    retrain = command(
+        "retrain",
+        _retrain,
+        "One scheduled run on the newest span (for cron): prints one summary line; exit 0 "
+        f"whether or not a model was promoted, 1 on failure, {EXIT_BUSY} if a run is in progress.",
+    )
+    retrain.add_argument(
+        "--wait", action="store_true", help="Wait for a run in progress instead of exiting."
+    )
     command("report", _report, "Describe the latest pipeline run.")
     predict = command(
         "predict", _predict, "Top-k classes of image files with a pushed model.", False
@@ -152,17 +172,25 @@ def _apply_settings(args: argparse.Namespace) -> None:
 
 
 def _sample_data(args: argparse.Namespace) -> None:
-    from imagedata.sample import write_sample_dataset
+    from imagedata.records import new_classes_note, span_dir
+    from imagedata.sample import write_sample_dataset, write_sample_span
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler", "out")}
     if "classes" in options:
         options["class_names"] = options.pop("classes")
-    counts = write_sample_dataset(args.out, **options)
-    print(f"Wrote {counts} to {args.out}")
+    if "span" not in options:
+        counts = write_sample_dataset(args.out, **options)
+        print(f"Wrote {counts} to {args.out}")
+        return
+    counts, added = write_sample_span(args.out, **options)
+    print(f"Wrote {counts} to {span_dir(args.out, args.span)}")
+    if added:
+        print(new_classes_note(added))
 
 
 def _convert_folder(args: argparse.Namespace) -> None:
     from imagedata.folders import convert_folder
+    from imagedata.records import span_dir
 
     report = convert_folder(
         args.root,
@@ -171,9 +199,10 @@ def _convert_folder(args: argparse.Namespace) -> None:
         num_shards=args.num_shards,
         skip_unreadable=args.skip_unreadable,
         overwrite=args.overwrite,
+        span=args.span,
     )
     print(report.summary())
-    print(f"Wrote {args.out}")
+    print(f"Wrote {args.out if args.span is None else span_dir(args.out, args.span)}")
 
 
 def _make_schema(args: argparse.Namespace) -> None:
@@ -290,6 +319,47 @@ def _demo(args: argparse.Namespace) -> int:
         f"(measured on this machine by `imgclf scratch-baseline`)."
     )
     return status
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+    from pipeline.pipeline import create_pipeline
+    from pipeline.retrain import RetrainBusyError, exclusive, scheduled, summarize
+    from pipeline.runs import latest_run
+    from pipeline.spans import newest_span
+    from trainer.distribution import use_cpu_replicas
+
+    config = scheduled(load_config())
+    use_cpu_replicas(config.training.cpu_replicas)
+    try:
+        with exclusive(config, wait=args.wait):
+            span = newest_span(config.data).number
+            before = _latest_run_id(config)
+            try:
+                BeamDagRunner().run(create_pipeline(config))
+            except Exception as error:  # the summary says what happened; this says why
+                why = (str(error) or type(error).__name__).splitlines()[0]
+                print(f"imgclf retrain: the run failed: {why}", file=sys.stderr)
+            run = latest_run(config.metadata_path, config.pipeline_name)
+    except RetrainBusyError as error:
+        print(f"imgclf retrain: {error}", file=sys.stderr)
+        return EXIT_BUSY
+    if run is None or run.run_id == before:
+        print(f"span {span}: the run failed before any component ran; nothing pushed")
+        return 1
+    summary = summarize(config, span, run)
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def _latest_run_id(config) -> str | None:
+    from pipeline.runs import latest_run
+
+    if not os.path.exists(config.metadata_path):
+        return None
+    run = latest_run(config.metadata_path, config.pipeline_name)
+    return run.run_id if run else None
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ from imagedata.records import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SCHEMA_FILE
 from trainer.architectures import ARCHITECTURES
 
 ENV_PREFIX = "IMGCLF_"
+# TFX's placeholder for the span number in an input pattern.
+SPAN_SPEC = "{SPAN}"
 CONFIG_FILE_ENV = "IMGCLF_CONFIG"
 
 
@@ -59,11 +61,36 @@ class DataConfig(_Section):
     schema_file: str = Field(
         SCHEMA_FILENAME, description="The curated schema (imgclf make-schema); relative to root."
     )
+    span: int | None = Field(
+        None, ge=0, description="Ingest this span (a backfill) instead of the newest one."
+    )
+    rolling_spans: int = Field(
+        1, ge=1, description="Train and evaluate on the newest N spans, up to `span` if set."
+    )
 
     @field_validator("root")
     @classmethod
     def _absolute_root(cls, root: str) -> str:
         return _absolute(root)
+
+    @model_validator(mode="after")
+    def _spans_in_patterns(self) -> DataConfig:
+        marked = [SPAN_SPEC in pattern for pattern in (self.train_pattern, self.eval_pattern)]
+        if any(marked) and not all(marked):
+            raise ValueError(
+                f"train_pattern and eval_pattern must both hold {SPAN_SPEC} or neither "
+                f"(got {self.train_pattern!r} and {self.eval_pattern!r})"
+            )
+        if not self.has_spans and (self.span is not None or self.rolling_spans > 1):
+            raise ValueError(
+                f"span and rolling_spans need {SPAN_SPEC} in the patterns, "
+                f"e.g. 'span-{SPAN_SPEC}/train/*'"
+            )
+        return self
+
+    @property
+    def has_spans(self) -> bool:
+        return SPAN_SPEC in self.train_pattern
 
     @property
     def labels_path(self) -> str:
@@ -158,6 +185,11 @@ class TrainingConfig(_Section):
     feature_cache_memory_mb: int = Field(
         1024, ge=0, description="A split's cached features beyond this go to TFRecord files."
     )
+    warm_start: bool | None = Field(
+        None,
+        description="Start from the latest blessed model of an earlier span, when it has the "
+        "same classes. Default: on for scheduled runs (imgclf retrain, Kubeflow recurring runs).",
+    )
 
     @property
     def augments(self) -> bool:
@@ -198,6 +230,22 @@ class ValidationConfig(_Section):
     )
     fail_on_warnings: bool = Field(
         False, description="Fail on imbalance, a class missing from eval, or label drift."
+    )
+    max_span_label_drift: float = Field(
+        0.2,
+        gt=0.0,
+        le=1.0,
+        description="L-infinity distance of this span's train label shares from the previous "
+        "span's.",
+    )
+    max_span_image_change: float = Field(
+        0.5,
+        gt=0.0,
+        description="Relative change of the smallest or largest image side, or L-infinity "
+        "change of the image format and channel shares, from the previous span.",
+    )
+    fail_on_span_drift: bool = Field(
+        False, description="Fail the run when the new span drifted beyond these bounds."
     )
 
 
@@ -309,6 +357,15 @@ class PipelineConfig(_Section):
             setattr(self, name, _absolute(getattr(self, name) or default))
         return self
 
+    @model_validator(mode="after")
+    def _warm_start_needs_spans(self) -> PipelineConfig:
+        if self.training.warm_start and not self.data.has_spans:
+            raise ValueError(
+                "training.warm_start continues from the blessed model of an earlier span: "
+                f"give data.train_pattern and data.eval_pattern a {SPAN_SPEC}"
+            )
+        return self
+
     @property
     def serving_model_dir(self) -> str:
         """Where versions are pushed: TF Serving's `--model_base_path`."""
@@ -324,6 +381,11 @@ class PipelineConfig(_Section):
         data_root = cluster.data_root or (self.data.root if is_remote(self.data.root) else "")
         if not data_root:
             missing.append("data_root")
+        if self.data.rolling_spans > 1:
+            raise ConfigError(
+                "data.rolling_spans > 1 runs only locally: on Kubeflow, ExampleGen's driver "
+                "is TFX's own, which reads one span."
+            )
         if missing:
             settings = ", ".join(f"kubeflow.{name}" for name in missing)
             why = f" (data.root {self.data.root!r} is local)" if "data_root" in missing else ""

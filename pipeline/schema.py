@@ -23,6 +23,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from imagedata.records import read_labels
 from pipeline.config import DataConfig
+from pipeline.spans import newest_span, span_pattern
 
 HEADER = """\
 # The curated schema of this image dataset, written by `imgclf make-schema`.
@@ -65,9 +66,9 @@ def curate(schema: schema_pb2.Schema, data: DataConfig, num_classes: int) -> sch
 
 
 def make_schema(data: DataConfig) -> schema_pb2.Schema:
-    """Infers from the train split's records, then curates."""
+    """Infers from the train split's records (of the newest span, or `data.span`), then curates."""
     statistics = tfdv.generate_statistics_from_tfrecord(
-        os.path.join(data.root, data.train_pattern),
+        span_pattern(data, data.train_pattern, newest_span(data)),
         stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
     )
     inferred = tfdv.infer_schema(statistics, infer_feature_shape=False)

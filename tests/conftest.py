@@ -35,6 +35,20 @@ def sample_data(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def span_data(tmp_path_factory):
+    """Spans 1, 2 and 4 (no 3) of the sample shapes, one image a class and split each."""
+    from imagedata.sample import write_sample_span
+    from pipeline.config import DataConfig
+
+    root = str(tmp_path_factory.mktemp("spans") / "data")
+    for span in (1, 2, 4):
+        write_sample_span(root, span, train_per_class=1, eval_per_class=1, num_shards=1)
+    return DataConfig(
+        root=root, train_pattern="span-{SPAN}/train/*", eval_pattern="span-{SPAN}/eval/*"
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory):
     """A 32 px MobileNetV2 (alpha 0.35) trained for one short epoch, saved as a weights file.
 

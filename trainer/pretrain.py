@@ -54,7 +54,12 @@ def pretrain_backbone(
     with tempfile.TemporaryDirectory() as scratch:
         source = os.path.join(scratch, "source")
         write_sample_dataset(
-            source, classes, train_per_class, eval_per_class, model.image_size, seed=seed
+            source,
+            class_names=classes,
+            train_per_class=train_per_class,
+            eval_per_class=eval_per_class,
+            image_size=model.image_size,
+            seed=seed,
         )
         train, evals = _inputs(DataConfig(root=source), model, training)
         base, accuracy = train_from_scratch(

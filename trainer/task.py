@@ -18,6 +18,7 @@ from trainer.export import export_model
 from trainer.features import CachedPhase1, cache_phase1
 from trainer.model import build_model
 from trainer.schedule import combined_history, train_two_phases
+from trainer.warm_start import start_from
 
 # Under the Trainer's model_run output: checkpoints that let a restarted
 # Trainer resume, removed once the model is exported.
@@ -60,6 +61,10 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
 
     with strategy.scope():
         model = build_model(config.model, num_classes=len(class_names))
+        # With warm start on, the pipeline gives the last blessed model of an earlier span.
+        start = start_from(
+            model, fn_args.base_model, class_names, enabled=bool(config.training.warm_start)
+        )
     work_dir = os.path.join(fn_args.model_run_dir, WORK_DIR)
 
     def cache_phase1_features() -> CachedPhase1:
@@ -89,6 +94,7 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
         "weights": config.model.weights,
         "image_size": image_size,
         "class_names": class_names,
+        "start": start.to_dict(),
         "strategy": strategy_name(strategy),
         "num_replicas": strategy.num_replicas_in_sync,
         "global_batch_size": global_batch_size,

@@ -4,7 +4,8 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from bad_records import example, write_records
-from components.data_gate import anomaly_findings, decide, label_drift, render
+from components.data_gate import anomaly_findings, decide, render
+from components.drift import label_drift
 from pipeline.config import DataConfig
 from pipeline.schema import curate
 

@@ -2,9 +2,21 @@ import gzip
 import logging
 
 import pytest
+from tfx import v1 as tfx
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from bad_records import example, write_records
-from components.example_gen import UnreadableInputError, list_files, read_tfrecord_file
+from components.example_gen import (
+    UnreadableInputError,
+    import_example_gen,
+    list_files,
+    read_tfrecord_file,
+)
+from imagedata.records import read_records
+from imagedata.sample import write_sample_span
+from pipeline.config import DataConfig
+from pipeline.runs import latest_run
+from pipeline.spans import input_splits
 
 RECORDS = [example(b"pixels", label, f"r{label}") for label in range(3)]
 
@@ -60,3 +72,42 @@ def test_a_pattern_that_matches_no_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="matches no file") as raised:
         list_files(str(tmp_path / "train" / "*"))
     assert str(tmp_path / "train" / "*") in str(raised.value)
+
+
+def _run_example_gen(tmp_path, data: DataConfig, **spans):
+    """ExampleGen alone, run by TFX's Beam runner; returns its Examples artifact."""
+    example_gen = import_example_gen(data.root, tfx.proto.Input(splits=input_splits(data)), **spans)
+    metadata = str(tmp_path / "metadata.db")
+    BeamDagRunner().run(
+        tfx.dsl.Pipeline(
+            pipeline_name="spans",
+            pipeline_root=str(tmp_path / "root"),
+            components=[example_gen],
+            metadata_connection_config=(
+                tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata)
+            ),
+        )
+    )
+    return latest_run(metadata, "spans").nodes["ImportExampleGen"].output("examples")
+
+
+def test_a_rolling_window_reads_the_newest_spans_or_those_before_a_backfill(tmp_path):
+    root = str(tmp_path / "data")
+    for span in (1, 2, 3):
+        write_sample_span(root, span, train_per_class=2, eval_per_class=1, num_shards=1)
+    data = DataConfig(
+        root=root, train_pattern="span-{SPAN}/train/*", eval_pattern="span-{SPAN}/eval/*"
+    )
+
+    def images(pattern, compression=""):
+        return sorted(record.image for record in read_records(pattern, compression))
+
+    window = _run_example_gen(tmp_path, data, rolling_spans=2)
+    assert window.properties["span"] == 3
+    assert window.properties["spans"] == "2,3"
+    assert images(f"{window.uri}/Split-train/*", "GZIP") == images(f"{root}/span-[23]/train/*")
+
+    backfill = _run_example_gen(tmp_path, data, span=1, rolling_spans=2)
+    assert backfill.properties["span"] == 1
+    assert backfill.properties["spans"] == "1"  # there is no span 0
+    assert images(f"{backfill.uri}/Split-eval/*", "GZIP") == images(f"{root}/span-1/eval/*")

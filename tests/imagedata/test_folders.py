@@ -74,3 +74,20 @@ def test_skipping_unreadable_images_still_lists_them(photo_folder, tmp_path):
 def test_a_missing_split_folder_is_a_clear_error(photo_folder, tmp_path):
     with pytest.raises(FileNotFoundError, match="test"):
         convert_folder(str(photo_folder), str(tmp_path / "out"), splits=["train", "test"])
+
+
+def test_a_span_keeps_earlier_labels_and_appends_new_classes(photo_folder, tmp_path):
+    out = tmp_path / "spans"
+    first = convert_folder(str(photo_folder), str(out), span=1)
+    assert first.class_names == ["birds", "cats", "dogs"]
+    assert first.added_classes == []
+    _write_image(photo_folder / "train" / "ants" / "g.png", 70)
+    second = convert_folder(str(photo_folder), str(out), span=2)
+    # "ants" sorts first, but the known classes keep their labels: it comes last.
+    assert second.class_names == ["birds", "cats", "dogs", "ants"]
+    assert second.added_classes == ["ants"]
+    assert "New classes in this span: ants" in second.summary()
+    assert read_labels(str(out / "labels.txt")) == ["birds", "cats", "dogs", "ants"]
+    ants = [r for r in read_records(str(out / "span-2" / "train" / "*")) if r.id.endswith("g.png")]
+    assert [r.label for r in ants] == [3]
+    assert (out / "span-1" / "train").is_dir()

@@ -15,6 +15,7 @@ import yaml
 
 from kubeflow.runner import ENTRYPOINT, compile_pipeline
 from pipeline.config import load_config
+from pipeline.retrain import scheduled
 
 IMAGE = "registry.example.com/image-classifier:test"
 DATA_ROOT = "ram://bucket/data"  # the remote_data fixture's
@@ -204,3 +205,18 @@ def test_the_example_cluster_configuration_is_complete():
     assert cluster.serving_model_dir == "gs://my-bucket/serving/image_classifier"
     assert cluster.beam_pipeline_args[0] == "--runner=DataflowRunner"
     assert config.kubeflow.trainer.gpus == 4
+
+
+def test_a_scheduled_pipeline_on_spans_warm_starts_and_compares_spans(remote_data, tmp_path):
+    spans = cluster_config(
+        **{"data.train_pattern": "span-{SPAN}/train/*", "data.eval_pattern": "span-{SPAN}/eval/*"}
+    )
+    path = tmp_path / "scheduled.yaml"
+    compile_pipeline(scheduled(spans), str(path))
+    tasks = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]
+    # Kubeflow knows only TFX's two strategies: the latest blessed model and the latest artifacts.
+    assert "warm_start_model_resolver-model-resolver" in upstream_of(tasks["Trainer"])
+    assert "base_model" in tasks["Trainer"]["inputs"]["artifacts"]
+    gate_inputs = tasks["DataGate"]["inputs"]["artifacts"]
+    assert {"previous_statistics", "previous_image_report"} <= set(gate_inputs)
+    assert "previous_span_resolver" in upstream_of(tasks["DataGate"])

@@ -87,3 +87,28 @@ def test_fine_tuning_depth_by_count_or_fraction():
     assert by_fraction.training.layers_to_unfreeze(200) == 50
     with pytest.raises(ConfigError, match="fine_tune_fraction"):
         load_config({"training.fine_tune_fraction": 1.5}, environ={})
+
+
+def test_span_settings_need_span_patterns():
+    spans = {"data.train_pattern": "span-{SPAN}/train/*", "data.eval_pattern": "span-{SPAN}/eval/*"}
+    config = load_config({**spans, "data.span": 3, "data.rolling_spans": 2}, environ={})
+    assert config.data.has_spans and config.data.span == 3
+    with pytest.raises(ConfigError, match=r"both hold \{SPAN\} or neither"):
+        load_config({"data.train_pattern": "span-{SPAN}/train/*"}, environ={})
+    with pytest.raises(ConfigError, match=r"span and rolling_spans need \{SPAN\}"):
+        load_config({"data.rolling_spans": 2}, environ={})
+    with pytest.raises(ConfigError, match="warm_start continues from the blessed model"):
+        load_config({"training.warm_start": True}, environ={})
+
+
+def test_a_rolling_window_is_refused_for_kubeflow():
+    settings = {
+        "data.train_pattern": "span-{SPAN}/train/*",
+        "data.eval_pattern": "span-{SPAN}/eval/*",
+        "data.rolling_spans": 2,
+        "kubeflow.image": "img",
+        "kubeflow.pipeline_root": "gs://b/root",
+        "kubeflow.data_root": "gs://b/data",
+    }
+    with pytest.raises(ConfigError, match="rolling_spans > 1 runs only locally"):
+        load_config(settings, environ={}).for_kubeflow()

@@ -1,0 +1,95 @@
+"""Data in spans: each delivery of labelled images is a folder, `<root>/span-<N>/<split>/`.
+
+The input patterns name the span with TFX's `{SPAN}` placeholder (and, if
+spans are rewritten, `{VERSION}`), e.g. `span-{SPAN}/train/*`. ExampleGen's
+driver reads the newest span, or the one the configuration names. This module
+finds spans with TFX's own matching code, so that the commands, the resolvers
+and ExampleGen always agree on which span is which.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+
+from tfx.components.example_gen import utils
+from tfx.proto import example_gen_pb2, range_config_pb2
+
+from pipeline.config import DataConfig
+
+
+@dataclass(frozen=True)
+class Span:
+    number: int
+    version: int | None
+    fingerprint: str
+
+
+class NoSpanError(FileNotFoundError):
+    """No files match the patterns for the span asked for; the message names the patterns."""
+
+
+def input_splits(data: DataConfig) -> list[example_gen_pb2.Input.Split]:
+    return [
+        example_gen_pb2.Input.Split(name="train", pattern=data.train_pattern),
+        example_gen_pb2.Input.Split(name="eval", pattern=data.eval_pattern),
+    ]
+
+
+def static_range(span: int) -> range_config_pb2.RangeConfig:
+    return range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
+    )
+
+
+def find_span(
+    input_base: str,
+    splits: list[example_gen_pb2.Input.Split],
+    span: int | None = None,
+) -> Span:
+    """The span ExampleGen reads: `span`, or the newest when None (0 without {SPAN})."""
+    range_config = static_range(span) if span is not None else None
+    try:
+        # Copies: TFX fills the span into the patterns it is given.
+        fingerprint, number, version = utils.calculate_splits_fingerprint_span_and_version(
+            input_base, [copy.deepcopy(split) for split in splits], range_config
+        )
+    except ValueError as error:
+        wanted = f"span {span}" if span is not None else "any span"
+        patterns = ", ".join(os.path.join(input_base, split.pattern) for split in splits)
+        raise NoSpanError(f"No files for {wanted} match {patterns}: {error}") from None
+    return Span(number, version, fingerprint)
+
+
+def window(
+    input_base: str, splits: list[example_gen_pb2.Input.Split], newest: int, size: int
+) -> list[Span]:
+    """The spans of a rolling window ending at `newest`, oldest first; absent ones skipped."""
+    found = []
+    for number in range(max(0, newest - size + 1), newest + 1):
+        try:
+            found.append(find_span(input_base, splits, number))
+        except NoSpanError:
+            continue
+    return found
+
+
+def newest_span(data: DataConfig) -> Span:
+    """The span a run of this configuration ingests (its newest, if it reads a window)."""
+    return find_span(data.root, input_splits(data), data.span)
+
+
+def span_pattern(data: DataConfig, pattern: str, span: Span) -> str:
+    """`pattern` (relative to the data root) with the span's number and version filled in."""
+    return os.path.join(
+        data.root,
+        utils.get_pattern_for_span_version(
+            pattern,
+            is_match_span=data.has_spans,
+            is_match_date=False,
+            is_match_version=utils.VERSION_SPEC in pattern,
+            span=span.number,
+            version=span.version,
+        ),
+    )
