@@ -10,6 +10,7 @@ the eval split's label distribution is from the train split's: beyond
 
 import json
 import os
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
@@ -75,7 +76,7 @@ def decide(
     drifts: dict[str, float],
     max_label_drift: float,
     fail_on_warnings: bool,
-    span_findings: list[str] = (),
+    span_findings: Sequence[str] = (),
     fail_on_span_drift: bool = False,
 ) -> tuple[Verdict, list[str]]:
     """`span_findings`: the new span's drift from the previous span beyond the bounds."""

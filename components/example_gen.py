@@ -36,7 +36,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
-from pipeline.spans import static_range, window
+from pipeline.spans import fill_span, static_range, window
 
 GZIP_MAGIC = b"\x1f\x8b"
 ROLLING_SPANS = "rolling_spans"
@@ -129,17 +129,7 @@ def _window_config(templates: example_gen_pb2.Input, spans) -> str:
     window_config = example_gen_pb2.Input()
     window_config.CopyFrom(templates)
     for split in window_config.splits:
-        split.pattern = PATTERN_SEPARATOR.join(
-            utils.get_pattern_for_span_version(
-                split.pattern,
-                is_match_span=True,
-                is_match_date=False,
-                is_match_version=utils.VERSION_SPEC in split.pattern,
-                span=span.number,
-                version=span.version,
-            )
-            for span in spans
-        )
+        split.pattern = PATTERN_SEPARATOR.join(fill_span(split.pattern, span) for span in spans)
     return proto_utils.proto_to_json(window_config)
 
 

@@ -335,7 +335,11 @@ def _retrain(args: argparse.Namespace) -> int:
     try:
         with exclusive(config, wait=args.wait):
             span = newest_span(config.data).number
-            before = _latest_run_id(config)
+            before = (
+                latest_run(config.metadata_path, config.pipeline_name)
+                if os.path.exists(config.metadata_path)
+                else None
+            )
             try:
                 BeamDagRunner().run(create_pipeline(config))
             except Exception as error:  # the summary says what happened; this says why
@@ -345,21 +349,12 @@ def _retrain(args: argparse.Namespace) -> int:
     except RetrainBusyError as error:
         print(f"imgclf retrain: {error}", file=sys.stderr)
         return EXIT_BUSY
-    if run is None or run.run_id == before:
+    if run is None or (before is not None and run.run_id == before.run_id):
         print(f"span {span}: the run failed before any component ran; nothing pushed")
         return 1
     summary = summarize(config, span, run)
     print(summary.line())
     return 1 if summary.failed else 0
-
-
-def _latest_run_id(config) -> str | None:
-    from pipeline.runs import latest_run
-
-    if not os.path.exists(config.metadata_path):
-        return None
-    run = latest_run(config.metadata_path, config.pipeline_name)
-    return run.run_id if run else None
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -16,6 +16,10 @@ from __future__ import annotations
 import json
 
 from tfx import types
+from tfx.components.evaluator.constants import (
+    ARTIFACT_PROPERTY_BLESSED_KEY,
+    ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY,
+)
 from tfx.dsl.components.common import resolver
 from tfx.types import standard_artifacts
 
@@ -24,9 +28,6 @@ from components.trainer import CLASS_NAMES_PROPERTY
 from pipeline.config import DataConfig
 from pipeline.spans import find_span, input_splits
 
-# What TFX's Evaluator writes on a ModelBlessing.
-BLESSED = "blessed"
-CURRENT_MODEL_ID = "current_model_id"
 MODEL = "model"
 MODEL_BLESSING = "model_blessing"
 STATISTICS = "statistics"
@@ -43,17 +44,12 @@ def span_settings(data: DataConfig) -> dict:
     return settings if data.span is None else {**settings, "span": data.span}
 
 
-def _run_span(input_base: str, train_pattern: str, eval_pattern: str, span: int | None) -> int:
-    data = DataConfig(root=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern)
-    return find_span(input_base, input_splits(data), span).number
-
-
 def blessed_models(input_dict: dict[str, list[types.Artifact]]) -> list[tuple]:
     """(model, blessing) of every blessed model, newest first."""
     blessings = {
-        blessing.get_int_custom_property(CURRENT_MODEL_ID): blessing
+        blessing.get_int_custom_property(ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): blessing
         for blessing in input_dict[MODEL_BLESSING]
-        if blessing.get_int_custom_property(BLESSED) == 1
+        if blessing.get_int_custom_property(ARTIFACT_PROPERTY_BLESSED_KEY) == 1
     }
     models = sorted(input_dict[MODEL], key=lambda model: model.id, reverse=True)
     return [(model, blessings[model.id]) for model in models if model.id in blessings]
@@ -64,14 +60,24 @@ def _first(pairs: list[tuple]) -> dict[str, list[types.Artifact]]:
     return {MODEL: [model] if model else [], MODEL_BLESSING: [blessing] if blessing else []}
 
 
-class WarmStartModelStrategy(resolver.ResolverStrategy):
-    """The latest blessed model trained on an earlier span than the one this run reads."""
+class _SpanStrategy(resolver.ResolverStrategy):
+    """A strategy that chooses by the span this run reads (its settings: span_settings)."""
 
     def __init__(self, input_base: str, train_pattern: str, eval_pattern: str, span=None):
-        self._span = (input_base, train_pattern, eval_pattern, span)
+        self._data = DataConfig(
+            root=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern
+        )
+        self._span = span
+
+    def run_span(self) -> int:
+        return find_span(self._data.root, input_splits(self._data), self._span).number
+
+
+class WarmStartModelStrategy(_SpanStrategy):
+    """The latest blessed model trained on an earlier span than the one this run reads."""
 
     def resolve_artifacts(self, store, input_dict):
-        current = _run_span(*self._span)
+        current = self.run_span()
         earlier = [pair for pair in blessed_models(input_dict) if span_of(pair[0]) < current]
         return _first(earlier)
 
@@ -97,14 +103,11 @@ class ComparableModelStrategy(resolver.ResolverStrategy):
         return _first(same)
 
 
-class PreviousSpanStrategy(resolver.ResolverStrategy):
+class PreviousSpanStrategy(_SpanStrategy):
     """The statistics and image report of the latest span before the one this run reads."""
 
-    def __init__(self, input_base: str, train_pattern: str, eval_pattern: str, span=None):
-        self._span = (input_base, train_pattern, eval_pattern, span)
-
     def resolve_artifacts(self, store, input_dict):
-        current = _run_span(*self._span)
+        current = self.run_span()
         resolved = {}
         for key in (STATISTICS, IMAGE_REPORT):
             earlier = [a for a in input_dict[key] if span_of(a) < current]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tfx.components.example_gen import utils
 from tfx.proto import example_gen_pb2, range_config_pb2
 
-from pipeline.config import DataConfig
+from pipeline.config import SPAN_SPEC, DataConfig
 
 
 @dataclass(frozen=True)
@@ -80,16 +80,18 @@ def newest_span(data: DataConfig) -> Span:
     return find_span(data.root, input_splits(data), data.span)
 
 
-def span_pattern(data: DataConfig, pattern: str, span: Span) -> str:
-    """`pattern` (relative to the data root) with the span's number and version filled in."""
-    return os.path.join(
-        data.root,
-        utils.get_pattern_for_span_version(
-            pattern,
-            is_match_span=data.has_spans,
-            is_match_date=False,
-            is_match_version=utils.VERSION_SPEC in pattern,
-            span=span.number,
-            version=span.version,
-        ),
+def fill_span(pattern: str, span: Span) -> str:
+    """`pattern` with the span's number (and version, if it has {VERSION}) filled in."""
+    return utils.get_pattern_for_span_version(
+        pattern,
+        is_match_span=SPAN_SPEC in pattern,
+        is_match_date=False,
+        is_match_version=utils.VERSION_SPEC in pattern,
+        span=span.number,
+        version=span.version,
     )
+
+
+def span_pattern(data: DataConfig, pattern: str, span: Span) -> str:
+    """`pattern` (relative to the data root) of the span, as a path under the root."""
+    return os.path.join(data.root, fill_span(pattern, span))
