@@ -18,7 +18,7 @@ setuptools.setup(
     ),
     python_requires=">=3.9",
     packages=setuptools.find_packages(
-        include=["pipeline*", "trainer*", "components*", "imagedata*", "kubeflow*"]
+        include=["pipeline*", "trainer*", "components*", "imagedata*", "kubeflow*", "imgclf*"]
     ),
     install_requires=[
         "tfx==1.16.0",

@@ -24,9 +24,16 @@ from tfx.utils import io_utils
 from components.drift import SpanDrift, label_drift, span_drift
 from components.image_validator import REPORT_TEXT, ImageValidationReport, read_report
 from components.inspection import Verdict
+from components.pusher import (
+    IMAGE_REPORT_DIR,
+    STATISTICS_DIR,
+    STATISTICS_FILE,
+    TRAIN_STATISTICS,
+    read_provenance,
+)
+from components.serving_history import NONE
 
 ANOMALIES_FILE = "SchemaDiff.pb"
-STATISTICS_FILE = "FeatureStats.pb"
 RESULT_JSON = "gate.json"
 RESULT_TEXT = "gate.txt"
 # TFDV's reason for a feature the schema does not list: extra features are allowed.
@@ -131,12 +138,13 @@ def DataGate(
     max_span_label_drift: tfx.dsl.components.Parameter[float],
     max_span_image_change: tfx.dsl.components.Parameter[float],
     fail_on_span_drift: tfx.dsl.components.Parameter[bool],
-    previous_statistics: tfx.dsl.components.InputArtifact[
-        standard_artifacts.ExampleStatistics
-    ] = None,
-    previous_image_report: tfx.dsl.components.InputArtifact[ImageValidationReport] = None,
+    serving_model_dir: tfx.dsl.components.Parameter[str],
+    previous_version: tfx.dsl.components.Parameter[int],
 ) -> None:
-    """`previous_*`: the previous span's, when there is one, to measure the new span's drift."""
+    """`previous_version`: the served version of an earlier span (ServingHistory's), or NONE.
+
+    Its training data's profile is what the new span's drift is measured against.
+    """
     splits = artifact_utils.decode_split_names(anomalies.split_names)
     problems, notes = anomaly_findings(load_anomalies(anomalies.uri, splits))
     stats = _load_statistics(statistics)
@@ -148,12 +156,14 @@ def DataGate(
     }
     report = read_report(image_report.uri)
     span = None
-    if previous_statistics is not None and previous_image_report is not None:
+    # On Kubeflow it arrives as text: TFX's compiler types a dynamic parameter STRING.
+    if int(previous_version) != NONE:
+        served = os.path.join(serving_model_dir, str(previous_version))
         span = span_drift(
-            previous_statistics.span,
-            _load_statistics(previous_statistics)["train"],
+            read_provenance(served)["span"],
+            tfdv.load_stats_binary(os.path.join(served, STATISTICS_DIR, TRAIN_STATISTICS)),
             stats["train"],
-            read_report(previous_image_report.uri),
+            read_report(os.path.join(served, IMAGE_REPORT_DIR)),
             report,
             curated,
             label_key,

@@ -12,6 +12,13 @@ backfill). The driver here also reads a rolling window of the newest
 `rolling_spans` spans (an execution property): a window's split patterns reach
 the executor as one pattern per span, a line each. The Examples artifact
 lists the spans it holds in its `spans` custom property.
+
+On Kubeflow no driver runs: open-source KFP never runs a container's
+`lifecycle.preCacheCheck`, where TFX puts it (nothing under kubeflow/pipelines'
+backend/src/v2 reads it). There a SpanResolver task, run on every run, finds the
+span(s) and the data's fingerprint, and ExampleGen takes them as parameters: KFP's
+cache key covers parameter values (backend/src/v2/cacheutils/cache.go), so new
+data is ingested and unchanged data is reused.
 """
 
 from __future__ import annotations
@@ -29,14 +36,14 @@ from tfx.components.example_gen import utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.driver import FileBasedDriver
-from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.dsl.components.base import base_beam_component, base_node, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
-from pipeline.spans import fill_span, static_range, window
+from pipeline.spans import NoSpanError, fill_span, find_span, static_range, window
 
 GZIP_MAGIC = b"\x1f\x8b"
 ROLLING_SPANS = "rolling_spans"
@@ -124,6 +131,23 @@ class SpanDriver(FileBasedDriver):
         return result
 
 
+def resolve_input(
+    input_base: str, templates: example_gen_pb2.Input, span: int | None, rolling_spans: int
+) -> dict[str, Any]:
+    """What a driver resolves: the filled input config, the spans and the data's fingerprint."""
+    newest = find_span(input_base, list(templates.splits), span)
+    spans = window(input_base, templates.splits, newest.number, rolling_spans)
+    if newest.number not in [found.number for found in spans]:
+        raise NoSpanError(f"Span {newest.number} vanished from {input_base} while being read.")
+    logging.info("Reading span(s) %s of %s.", [found.number for found in spans], input_base)
+    return {
+        standard_component_specs.INPUT_CONFIG_KEY: _window_config(templates, spans),
+        utils.SPAN_PROPERTY_NAME: newest.number,
+        SPANS_PROPERTY: ",".join(str(found.number) for found in spans),
+        utils.FINGERPRINT_PROPERTY_NAME: "\n".join(found.fingerprint for found in spans),
+    }
+
+
 def _window_config(templates: example_gen_pb2.Input, spans) -> str:
     """The input config whose split patterns list each span's pattern, a line each."""
     window_config = example_gen_pb2.Input()
@@ -157,11 +181,28 @@ class Executor(BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ReadTFRecordFiles
 
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        super().Do(input_dict, output_dict, exec_properties)
+        # On Kubeflow the SpanResolver's findings arrive as properties (as text: TFX
+        # types a dynamic parameter STRING); locally the driver's, the same values.
+        for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
+            if exec_properties.get(SPANS_PROPERTY):
+                examples.span = int(exec_properties[utils.SPAN_PROPERTY_NAME])
+                examples.set_string_custom_property(SPANS_PROPERTY, exec_properties[SPANS_PROPERTY])
+                examples.set_string_custom_property(
+                    utils.FINGERPRINT_PROPERTY_NAME,
+                    exec_properties[utils.FINGERPRINT_PROPERTY_NAME],
+                )
+
 
 class SpanExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     PARAMETERS: ClassVar[dict] = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         ROLLING_SPANS: ExecutionParameter(type=int, optional=True),
+        # From a SpanResolver (Kubeflow), in its cache key; locally the driver sets them.
+        utils.SPAN_PROPERTY_NAME: ExecutionParameter(type=int, optional=True),
+        SPANS_PROPERTY: ExecutionParameter(type=str, optional=True),
+        utils.FINGERPRINT_PROPERTY_NAME: ExecutionParameter(type=str, optional=True),
     }
 
 
@@ -178,17 +219,25 @@ class SpanExampleGen(FileBasedExampleGen):
         custom_executor_spec: executor_spec.ExecutorSpec,
         span: int | None = None,
         rolling_spans: int = 1,
+        resolved: base_node.BaseNode | None = None,
     ):
-        """Reads the newest span, or `span`, and with `rolling_spans` the ones before it."""
+        """Reads the newest span, or `span`, and with `rolling_spans` the ones before it.
+
+        `resolved`: a SpanResolver that found them (on Kubeflow, where no driver runs).
+        """
+        found = {}
+        if resolved is not None:
+            found = {key: channel.future()[0].value for key, channel in resolved.outputs.items()}
         spec = SpanExampleGenSpec(
             input_base=input_base,
-            input_config=input_config,
-            range_config=static_range(span) if span is not None else None,
+            input_config=found.pop(standard_component_specs.INPUT_CONFIG_KEY, input_config),
+            range_config=static_range(span) if span is not None and not resolved else None,
             output_config=utils.make_default_output_config(input_config),
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             examples=types.Channel(type=standard_artifacts.Examples),
-            rolling_spans=rolling_spans,
+            rolling_spans=rolling_spans if not resolved else None,
+            **found,
         )
         base_beam_component.BaseBeamComponent.__init__(
             self, spec=spec, custom_executor_spec=custom_executor_spec
@@ -200,6 +249,7 @@ def import_example_gen(
     input_config: tfx.proto.Input,
     span: int | None = None,
     rolling_spans: int = 1,
+    resolved: base_node.BaseNode | None = None,
 ) -> FileBasedExampleGen:
     """An ExampleGen over TFRecord files of tf.Examples, reading them with this executor."""
     return SpanExampleGen(
@@ -208,4 +258,5 @@ def import_example_gen(
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
         span=span,
         rolling_spans=rolling_spans,
+        resolved=resolved,
     ).with_id("ImportExampleGen")

@@ -173,7 +173,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
             f.write(render_text(summaries, class_names, verdict) + "\n")
         report.set_int_custom_property(PASSED, int(verdict.passed))
-        # The previous span's report is found by this (pipeline/resolvers.py).
+        # The span the report describes, as on every artifact made from the examples.
         report.set_int_custom_property(SPAN, span_of(examples))
 
 

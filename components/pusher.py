@@ -11,7 +11,11 @@ renamed, the files are copied into place with `saved_model.pb` last: a server
 cannot load a version before that file exists.
 """
 
+import datetime
+import json
 import os
+import re
+import tempfile
 import uuid
 
 import tensorflow as tf
@@ -19,12 +23,27 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
+from components.example_gen import span_of
+from components.image_validator import REPORT_JSON, ImageValidationReport
 from pipeline.config import is_remote
+from trainer.export import EXTRA_ASSETS_DIR, read_summary
 
 # Where TFX's Trainer puts the serving model inside its Model artifact.
 SERVING_MODEL_DIR = "Format-Serving"
 SAVED_MODEL_FILE = "saved_model.pb"
 STAGING_PREFIX = ".incoming-"
+# What each pushed version records about itself, beside the model (TF Serving ignores
+# assets.extra): the span and classes it was trained on, and its train split's profile
+# (statistics and image report), which the next span's drift is measured against.
+PROVENANCE_FILE = os.path.join(EXTRA_ASSETS_DIR, "provenance.json")
+DATA_DIR = os.path.join(EXTRA_ASSETS_DIR, "data")
+# TFX's StatisticsGen writes each split's statistics as Split-<name>/FeatureStats.pb.
+STATISTICS_FILE = "FeatureStats.pb"
+STATISTICS_DIR = os.path.join(DATA_DIR, "statistics")  # laid out as an ExampleStatistics
+IMAGE_REPORT_DIR = os.path.join(DATA_DIR, "image_report")  # as an ImageValidationReport
+TRAIN_STATISTICS = os.path.join("Split-train", STATISTICS_FILE)
+# TF Serving's version folders: decimal ASCII digits only.
+_VERSION = re.compile(r"[0-9]+")
 
 
 def versions(serving_model_dir: str) -> list[int]:
@@ -32,7 +51,7 @@ def versions(serving_model_dir: str) -> list[int]:
     if not tf.io.gfile.isdir(serving_model_dir):
         return []
     names = (name.rstrip("/") for name in tf.io.gfile.listdir(serving_model_dir))
-    return sorted(int(name) for name in names if name.isdigit())
+    return sorted(int(name) for name in names if _VERSION.fullmatch(name))
 
 
 def latest_is(model_dir: str, serving_model_dir: str) -> int | None:
@@ -41,31 +60,38 @@ def latest_is(model_dir: str, serving_model_dir: str) -> int | None:
     if not present:
         return None
     latest = os.path.join(serving_model_dir, str(present[-1]))
-    return present[-1] if _files_of(latest) == _files_of(model_dir) else None
+    return present[-1] if model_files(latest) == model_files(model_dir) else None
 
 
-def _files_of(root: str) -> dict[str, bytes]:
+def model_files(root: str) -> dict[str, bytes]:
+    """The files of a SavedModel folder, without what a push records beside the model."""
     found = {}
     for directory, _, files in tf.io.gfile.walk(root):
         for name in files:
             path = os.path.join(directory, name)
+            relative = os.path.relpath(path, root)
+            if relative == PROVENANCE_FILE or relative.startswith(DATA_DIR + os.sep):
+                continue
             with tf.io.gfile.GFile(path, "rb") as f:
-                found[os.path.relpath(path, root)] = f.read()
+                found[relative] = f.read()
     return found
 
 
-def push(model_dir: str, serving_model_dir: str) -> str:
-    """Copies the SavedModel in `model_dir` to the next version; returns its folder."""
+def push(model_dir: str, serving_model_dir: str, records: dict[str, str] | None = None) -> str:
+    """Copies the SavedModel in `model_dir` to the next version; returns its folder.
+
+    `records` maps a path inside the version to a file copied there with the model.
+    """
     present = versions(serving_model_dir)
     version = str(present[-1] + 1 if present else 1)
     destination = os.path.join(serving_model_dir, version)
     tf.io.gfile.makedirs(serving_model_dir)
     if is_remote(serving_model_dir):
-        _copy_tree(model_dir, destination, last=SAVED_MODEL_FILE)
+        copy_tree(model_dir, destination, records, saved_model_last=True)
         return destination
     staging = os.path.join(serving_model_dir, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
-        _copy_tree(model_dir, staging)
+        copy_tree(model_dir, staging, records)
         os.rename(staging, destination)  # atomic; fails if the version appeared meanwhile
     finally:
         if tf.io.gfile.exists(staging):
@@ -73,29 +99,65 @@ def push(model_dir: str, serving_model_dir: str) -> str:
     return destination
 
 
-def _copy_tree(source: str, destination: str, last: str | None = None) -> None:
-    deferred = []
+def copy_tree(
+    source: str,
+    destination: str,
+    records: dict[str, str] | None = None,
+    saved_model_last: bool = False,
+) -> None:
+    """Copies a folder and `records`; `saved_model.pb` last if asked (for object stores)."""
+    pairs = []
     for directory, _, files in tf.io.gfile.walk(source):
-        target = os.path.join(destination, os.path.relpath(directory, source))
-        tf.io.gfile.makedirs(target)
         for name in files:
-            pair = (os.path.join(directory, name), os.path.join(target, name))
-            if directory == source and name == last:
-                deferred.append(pair)
-            else:
-                tf.io.gfile.copy(*pair, overwrite=True)
-    for pair in deferred:
-        tf.io.gfile.copy(*pair, overwrite=True)
+            path = os.path.join(directory, name)
+            pairs.append((path, os.path.join(destination, os.path.relpath(path, source))))
+    pairs += [(path, os.path.join(destination, inside)) for inside, path in (records or {}).items()]
+    last = os.path.join(destination, SAVED_MODEL_FILE)
+    if saved_model_last:
+        pairs.sort(key=lambda pair: pair[1] == last)
+    for source_file, target in pairs:
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(source_file, target, overwrite=True)
+
+
+def read_provenance(version_dir: str) -> dict | None:
+    """What a pushed version records about itself; None for a version pushed without it."""
+    path = os.path.join(version_dir, PROVENANCE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _provenance(model: standard_artifacts.Model, model_dir: str, scratch: str) -> str:
+    path = os.path.join(scratch, "provenance.json")
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(
+            {
+                "span": span_of(model),
+                "class_names": read_summary(model_dir)["class_names"],
+                "model": model.uri,
+                "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            },
+            f,
+            indent=2,
+        )
+    return path
 
 
 @tfx.dsl.components.component
 def VersionedPusher(
     model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
     model_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
+    statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
+    image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
     pushed_model: tfx.dsl.components.OutputArtifact[standard_artifacts.PushedModel],
     serving_model_dir: tfx.dsl.components.Parameter[str],
 ) -> None:
-    """Pushes the model if the Evaluator blessed it; records what it did either way."""
+    """Pushes the model if the Evaluator blessed it; records what it did either way.
+
+    `statistics` and `image_report`: the profile of the data the model was trained on.
+    """
     if not model_blessing.get_int_custom_property("blessed"):
         logging.info("The model was not blessed; nothing is pushed.")
         pushed_model.set_int_custom_property("pushed", 0)
@@ -108,7 +170,17 @@ def VersionedPusher(
         pushed_model.set_int_custom_property("pushed", 0)
         pushed_model.set_int_custom_property("pushed_version", already)
         return
-    destination = push(model_dir, serving_model_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        records = {
+            PROVENANCE_FILE: _provenance(model, model_dir, scratch),
+            os.path.join(STATISTICS_DIR, TRAIN_STATISTICS): os.path.join(
+                statistics.uri, TRAIN_STATISTICS
+            ),
+            os.path.join(IMAGE_REPORT_DIR, REPORT_JSON): os.path.join(
+                image_report.uri, REPORT_JSON
+            ),
+        }
+        destination = push(model_dir, serving_model_dir, records)
     logging.info("Pushed the model to %s", destination)
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", destination)

@@ -10,6 +10,7 @@ parameters on Kubeflow; the executor writes the ones that are set over
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils
 
 from components.example_gen import span_of
+from components.serving_history import NONE
 from imagedata.records import read_labels
 from pipeline.cluster import TRAINING_PARAMETERS
 from pipeline.config import TrainerConfig
@@ -29,6 +31,8 @@ from pipeline.config import TrainerConfig
 CUSTOM_CONFIG = standard_component_specs.CUSTOM_CONFIG_KEY
 EXAMPLES = standard_component_specs.EXAMPLES_KEY
 MODEL = standard_component_specs.MODEL_KEY
+WARM_START_VERSION = "warm_start_version"
+SERVING_MODEL_DIR = "serving_model_dir"
 # Custom properties of the Model artifact.
 CLASS_NAMES_PROPERTY = "class_names"
 
@@ -40,6 +44,9 @@ class TrainerSpec(standard_component_specs.TrainerSpec):
             name: ExecutionParameter(type=ptype, optional=True)
             for name, ptype in TRAINING_PARAMETERS.items()
         },
+        # The served version to warm-start from (ServingHistory's), NONE for none.
+        WARM_START_VERSION: ExecutionParameter(type=int, optional=True),
+        SERVING_MODEL_DIR: ExecutionParameter(type=str, optional=True),
     }
 
 
@@ -56,10 +63,18 @@ def apply_overrides(exec_properties: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Executor(GenericExecutor):
+    def _GetFnArgs(self, input_dict, output_dict, exec_properties):
+        """TFX's FnArgs; `base_model` is the served version to warm-start from, if any."""
+        fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+        version = int(exec_properties.get(WARM_START_VERSION, NONE))
+        if version != NONE:
+            fn_args.base_model = os.path.join(exec_properties[SERVING_MODEL_DIR], str(version))
+        return fn_args
+
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         properties = apply_overrides(exec_properties)
         super().Do(input_dict, output_dict, properties)
-        # What the resolvers choose models by: the span trained on and the classes.
+        # What the Pusher records of each version: the span trained on and the classes.
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES])
         model = artifact_utils.get_single_instance(output_dict[MODEL])
         model.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
@@ -79,19 +94,22 @@ class Trainer(base_component.BaseComponent):
         run_fn: str,
         custom_config: Mapping[str, Any],
         schedule: Mapping[str, Any] | None = None,
-        base_model: tfx.dsl.Channel | None = None,
+        serving_model_dir: str | None = None,
+        warm_start_version: Any = None,
     ):
         """`schedule` maps names in TRAINING_PARAMETERS to values or RuntimeParameters.
 
-        `base_model`: the model to warm-start from, when warm start is on.
+        `warm_start_version`: the version of `serving_model_dir` to warm-start from
+        (ServingHistory's output), or NONE.
         """
         unknown = set(schedule or {}) - set(TRAINING_PARAMETERS)
         if unknown:
             raise ValueError(f"Not settable per run: {sorted(unknown)}")
         spec = TrainerSpec(
             examples=examples,
-            base_model=base_model,
             run_fn=run_fn,
+            serving_model_dir=serving_model_dir,
+            warm_start_version=warm_start_version,
             custom_config=json_utils.dumps(dict(custom_config)),
             train_args=tfx.proto.TrainArgs(),
             eval_args=tfx.proto.EvalArgs(),

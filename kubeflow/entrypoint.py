@@ -12,6 +12,13 @@ problems are reported (sky-uk/kfp-operator, kubeflow/pipelines#13476):
 2. The process can abort in C++ destructors at interpreter exit ("pure virtual
    method called") after the executor has written its outputs, failing a task
    that succeeded. Once TFX's runner returns, this process exits at once.
+3. TensorFlow's GCS file system writes a zero-byte object `<folder>/` for each
+   folder it makes. The open-source launcher downloads an input artifact by
+   listing every object under its key and writes such a marker as a file, so
+   the folder's real files then fail ("mkdir ...: not a directory",
+   kubeflow/pipelines#13476; backend/src/v2/objectstore/object_store.go,
+   DownloadBlob). Once the executor has written its outputs, the markers under
+   each gs:// output artifact are deleted: an object store needs no folders.
 
 Arguments are TFX's runner's own; this module only rewrites the executor input.
 """
@@ -28,6 +35,7 @@ import yaml
 
 INVOCATION_ARG = "--json_serialized_invocation_args"
 INPUTS_SPEC_ARG = "--json_serialized_inputs_spec_args"
+GCS = "gs://"
 
 
 def fill_input_types(executor_input_json: str, inputs_spec_json: str | None) -> str:
@@ -71,6 +79,32 @@ def main(argv: list[str]) -> None:
         args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args
     )
     kubeflow_v2_run_executor.main((args, beam_args))
+    for uri in output_uris(args.json_serialized_invocation_args):
+        if uri.startswith(GCS):
+            remove_folder_markers(uri)
+
+
+def output_uris(executor_input_json: str) -> list[str]:
+    outputs = json.loads(executor_input_json).get("outputs", {}).get("artifacts", {})
+    return [a["uri"] for listed in outputs.values() for a in listed.get("artifacts", [])]
+
+
+def remove_folder_markers(uri: str, client=None) -> list[str]:
+    """Deletes the zero-byte `.../` objects at and under a gs:// artifact; returns their names."""
+    from google.cloud import storage
+
+    bucket_name, _, key = uri.removeprefix(GCS).partition("/")
+    key = key.rstrip("/")
+    bucket = (client or storage.Client()).bucket(bucket_name)
+    removed = []
+    for blob in bucket.list_blobs(prefix=key):
+        under = blob.name == key + "/" or blob.name.startswith(key + "/")
+        if under and blob.name.endswith("/") and not blob.size:
+            blob.delete()
+            removed.append(blob.name)
+    if removed:
+        logging.info("Deleted %d folder marker(s) under %s.", len(removed), uri)
+    return removed
 
 
 if __name__ == "__main__":

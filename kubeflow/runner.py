@@ -2,9 +2,21 @@
 
 TFX's KubeflowV2DagRunner writes a bare PipelineSpec (schema 2.1.0) when
 asked for YAML with `use_pipeline_spec_2_1`: the form the kfp 2 client uploads
-and a KFP 2 backend accepts. That YAML has no runtimeConfig, so the pipeline
-root is given when a run is submitted, and the parameters' defaults (which
-TFX keeps only in runtimeConfig) are written into the spec here.
+and both backends (open-source KFP 2, Vertex AI Pipelines) accept. Four things
+are settled here, after TFX's compiler:
+
+- That YAML has no runtimeConfig, so the pipeline root is given when a run is
+  submitted, and the parameters' defaults (which TFX keeps only in
+  runtimeConfig) are written into the spec.
+- ExampleGen's `lifecycle.preCacheCheck` (TFX's driver) is dropped: open-source
+  KFP never runs it, and the SpanResolver task does its work on both backends.
+- The SpanResolver and ServingHistory run on every run (caching off): they read
+  the data and the serving folder as they are.
+- TFX names a dynamic parameter's producer `<node id>_task`, a task the spec
+  does not have; it is named by its node id here.
+
+The spec is then checked to hold only container executors: open-source KFP
+refuses any other kind (backend/src/v2/compiler/visitor.go).
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
 from pipeline.cluster import runtime_parameters
 from pipeline.config import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import SERVING_HISTORY, SPAN_RESOLVER, create_pipeline
 
 # Every component's container runs this project's entrypoint (kubeflow/entrypoint.py).
 ENTRYPOINT = ["python", "-m", "kubeflow.entrypoint"]
@@ -40,8 +52,30 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:
     for name, parameter in runtime_parameters(cluster_config).items():
         declared[name]["defaultValue"] = parameter.default
         declared[name]["isOptional"] = True
+    tasks = spec["root"]["dag"]["tasks"]
+    for task in tasks.values():
+        _name_producers_by_node_id(task, tasks)
+    for always_run in (SPAN_RESOLVER, SERVING_HISTORY):
+        tasks[always_run]["cachingOptions"] = {"enableCache": False}
+    for executor in spec["deploymentSpec"]["executors"].values():
+        executor.get("container", {}).pop("lifecycle", None)
+    check_executors(spec)
     _write_atomically(spec, output_path)
     return spec
+
+
+def check_executors(spec: dict) -> None:
+    """Open-source KFP runs container and importer executors only; this spec has containers."""
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        if set(executor) != {"container"}:
+            raise ValueError(f"{label}: not a container executor ({sorted(executor)})")
+
+
+def _name_producers_by_node_id(task: dict, tasks: dict) -> None:
+    for parameter in task.get("inputs", {}).get("parameters", {}).values():
+        output = parameter.get("taskOutputParameter")
+        if output and output["producerTask"] not in tasks:
+            output["producerTask"] = output["producerTask"].removesuffix("_task")
 
 
 def _write_atomically(spec: dict, path: str) -> None:

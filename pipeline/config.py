@@ -14,6 +14,7 @@ they are the way to override settings without editing code.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import typing
 from collections.abc import Mapping
@@ -271,18 +272,51 @@ class EvaluationConfig(_Section):
         return k if k < num_classes else None
 
 
+# Kubeflow backends: open-source Kubeflow Pipelines 2 and Vertex AI Pipelines.
+KFP, VERTEX = "kfp", "vertex"
+# The accelerator each backend assumes when kubeflow.trainer.gpu_type is not set.
+DEFAULT_GPU_TYPE = {KFP: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
+# A Kubernetes extended resource name, as open-source KFP puts it in the pod's limits.
+_RESOURCE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-zA-Z0-9]([\w.-]*[a-zA-Z0-9])?$")
+
+
 class TrainerResources(_Section):
     """What the Trainer's pod asks of its node; every other component runs with the defaults."""
 
     cpu: float | None = Field(None, gt=0, description="vCPU limit; default: the cluster's.")
     memory_gb: float | None = Field(None, gt=0, description="Memory limit in GB.")
     gpus: int = Field(0, ge=0, description="MirroredStrategy trains on every GPU of the pod.")
-    gpu_type: str = Field(
-        "nvidia.com/gpu",
+    gpu_type: str | None = Field(
+        None,
         min_length=1,
-        description="On open-source KFP the Kubernetes resource name; on Vertex AI an "
-        "accelerator name such as NVIDIA_TESLA_T4.",
+        description="On open-source KFP the Kubernetes resource name (default nvidia.com/gpu); "
+        "on Vertex AI an accelerator name (default NVIDIA_TESLA_T4; also NVIDIA_L4, ...).",
     )
+
+
+def check_accelerator(backend: str, gpu_type: str) -> None:
+    """Each backend names accelerators its own way; a name for the other one is refused here.
+
+    Open-source KFP's driver puts the type into the pod's resource limits as it
+    is (backend/src/v2/driver/driver.go, initPodSpecPatch); Vertex AI takes the
+    names of its AcceleratorType enum.
+    """
+    if backend == KFP and not _RESOURCE_NAME.match(gpu_type):
+        hint = " (a Vertex AI name: set kubeflow.backend: vertex)" if gpu_type.isupper() else ""
+        raise ValueError(
+            f"gpu_type {gpu_type!r} is not a Kubernetes resource name{hint}; open-source KFP "
+            "puts it in the pod's limits, e.g. nvidia.com/gpu or amd.com/gpu"
+        )
+    if backend == VERTEX:
+        from google.cloud.aiplatform_v1.types import AcceleratorType
+
+        known = [
+            name for name in AcceleratorType.__members__ if name != "ACCELERATOR_TYPE_UNSPECIFIED"
+        ]
+        if gpu_type not in known:
+            raise ValueError(
+                f"gpu_type {gpu_type!r} is not a Vertex AI accelerator; choose from {known}"
+            )
 
 
 class KubeflowConfig(_Section):
@@ -292,7 +326,18 @@ class KubeflowConfig(_Section):
     exists only on the machine that compiles.
     """
 
+    backend: Literal["kfp", "vertex"] = Field(
+        KFP,
+        description="'kfp': open-source Kubeflow Pipelines 2 (submits to host); 'vertex': "
+        "Vertex AI Pipelines (submits to project and region).",
+    )
     host: str = Field("", description="The KFP API endpoint, e.g. https://kfp.example.com.")
+    project: str = Field("", description="Vertex AI: the Google Cloud project.")
+    region: str = Field("", description="Vertex AI: the region, e.g. europe-west4.")
+    service_account: str = Field("", description="Vertex AI: the runs' service account.")
+    api_endpoint: str = Field(
+        "", description="Vertex AI: the API endpoint, when not Google's regional one."
+    )
     namespace: str = Field("", description="Kubernetes namespace (multi-user clusters).")
     experiment: str = Field("", description="Default: the pipeline's name.")
     image: str = Field("", description="The image built from kubeflow/Dockerfile, pushed.")
@@ -315,6 +360,16 @@ class KubeflowConfig(_Section):
                 f"give kubeflow.{info.field_name} as gs://, s3:// or another remote URI"
             )
         return path.rstrip("/")
+
+    @model_validator(mode="after")
+    def _accelerator_of_backend(self) -> KubeflowConfig:
+        if self.trainer.gpu_type is None:
+            self.trainer.gpu_type = DEFAULT_GPU_TYPE[self.backend]
+        try:
+            check_accelerator(self.backend, self.trainer.gpu_type)
+        except ValueError as error:
+            raise ValueError(f"trainer.gpu_type: {error}") from None
+        return self
 
 
 class TrainerConfig(_Section):
@@ -381,11 +436,6 @@ class PipelineConfig(_Section):
         data_root = cluster.data_root or (self.data.root if is_remote(self.data.root) else "")
         if not data_root:
             missing.append("data_root")
-        if self.data.rolling_spans > 1:
-            raise ConfigError(
-                "data.rolling_spans > 1 runs only locally: on Kubeflow, ExampleGen's driver "
-                "is TFX's own, which reads one span."
-            )
         if missing:
             settings = ", ".join(f"kubeflow.{name}" for name in missing)
             why = f" (data.root {self.data.root!r} is local)" if "data_root" in missing else ""

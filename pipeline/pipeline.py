@@ -1,53 +1,57 @@
 """The pipeline: one function that wires the TFX components from the configuration.
 
-ImportExampleGen (the newest span, or window of spans) -> ImageValidator (every image
-decoded; the valid records kept)
+[SpanResolver, on Kubeflow] -> ImportExampleGen (the newest span, or window of spans)
+  -> ImageValidator (every image decoded; the valid records kept)
   -> StatisticsGen -> ExampleValidator (against the curated schema: CuratedSchema)
                    -> SchemaGen (the inferred schema, for comparison)
-  -> DataGate (stops the run on bad data; with spans, measures drift from the previous span)
-  -> Trainer (warm-started from the blessed model of an earlier span, if so configured)
-  -> Evaluator (against the latest blessed model of the same classes) -> Pusher (next version)
+  -> ServingHistory (from the serving folder: baseline, warm start, previous span's profile)
+  -> DataGate (stops the run on bad data; with spans, measures drift from the served span)
+  -> Trainer (warm-started from the served model of an earlier span, if so configured)
+  -> Evaluator (against the newest served model of the same classes) -> Pusher (next version)
                -> ModelReport (comparison, most confident mistakes)
 
-The resolvers choose what a run builds on (pipeline/resolvers.py); Kubeflow's
-compiler knows only TFX's own two strategies, so on a cluster the baseline and
-the warm start are the latest blessed model and the previous span's statistics
-are the latest ones.
+The same components run on every orchestrator: what a run builds on is found
+in the serving folder by a component, not by resolver executors (which
+open-source KFP does not run). On Kubeflow, where ExampleGen's driver does not
+run, a SpanResolver task finds the span and the data's fingerprint.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
+from tfx.utils import proto_utils
 
 from components.curated_schema import CuratedSchema, file_sha256
 from components.data_gate import DataGate
+from components.evaluator import Evaluator
 from components.example_gen import import_example_gen
-from components.image_validator import ImageValidationReport, ImageValidator
+from components.image_validator import ImageValidator
 from components.model_report import ModelReport
 from components.pusher import VersionedPusher
+from components.serving_history import ServingHistory, serving_state
+from components.span_resolver import SpanResolver
 from components.trainer import Trainer
 from imagedata.records import read_labels
-from pipeline.cluster import DATA_ROOT, TRAINING_PARAMETERS, runtime_parameters, trainer_resources
+from pipeline.cluster import (
+    DATA_ROOT,
+    SPAN,
+    TRAINING_PARAMETERS,
+    runtime_parameters,
+    trainer_resources,
+)
 from pipeline.config import PipelineConfig, is_remote
 from pipeline.evaluation import make_eval_config
-from pipeline.resolvers import (
-    IMAGE_REPORT,
-    MODEL,
-    STATISTICS,
-    ComparableModelStrategy,
-    PreviousSpanStrategy,
-    WarmStartModelStrategy,
-    model_channels,
-    span_settings,
-)
 from pipeline.spans import input_splits
 
 TRAINER_RUN_FN = "trainer.task.run_fn"
+SPAN_RESOLVER = "SpanResolver"
+SERVING_HISTORY = "ServingHistory"
 
 
 def create_pipeline(
@@ -59,11 +63,11 @@ def create_pipeline(
     parameters and the Trainer's pod asks for `config.kubeflow.trainer`.
     """
     parameters = runtime_parameters(config) if on_cluster else {}
-    data = _data_components(config, parameters.get(DATA_ROOT, config.data.root), on_cluster)
+    data = _data_components(config, parameters)
     components = list(data.components)
     if not validate_only:
         schedule = {name: parameters[name] for name in TRAINING_PARAMETERS if name in parameters}
-        model = _model_components(config, data, schedule, on_cluster)
+        model = _model_components(config, data, schedule)
         if on_cluster:
             model[0].with_platform_config(trainer_resources(config.kubeflow.trainer))
         components += model
@@ -83,21 +87,36 @@ def create_pipeline(
 class _DataComponents:
     components: list[base_node.BaseNode]
     valid_examples: tfx.dsl.Channel  # the records the image validator found good
+    statistics: tfx.dsl.Channel
+    image_report: tfx.dsl.Channel
+    history: base_node.BaseNode  # ServingHistory
     gate: base_node.BaseNode
 
 
-def _data_components(config: PipelineConfig, input_base, on_cluster: bool) -> _DataComponents:
+def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponents:
+    """`parameters`: the run-time parameters on Kubeflow; none locally."""
     data = config.data
+    input_base = parameters.get(DATA_ROOT, data.root)
     if not is_remote(data.schema_path) and not os.path.exists(data.schema_path):
         raise FileNotFoundError(
             f"No curated schema at {data.schema_path}: write one from the data with "
             "`imgclf make-schema` (then review it), or set data.schema_file."
         )
+    input_config = tfx.proto.Input(splits=input_splits(data))
+    span_resolver = None
+    if parameters:
+        span_resolver = SpanResolver(
+            input_base=input_base,
+            patterns=proto_utils.proto_to_json(input_config),
+            backfill_span=parameters[SPAN],
+            rolling_spans=data.rolling_spans,
+        ).with_id(SPAN_RESOLVER)
     example_gen = import_example_gen(
         input_base=input_base,
-        input_config=tfx.proto.Input(splits=input_splits(data)),
+        input_config=input_config,
         span=data.span,
         rolling_spans=data.rolling_spans,
+        resolved=span_resolver,
     )
     curated_schema = CuratedSchema(
         schema_file=data.schema_path, sha256=file_sha256(data.schema_path)
@@ -121,7 +140,14 @@ def _data_components(config: PipelineConfig, input_base, on_cluster: bool) -> _D
     statistics = statistics_gen.outputs["statistics"]
     inferred_schema = tfx.components.SchemaGen(statistics=statistics, infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
-    previous_span = _previous_span(config, on_cluster) if data.has_spans else None
+    history = ServingHistory(
+        examples=example_gen.outputs["examples"],
+        serving_model_dir=config.serving_model_dir,
+        class_names=json.dumps(read_labels(data.labels_path)),
+        warm_start=bool(config.training.warm_start),
+        # On a cluster the task runs every time instead (kubeflow/runner.py).
+        serving_state="" if parameters else serving_state(config.serving_model_dir),
+    ).with_id(SERVING_HISTORY)
     data_gate = DataGate(
         statistics=statistics,
         schema=schema,
@@ -133,75 +159,54 @@ def _data_components(config: PipelineConfig, input_base, on_cluster: bool) -> _D
         max_span_label_drift=config.validation.max_span_label_drift,
         max_span_image_change=config.validation.max_span_image_change,
         fail_on_span_drift=config.validation.fail_on_span_drift,
-        previous_statistics=previous_span.outputs[STATISTICS] if previous_span else None,
-        previous_image_report=previous_span.outputs[IMAGE_REPORT] if previous_span else None,
+        serving_model_dir=config.serving_model_dir,
+        previous_version=_value(history, "previous_version"),
     )
     return _DataComponents(
         components=[
+            *([span_resolver] if span_resolver else []),
             example_gen,
             curated_schema,
             image_validator,
             statistics_gen,
             inferred_schema,
             example_validator,
-            *([previous_span] if previous_span else []),
+            history,
             data_gate,
         ],
         valid_examples=valid_examples,
+        statistics=statistics,
+        image_report=image_validator.outputs["report"],
+        history=history,
         gate=data_gate,
     )
 
 
-def _previous_span(config: PipelineConfig, on_cluster: bool) -> tfx.dsl.Resolver:
-    """The statistics and image report of the span before this run's."""
-    channels = {
-        STATISTICS: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
-        IMAGE_REPORT: tfx.dsl.Channel(type=ImageValidationReport),
-    }
-    if on_cluster:
-        strategy = dict(strategy_class=tfx.dsl.experimental.LatestArtifactStrategy)
-    else:
-        strategy = dict(strategy_class=PreviousSpanStrategy, config=span_settings(config.data))
-    return tfx.dsl.Resolver(**strategy, **channels).with_id("previous_span_resolver")
-
-
-def _blessed_model(strategy: dict, on_cluster: bool, node_id: str) -> tfx.dsl.Resolver:
-    if on_cluster:
-        strategy = dict(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy)
-    return tfx.dsl.Resolver(**strategy, **model_channels()).with_id(node_id)
+def _value(node: base_node.BaseNode, key: str):
+    """A component's output value, read by another when it runs (a dynamic execution property)."""
+    return node.outputs[key].future()[0].value
 
 
 def _model_components(
-    config: PipelineConfig, data: _DataComponents, schedule: dict, on_cluster: bool
+    config: PipelineConfig, data: _DataComponents, schedule: dict
 ) -> list[base_node.BaseNode]:
     """Trainer first, then what evaluates and pushes its model."""
-    class_names = read_labels(config.data.labels_path)
-    warm_start = None
-    if config.training.warm_start:
-        warm_start = _blessed_model(
-            dict(strategy_class=WarmStartModelStrategy, config=span_settings(config.data)),
-            on_cluster,
-            "warm_start_model_resolver",
-        )
     trainer = Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=data.valid_examples,
         custom_config=config.trainer_config().model_dump(mode="json"),
         schedule=schedule,
-        base_model=warm_start.outputs[MODEL] if warm_start else None,
+        serving_model_dir=config.serving_model_dir,
+        warm_start_version=_value(data.history, "warm_start_version"),
     )
     # Nothing is trained unless the data passed: on any orchestrator, a failed gate stops here.
     trainer.add_upstream_node(data.gate)
-    latest_blessed_model = _blessed_model(
-        dict(strategy_class=ComparableModelStrategy, config={"class_names": class_names}),
-        on_cluster,
-        "latest_blessed_model_resolver",
-    )
-    num_classes = len(class_names)
-    evaluator = tfx.components.Evaluator(
+    num_classes = len(read_labels(config.data.labels_path))
+    evaluator = Evaluator(
         examples=data.valid_examples,
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed_model.outputs["model"],
+        serving_model_dir=config.serving_model_dir,
+        baseline_version=_value(data.history, "baseline_version"),
         eval_config=make_eval_config(config.evaluation, config.data, num_classes),
     )
     model_report = ModelReport(
@@ -216,13 +221,8 @@ def _model_components(
     pusher = VersionedPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        statistics=data.statistics,
+        image_report=data.image_report,
         serving_model_dir=config.serving_model_dir,
     ).with_id("Pusher")
-    return [
-        trainer,
-        *([warm_start] if warm_start else []),
-        latest_blessed_model,
-        evaluator,
-        model_report,
-        pusher,
-    ]
+    return [trainer, evaluator, model_report, pusher]

@@ -3,7 +3,7 @@
 The input patterns name the span with TFX's `{SPAN}` placeholder (and, if
 spans are rewritten, `{VERSION}`), e.g. `span-{SPAN}/train/*`. ExampleGen's
 driver reads the newest span, or the one the configuration names. This module
-finds spans with TFX's own matching code, so that the commands, the resolvers
+finds spans with TFX's own matching code, so that the commands, the SpanResolver
 and ExampleGen always agree on which span is which.
 """
 

@@ -3,7 +3,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from components.pusher import latest_is, push, versions
+from components.pusher import PROVENANCE_FILE, latest_is, push, read_provenance, versions
 
 
 def _model(root, content: bytes = b"graph"):
@@ -15,7 +15,8 @@ def _model(root, content: bytes = b"graph"):
 
 
 def test_versions_are_the_integer_named_folders_in_order(tmp_path):
-    for name in ("10", "2", ".incoming-3-abc", "notes", "1"):
+    # TF Serving reads versions as decimal ASCII digits: "²" is a digit to Python, not to it.
+    for name in ("10", "2", ".incoming-3-abc", "notes", "1", "\u00b2"):
         (tmp_path / name).mkdir()
     assert versions(str(tmp_path)) == [1, 2, 10]
     assert versions(str(tmp_path / "absent")) == []
@@ -61,3 +62,14 @@ def test_the_model_the_newest_version_already_holds_is_recognised(tmp_path):
     assert latest_is(second, serving) is None  # another model
     push(second, serving)
     assert latest_is(first, serving) is None  # only the newest version counts
+
+
+def test_what_a_push_records_travels_with_the_version_and_is_not_the_model(tmp_path):
+    serving = str(tmp_path / "serving")
+    note = tmp_path / "provenance.json"
+    note.write_text('{"span": 3}')
+    model = _model(tmp_path)
+    destination = push(model, serving, {PROVENANCE_FILE: str(note)})
+    assert read_provenance(destination) == {"span": 3}
+    # The record does not make the version another model: a rerun pushes nothing.
+    assert latest_is(model, serving) == 1

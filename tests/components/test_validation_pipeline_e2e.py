@@ -38,6 +38,7 @@ DATA_NODES = {
     "StatisticsGen",
     "SchemaGen",
     "ExampleValidator",
+    "ServingHistory",
     "DataGate",
 }
 GOOD_TRAIN = 4 * 8 + len(good_variants())

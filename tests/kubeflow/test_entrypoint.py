@@ -9,7 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 import tensorflow_data_validation as tfdv
@@ -19,7 +22,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
 
-from kubeflow.entrypoint import fill_input_types
+from kubeflow.entrypoint import fill_input_types, output_uris, remove_folder_markers
 
 GOLDEN = Path(__file__).parent / "golden" / "pipeline.yaml"
 REPO = Path(__file__).resolve().parents[2]
@@ -117,3 +120,98 @@ def test_a_real_executor_runs_through_the_entrypoint(sample_data, tmp_path):
     )
     assert {feature.name for feature in schema.feature} >= {"image", "label"}
     assert (tmp_path / "executor_output.json").exists()
+
+
+class _FakeGcs(BaseHTTPRequestHandler):
+    """The two calls of GCS's JSON API the entrypoint makes: list objects and delete one."""
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        prefix = parse_qs(url.query).get("prefix", [""])[0]
+        items = [
+            {"name": name, "bucket": "bucket", "size": str(len(data))}
+            for name, data in sorted(self.server.objects.items())
+            if name.startswith(prefix)
+        ]
+        self._answer(200, {"kind": "storage#objects", "items": items})
+
+    def do_DELETE(self):
+        name = unquote(urlparse(self.path).path.split("/o/", 1)[1])
+        self.server.objects.pop(name)
+        self._answer(204, None)
+
+    def _answer(self, status, body):
+        payload = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def download_as_the_launcher_does(objects: dict, key: str, local: Path) -> None:
+    """object_store.go DownloadBlob: every object under the key becomes a file under `local`."""
+    for name in sorted(objects):
+        if name.startswith(key):
+            path = local / name[len(key) :].lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(objects[name])
+
+
+@pytest.fixture
+def fake_gcs(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeGcs)
+    server.objects = {}
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+    yield server.objects
+    server.shutdown()
+    server.server_close()
+
+
+def test_folder_markers_under_an_output_artifact_are_deleted(fake_gcs, tmp_path):
+    """TensorFlow's GCS file system leaves `folder/` objects; the launcher trips over them."""
+    key = "root/run-1/Trainer/model"
+    fake_gcs.update(
+        {
+            f"{key}/": b"",
+            f"{key}/Format-Serving/": b"",
+            f"{key}/Format-Serving/saved_model.pb": b"graph",
+            f"{key}/Format-Serving/variables/": b"",
+            f"{key}/Format-Serving/empty.txt": b"",  # an empty file, not a marker: kept
+            "root/run-1/Trainer/model_run/": b"",  # another artifact's: not touched
+        }
+    )
+    with pytest.raises((NotADirectoryError, FileExistsError, IsADirectoryError)):
+        download_as_the_launcher_does(dict(fake_gcs), key, tmp_path / "before")
+    removed = remove_folder_markers(f"gs://bucket/{key}")
+    assert sorted(removed) == [
+        f"{key}/",
+        f"{key}/Format-Serving/",
+        f"{key}/Format-Serving/variables/",
+    ]
+    assert set(fake_gcs) == {
+        f"{key}/Format-Serving/saved_model.pb",
+        f"{key}/Format-Serving/empty.txt",
+        "root/run-1/Trainer/model_run/",
+    }
+    download_as_the_launcher_does(dict(fake_gcs), key, tmp_path / "after")
+    assert (tmp_path / "after" / "Format-Serving" / "saved_model.pb").read_bytes() == b"graph"
+
+
+def test_the_output_artifacts_are_read_from_the_executor_input():
+    invocation = {
+        "outputs": {
+            "artifacts": {
+                "model": {"artifacts": [{"uri": "gs://b/root/Trainer/model"}]},
+                "model_run": {"artifacts": [{"uri": "gs://b/root/Trainer/model_run"}]},
+            }
+        }
+    }
+    assert output_uris(json.dumps(invocation)) == [
+        "gs://b/root/Trainer/model",
+        "gs://b/root/Trainer/model_run",
+    ]

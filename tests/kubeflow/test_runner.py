@@ -22,21 +22,25 @@ DATA_ROOT = "ram://bucket/data"  # the remote_data fixture's
 GOLDEN = Path(__file__).parent / "golden" / "pipeline.yaml"
 REPO = Path(__file__).resolve().parents[2]
 TASKS_AND_UPSTREAM = {
-    "ImportExampleGen": [],
+    "SpanResolver": [],
+    "ImportExampleGen": ["SpanResolver"],
     "ImportSchemaGen": [],
     "ImageValidator": ["ImportExampleGen", "ImportSchemaGen"],
     "StatisticsGen": ["ImageValidator", "ImportSchemaGen"],
     "SchemaGen": ["StatisticsGen"],
     "ExampleValidator": ["ImportSchemaGen", "StatisticsGen"],
-    "DataGate": ["ExampleValidator", "ImageValidator", "ImportSchemaGen", "StatisticsGen"],
-    "Trainer": ["DataGate", "ImageValidator"],
-    "latest_blessed_model_resolver-model-blessing-resolver": [],
-    "latest_blessed_model_resolver-model-resolver": [
-        "latest_blessed_model_resolver-model-blessing-resolver"
+    "ServingHistory": ["ImportExampleGen"],
+    "DataGate": [
+        "ExampleValidator",
+        "ImageValidator",
+        "ImportSchemaGen",
+        "ServingHistory",
+        "StatisticsGen",
     ],
-    "Evaluator": ["ImageValidator", "Trainer", "latest_blessed_model_resolver-model-resolver"],
+    "Trainer": ["DataGate", "ImageValidator", "ServingHistory"],
+    "Evaluator": ["ImageValidator", "ServingHistory", "Trainer"],
     "ModelReport": ["Evaluator", "ImageValidator", "Trainer"],
-    "Pusher": ["Evaluator", "Trainer"],
+    "Pusher": ["Evaluator", "ImageValidator", "StatisticsGen", "Trainer"],
 }
 
 
@@ -88,9 +92,16 @@ def test_the_spec_is_what_a_kfp_2_backend_accepts(spec_file, spec):
 
 
 def upstream_of(task: dict) -> list[str]:
-    """The tasks it waits for: named, or producing one of its input artifacts."""
-    inputs = task.get("inputs", {}).get("artifacts", {}).values()
-    producers = {spec["taskOutputArtifact"]["producerTask"] for spec in inputs}
+    """The tasks it waits for: named, or producing one of its input artifacts or parameters."""
+    inputs = task.get("inputs", {})
+    producers = {
+        spec["taskOutputArtifact"]["producerTask"] for spec in inputs.get("artifacts", {}).values()
+    }
+    producers |= {
+        spec["taskOutputParameter"]["producerTask"]
+        for spec in inputs.get("parameters", {}).values()
+        if "taskOutputParameter" in spec
+    }
     return sorted(producers | set(task.get("dependentTasks", [])))
 
 
@@ -107,7 +118,8 @@ def test_every_container_runs_the_configured_image_and_entrypoint(spec):
         for executor in spec["deploymentSpec"]["executors"].values()
         if "container" in executor
     ]
-    assert len(containers) == 11  # every task but the two resolver queries
+    assert len(containers) == len(TASKS_AND_UPSTREAM)
+    assert len(spec["deploymentSpec"]["executors"]) == len(TASKS_AND_UPSTREAM)
     for container in containers:
         assert container["image"] == IMAGE
         assert container["command"] == ENTRYPOINT
@@ -125,10 +137,12 @@ def test_only_the_trainer_asks_for_gpus_cpu_and_memory(spec):
         assert "resources" not in executor_of(spec, name).get("container", {}), name
 
 
-def test_epochs_learning_rates_and_data_root_are_run_time_parameters(spec):
+def test_epochs_learning_rates_data_root_and_span_are_run_time_parameters(spec):
     declared = spec["root"]["inputDefinitions"]["parameters"]
     assert declared == {
         "data_root": {"parameterType": "STRING", "defaultValue": DATA_ROOT, "isOptional": True},
+        # The newest span, unless a run names one (a backfill).
+        "span": {"parameterType": "NUMBER_INTEGER", "defaultValue": -1, "isOptional": True},
         "phase1_epochs": {"parameterType": "NUMBER_INTEGER", "defaultValue": 6, "isOptional": True},
         "phase2_epochs": {"parameterType": "NUMBER_INTEGER", "defaultValue": 4, "isOptional": True},
         "phase1_learning_rate": {
@@ -150,6 +164,39 @@ def test_epochs_learning_rates_and_data_root_are_run_time_parameters(spec):
     assert tasks["ImportExampleGen"]["inputs"]["parameters"]["input_base"] == {
         "componentInputParameter": "data_root"
     }
+    resolver_inputs = tasks["SpanResolver"]["inputs"]["parameters"]
+    assert resolver_inputs["input_base"] == {"componentInputParameter": "data_root"}
+    assert resolver_inputs["backfill_span"] == {"componentInputParameter": "span"}
+
+
+def test_the_span_resolver_runs_every_time_and_feeds_ingestion_its_cache_key(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["SpanResolver"]["cachingOptions"] == {"enableCache": False}
+    example_gen_inputs = tasks["ImportExampleGen"]["inputs"]["parameters"]
+    for key in ("input_config", "span", "spans", "input_fingerprint"):
+        assert example_gen_inputs[key] == {
+            "taskOutputParameter": {"outputParameterKey": key, "producerTask": "SpanResolver"}
+        }
+    # Open-source KFP never runs a preCacheCheck: TFX's driver is not in the spec.
+    assert "lifecycle" not in executor_of(spec, "ImportExampleGen")["container"]
+
+
+def test_every_artifact_type_imports_as_tfx_entrypoint_imports_it(spec):
+    """TFX's container parser imports each type's title as a class path."""
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.utils import import_utils
+
+    titles = set()
+    for component in spec["components"].values():
+        for side in ("inputDefinitions", "outputDefinitions"):
+            for artifact in component.get(side, {}).get("artifacts", {}).values():
+                titles.add(yaml.safe_load(artifact["artifactType"]["instanceSchema"])["title"])
+    assert {"imgclf.ImageValidationReport", "imgclf.DataGateResult", "imgclf.ModelReport"} <= titles
+    for title in titles:
+        if title in compiler_utils.TITLE_TO_CLASS_PATH:  # TFX's own types
+            assert import_utils.import_class_by_path(compiler_utils.TITLE_TO_CLASS_PATH[title])
+        else:
+            assert title == import_utils.import_class_by_path(title).TYPE_NAME
 
 
 def test_the_trainer_reads_the_cluster_data_with_one_replica_per_gpu(spec):
@@ -214,9 +261,48 @@ def test_a_scheduled_pipeline_on_spans_warm_starts_and_compares_spans(remote_dat
     path = tmp_path / "scheduled.yaml"
     compile_pipeline(scheduled(spans), str(path))
     tasks = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]
-    # Kubeflow knows only TFX's two strategies: the latest blessed model and the latest artifacts.
-    assert "warm_start_model_resolver-model-resolver" in upstream_of(tasks["Trainer"])
-    assert "base_model" in tasks["Trainer"]["inputs"]["artifacts"]
-    gate_inputs = tasks["DataGate"]["inputs"]["artifacts"]
-    assert {"previous_statistics", "previous_image_report"} <= set(gate_inputs)
-    assert "previous_span_resolver" in upstream_of(tasks["DataGate"])
+
+    # What the serving folder holds decides, on every backend: no resolver executors.
+    def from_history(key):
+        return {
+            "taskOutputParameter": {"outputParameterKey": key, "producerTask": "ServingHistory"}
+        }
+
+    assert tasks["Trainer"]["inputs"]["parameters"]["warm_start_version"] == from_history(
+        "warm_start_version"
+    )
+    assert tasks["Evaluator"]["inputs"]["parameters"]["baseline_version"] == from_history(
+        "baseline_version"
+    )
+    assert tasks["DataGate"]["inputs"]["parameters"]["previous_version"] == from_history(
+        "previous_version"
+    )
+    history_inputs = tasks["ServingHistory"]["inputs"]["parameters"]
+    assert history_inputs["warm_start"] == {"runtimeValue": {"constant": 1.0}}
+    assert tasks["ServingHistory"]["cachingOptions"] == {"enableCache": False}
+
+
+@pytest.mark.parametrize(
+    ("backend", "gpu_type", "error"),
+    [
+        ("kfp", "NVIDIA_TESLA_T4", r"not a Kubernetes resource name \(a Vertex AI name"),
+        ("vertex", "nvidia.com/gpu", "not a Vertex AI accelerator"),
+        ("vertex", "NVIDIA_TESLA_T5", "not a Vertex AI accelerator"),
+    ],
+)
+def test_each_backend_takes_its_own_accelerator_names(backend, gpu_type, error):
+    with pytest.raises(ValueError, match=error):
+        cluster_config(**{"kubeflow.backend": backend, "kubeflow.trainer.gpu_type": gpu_type})
+
+
+def test_each_backend_has_a_default_accelerator(remote_data, tmp_path):
+    overrides = {"kubeflow.trainer.gpu_type": None}
+    assert cluster_config(**overrides).kubeflow.trainer.gpu_type == "nvidia.com/gpu"
+    vertex = cluster_config(**overrides, **{"kubeflow.backend": "vertex"})
+    assert vertex.kubeflow.trainer.gpu_type == "NVIDIA_TESLA_T4"
+    assert cluster_config(
+        **{"kubeflow.backend": "vertex", "kubeflow.trainer.gpu_type": "NVIDIA_L4"}
+    )
+    spec = compile_pipeline(vertex, str(tmp_path / "vertex.yaml"))
+    accelerator = executor_of(spec, "Trainer")["container"]["resources"]["accelerator"]
+    assert accelerator == {"count": "4", "type": "NVIDIA_TESLA_T4"}

@@ -60,7 +60,7 @@ NODES = {
     "ImageValidator",
     "DataGate",
     "Trainer",
-    "latest_blessed_model_resolver",
+    "ServingHistory",
     "Evaluator",
     "ModelReport",
     "Pusher",

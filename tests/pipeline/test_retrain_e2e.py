@@ -6,7 +6,7 @@ One sequence of runs, shared by the tests:
    pushed as version 2;
 3. span 3, its train labels rotated (a mislabelled delivery): warm-started
    from version 2, worse than it, not blessed; serving stays at version 2;
-4. no new span: every component up to the Trainer is reused; nothing pushed;
+4. no new span: every component up to the Evaluator is reused; nothing pushed;
 5. span 4 brings a new class: a cold start that says why, judged alone;
 6. while one retrain holds the lock, another refuses and a third waits.
 """
@@ -23,41 +23,26 @@ from pathlib import Path
 import pytest
 
 from components.data_gate import RESULT_JSON
-from imagedata.records import LabelledImage, write_span
-from imagedata.sample import DEFAULT_CLASSES, sample_splits, write_sample_span
+from imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from pipeline.cli import main
 from pipeline.config import DataConfig, load_config, to_env
 from pipeline.report import outcome_of
 from pipeline.retrain import EXIT_BUSY, exclusive
 from pipeline.runs import list_runs
 from pipeline.schema import make_schema, write_schema
+from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
 
 pytestmark = pytest.mark.e2e
 
 NEW_CLASS = "ring"
-PATTERNS = {"data.train_pattern": "span-{SPAN}/train/*", "data.eval_pattern": "span-{SPAN}/eval/*"}
 
 
 def _settings(data_root: str, backbone_weights: str, output_dir: str) -> dict:
     return {
         "output_dir": output_dir,
         "data.root": data_root,
-        **PATTERNS,
-        "model.base_model": "MobileNetV2",
-        "model.alpha": 0.35,
-        "model.image_size": 64,
-        "model.weights": backbone_weights,
-        "training.batch_size": 16,
-        # No augmentation: phase 1 trains on cached features, so its 15 epochs take seconds.
-        "training.random_flip": False,
-        "training.random_rotation": 0,
-        "training.random_zoom": 0,
-        "training.random_contrast": 0,
-        "training.phase1_epochs": 15,
-        "training.phase2_epochs": 3,
-        "training.phase2_learning_rate": 3e-4,
-        "training.fine_tune_layers": 100,
-        "evaluation.min_accuracy": 0.35,
+        **SPAN_PATTERNS,
+        **quick_training(backbone_weights),
     }
 
 
@@ -89,18 +74,8 @@ def _retrain(settings: dict) -> dict:
 
 
 def _write_schema(root: str) -> None:
-    data = DataConfig(root=root, **{k.split(".")[1]: v for k, v in PATTERNS.items()})
+    data = DataConfig(root=root, **{k.split(".")[1]: v for k, v in SPAN_PATTERNS.items()})
     write_schema(make_schema(data), data.schema_path)
-
-
-def _rotated_labels(span: int, root: str) -> None:
-    """New images whose train labels are all wrong: label i is written as i + 1."""
-    splits = sample_splits(train_per_class=16, eval_per_class=16, seed=span)
-    classes = len(DEFAULT_CLASSES)
-    splits["train"] = (
-        LabelledImage(r.image, (r.label + 1) % classes, r.id) for r in splits["train"]
-    )
-    write_span(root, span, DEFAULT_CLASSES, splits, num_shards=2)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +91,7 @@ def retrains(backbone_weights, tmp_path_factory):
     results["span1"] = _retrain(settings)
     write_sample_span(root, 2, train_per_class=32, eval_per_class=16, num_shards=2)
     results["span2"] = _retrain(settings)
-    _rotated_labels(3, root)
+    write_mislabelled_span(root, 3)
     results["span3"] = _retrain(settings)
     results["serving_after_span3"] = sorted(os.listdir(config.serving_model_dir))
     results["no_new_span"] = _retrain(settings)
@@ -145,13 +120,12 @@ def test_the_first_span_starts_cold_and_is_pushed_as_version_1(retrains):
 def test_span_2_warm_starts_from_version_1_and_is_pushed_as_version_2(retrains):
     second = retrains["span2"]
     assert second["status"] == 0
-    first_model = retrains["span1"]["run"].nodes["Trainer"].output("model").uri
-    trainer = second["run"].nodes["Trainer"]
-    assert trainer.state == "COMPLETE"
-    assert [model.uri for model in trainer.inputs["base_model"]] == [first_model]
+    assert second["run"].nodes["Trainer"].state == "COMPLETE"
+    # The model it starts from is served version 1, as ServingHistory found it.
+    served = os.path.join(retrains["config"].serving_model_dir, "1")
     outcome = outcome_of(second["run"])
     assert outcome.training["start"]["warm"] is True
-    assert outcome.training["start"]["source"] == os.path.join(first_model, "Format-Serving")
+    assert outcome.training["start"]["source"] == served
     assert outcome.training["train_examples"] == 32 * len(DEFAULT_CLASSES)
     # Compared with version 1 on span 2's eval images, and better or as good.
     assert outcome.baseline_accuracy is not None
@@ -174,8 +148,8 @@ def test_a_mislabelled_span_is_not_blessed_and_serving_stays_at_version_2(retrai
     third = retrains["span3"]
     assert third["status"] == 0  # a model not promoted is not a failure of the run
     outcome = outcome_of(third["run"])
-    second_model = retrains["span2"]["run"].nodes["Trainer"].output("model").uri
-    assert [m.uri for m in third["run"].nodes["Trainer"].inputs["base_model"]] == [second_model]
+    served = os.path.join(retrains["config"].serving_model_dir, "2")
+    assert outcome.training["start"]["source"] == served
     assert outcome.blessed is False
     assert outcome.accuracy < outcome.baseline_accuracy
     assert outcome.pushed_to is None
@@ -193,7 +167,15 @@ def test_no_new_span_trains_nothing_and_pushes_nothing(retrains):
         rerun["line"] == "span 3: no new data: nothing trained, nothing pushed; serving version 2"
     )
     nodes = rerun["run"].nodes
-    for node in ("ImportExampleGen", "ImageValidator", "StatisticsGen", "DataGate", "Trainer"):
+    for node in (
+        "ImportExampleGen",
+        "ImageValidator",
+        "StatisticsGen",
+        "ServingHistory",
+        "DataGate",
+        "Trainer",
+        "Evaluator",
+    ):
         assert nodes[node].state == "CACHED", node
     # MLMD: no Trainer execution ran in this run; its model is span 3's.
     assert nodes["Trainer"].output("model").uri == (

@@ -1,0 +1,85 @@
+"""TFX's Evaluator, its baseline a served version that ServingHistory chose.
+
+The baseline arrives as a version number (a parameter, so the Evaluator's
+cache key follows the version, not a copy of it); the executor hands that
+version to TFX's executor as a Model artifact. With NONE, TFX's Evaluator
+judges by the absolute thresholds alone, as it does without a baseline.
+"""
+
+import os
+from typing import ClassVar
+
+from tfx import types
+from tfx.components.evaluator import constants
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
+from tfx.utils import json_utils
+
+from components.serving_history import NONE, served_model
+
+BASELINE_VERSION = "baseline_version"
+SERVING_MODEL_DIR = "serving_model_dir"
+
+
+class Executor(evaluator_executor.Executor):
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        properties = dict(exec_properties)
+        # On Kubeflow it arrives as text: TFX's compiler types a dynamic parameter STRING.
+        version = int(properties.pop(BASELINE_VERSION, NONE))
+        serving_model_dir = properties.pop(SERVING_MODEL_DIR, "")
+        inputs = dict(input_dict)
+        if version != NONE:
+            baseline = served_model(serving_model_dir, version, self._get_tmp_dir())
+            inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]
+        super().Do(inputs, output_dict, properties)
+        if version != NONE:
+            blessing = output_dict[standard_component_specs.BLESSING_KEY][0]
+            _name_the_served_baseline(blessing, os.path.join(serving_model_dir, str(version)))
+
+
+def _name_the_served_baseline(blessing: types.Artifact, served: str) -> None:
+    """The blessing names the served version it was compared with, not the scratch copy.
+
+    The copy has no metadata id; TFX's Kubeflow runner would fail to translate one.
+    """
+    del blessing.mlmd_artifact.custom_properties[constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY]
+    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, served)
+
+
+class EvaluatorSpec(standard_component_specs.EvaluatorSpec):
+    PARAMETERS: ClassVar[dict] = {
+        **standard_component_specs.EvaluatorSpec.PARAMETERS,
+        BASELINE_VERSION: ExecutionParameter(type=int),
+        SERVING_MODEL_DIR: ExecutionParameter(type=str),
+    }
+
+
+class Evaluator(base_beam_component.BaseBeamComponent):
+    """Evaluates `model` on `examples` with `eval_config`, against a served baseline if any."""
+
+    SPEC_CLASS = EvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(
+        self,
+        examples: types.BaseChannel,
+        model: types.BaseChannel,
+        eval_config,
+        serving_model_dir: str,
+        baseline_version,
+    ):
+        """`baseline_version`: ServingHistory's (a placeholder of its output)."""
+        spec = EvaluatorSpec(
+            examples=examples,
+            model=model,
+            eval_config=eval_config,
+            example_splits=json_utils.dumps(None),
+            fairness_indicator_thresholds=json_utils.dumps(None),
+            serving_model_dir=serving_model_dir,
+            baseline_version=baseline_version,
+            evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+        )
+        super().__init__(spec=spec)

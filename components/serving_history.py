@@ -1,0 +1,130 @@
+"""ServingHistory: what a run builds on, found in the serving folder rather than in ML Metadata.
+
+Each version the Pusher writes records the span and classes it was trained on
+and the profile of that data (components/pusher.py). From those records this
+component finds, for the span the run reads, three served versions (NONE
+when there is none):
+
+- `baseline_version`: the newest version with the same classes, which the new
+  model must beat (the Evaluator's baseline);
+- `warm_start_version`: the newest version trained on an earlier span, which
+  the Trainer starts from when warm start is on;
+- `previous_version`: the newest version of an earlier span, whose data
+  profile the DataGate measures the new span's drift against.
+
+What is served is the source of truth: a lost or reset metadata store cannot
+open the gate, and every orchestrator (the local runner, open-source KFP,
+which runs no resolver executors, and Vertex AI) finds the same things. The
+versions reach the Trainer, Evaluator and DataGate as parameter values, so
+their cache keys change only when the version they use does. This component
+must see the serving folder as it is when the run starts: on a cluster its
+caching is off; locally its `serving_state` parameter, read when the pipeline
+is built, changes whenever a version is pushed.
+"""
+
+import hashlib
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+from absl import logging
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+
+from components.example_gen import span_of
+from components.pusher import (
+    PROVENANCE_FILE,
+    SERVING_MODEL_DIR,
+    copy_tree,
+    read_provenance,
+    versions,
+)
+
+NONE = -1
+
+
+def served_versions(serving_model_dir: str) -> list[tuple[int, dict]]:
+    """(version, provenance) of each version that records one, newest first."""
+    recorded = []
+    for version in reversed(versions(serving_model_dir)):
+        provenance = read_provenance(os.path.join(serving_model_dir, str(version)))
+        if provenance is None:
+            logging.warning(
+                "Version %d in %s records no provenance (pushed by an older release, or by "
+                "hand?): it is never a baseline or a warm start.",
+                version,
+                serving_model_dir,
+            )
+            continue
+        recorded.append((version, provenance))
+    return recorded
+
+
+def serving_state(serving_model_dir: str) -> str:
+    """A digest of what is served: it changes when a version is pushed or removed."""
+    digest = hashlib.sha256()
+    for version in versions(serving_model_dir):
+        path = os.path.join(serving_model_dir, str(version), PROVENANCE_FILE)
+        digest.update(f"{version}\n".encode())
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def baseline_version(recorded: list[tuple[int, dict]], class_names: list[str]) -> Optional[int]:
+    """The newest version with these classes: one to compare with, metric by metric."""
+    return next((v for v, p in recorded if p["class_names"] == class_names), None)
+
+
+def earlier_span_version(recorded: list[tuple[int, dict]], span: int) -> Optional[int]:
+    """The newest version trained on a span before `span`."""
+    return next((v for v, p in recorded if p["span"] is not None and p["span"] < span), None)
+
+
+def served_model(serving_model_dir: str, version: int, scratch: str) -> standard_artifacts.Model:
+    """A served version as a Model artifact (laid out as a Trainer's) for TFX's executors."""
+    model = standard_artifacts.Model()
+    model.uri = os.path.join(scratch, f"served-{version}")
+    copy_tree(
+        os.path.join(serving_model_dir, str(version)), os.path.join(model.uri, SERVING_MODEL_DIR)
+    )
+    model.set_int_custom_property("version", version)
+    return model
+
+
+def _or_none(version: Optional[int]) -> int:
+    return NONE if version is None else version
+
+
+@tfx.dsl.components.component
+def ServingHistory(
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    serving_model_dir: tfx.dsl.components.Parameter[str],
+    class_names: tfx.dsl.components.Parameter[str],
+    warm_start: tfx.dsl.components.Parameter[bool],
+    serving_state: tfx.dsl.components.Parameter[str],
+) -> tfx.dsl.components.OutputDict(
+    baseline_version=int, warm_start_version=int, previous_version=int
+):
+    """`class_names`: this run's classes, a JSON list; `warm_start`: find a model to start from.
+
+    `serving_state`: only for the cache key (see the module's docstring).
+    """
+    span = span_of(examples)
+    recorded = served_versions(serving_model_dir)
+    baseline = baseline_version(recorded, json.loads(class_names))
+    earlier = earlier_span_version(recorded, span)
+    logging.info(
+        "Span %d; served versions %s: baseline %s, earlier span's version %s.",
+        span,
+        [version for version, _ in recorded],
+        baseline,
+        earlier,
+    )
+    return {
+        "baseline_version": _or_none(baseline),
+        "warm_start_version": _or_none(earlier if warm_start else None),
+        "previous_version": _or_none(earlier),
+    }

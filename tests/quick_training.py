@@ -1,0 +1,42 @@
+"""What the tests that retrain on spans share: quick settings that still earn a blessing, and spans.
+
+MobileNetV2 (alpha 0.35, 64 px) on the demo's pretrained backbone; without
+augmentation, phase 1 trains on cached features, so its 15 epochs take seconds.
+"""
+
+from imagedata.records import LabelledImage, write_span
+from imagedata.sample import DEFAULT_CLASSES, sample_splits
+
+SPAN_PATTERNS = {
+    "data.train_pattern": "span-{SPAN}/train/*",
+    "data.eval_pattern": "span-{SPAN}/eval/*",
+}
+
+
+def quick_training(backbone_weights: str) -> dict:
+    return {
+        "model.base_model": "MobileNetV2",
+        "model.alpha": 0.35,
+        "model.image_size": 64,
+        "model.weights": backbone_weights,
+        "training.batch_size": 16,
+        "training.random_flip": False,
+        "training.random_rotation": 0,
+        "training.random_zoom": 0,
+        "training.random_contrast": 0,
+        "training.phase1_epochs": 15,
+        "training.phase2_epochs": 3,
+        "training.phase2_learning_rate": 3e-4,
+        "training.fine_tune_layers": 100,
+        "evaluation.min_accuracy": 0.35,
+    }
+
+
+def write_mislabelled_span(root: str, span: int) -> None:
+    """New images whose train labels are all wrong: label i is written as i + 1."""
+    splits = sample_splits(train_per_class=16, eval_per_class=16, seed=span)
+    classes = len(DEFAULT_CLASSES)
+    splits["train"] = (
+        LabelledImage(r.image, (r.label + 1) % classes, r.id) for r in splits["train"]
+    )
+    write_span(root, span, DEFAULT_CLASSES, splits, num_shards=2)
