@@ -1,0 +1,235 @@
+"""The compiled pipeline run as a KFP 2 backend runs it (tests/kubeflow/backend.py), in both modes.
+
+One sequence of scheduled runs per backend, as a recurring run would make
+them, over data arriving in spans:
+1. span 1: every task runs in its container; the model is pushed as version 1;
+2. the same data again: ingestion, validation and training are reused from
+   KFP's cache; the Evaluator runs again, its baseline now version 1 (the
+   model itself), and nothing is pushed;
+3. and again: only the two tasks that look at the data and the serving
+   folder run (SpanResolver, ServingHistory); every other task is reused;
+4. span 2 arrives: re-ingested (its fingerprint is new), warm-started from
+   version 1, compared with it, pushed as version 2;
+5. span 3, train labels rotated: trained, worse than version 2, not pushed;
+6. span 4, bad records: the DataGate fails it and nothing is trained;
+7. a backfill of span 1 (the `span` run-time parameter): span 1's ingestion
+   and training are reused; only the evaluation against today's baseline runs.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from backend import OPEN_SOURCE, REPO, VERTEX, Backend, RunRefused
+from bad_records import defects, write_records
+from components.pusher import versions
+from imagedata.sample import DEFAULT_CLASSES, write_sample_span
+from kubeflow.runner import compile_pipeline
+from pipeline.config import DataConfig, load_config
+from pipeline.retrain import scheduled
+from pipeline.schema import make_schema, write_schema
+from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
+from trainer.export import read_summary
+
+pytestmark = pytest.mark.e2e
+
+RUNS = ("first", "again", "unchanged", "new_span", "worse", "rejected", "backfill")
+ALWAYS_RUN = {"SpanResolver", "ServingHistory"}
+ALL_TASKS = {
+    "SpanResolver",
+    "ImportExampleGen",
+    "ImportSchemaGen",
+    "ImageValidator",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "ServingHistory",
+    "DataGate",
+    "Trainer",
+    "Evaluator",
+    "ModelReport",
+    "Pusher",
+}
+
+
+def compiled(mode: str, root: Path, backbone_weights: str) -> tuple[dict, object]:
+    """The pipeline compiled for `mode`, its cluster paths local folders standing in for buckets."""
+    settings = {
+        "output_dir": str(root / "compile"),
+        "data.root": str(root / "data"),
+        **SPAN_PATTERNS,
+        "kubeflow.backend": mode,
+        "kubeflow.image": "registry.example.com/image-classifier:test",
+        "kubeflow.pipeline_root": "gs://placeholder/root",
+        "kubeflow.beam_pipeline_args": ["--runner=DirectRunner", "--direct_num_workers=1"],
+        **quick_training(backbone_weights),
+    }
+    config = scheduled(load_config(settings, environ={}))
+    # Local folders where a cluster has buckets: the settings refuse them, so they are set here.
+    cluster = config.kubeflow.model_copy(
+        update={
+            "pipeline_root": str(root / "pipeline_root"),
+            "data_root": str(root / "data"),
+            "serving_root": str(root / "serving"),
+        }
+    )
+    config = config.model_copy(update={"kubeflow": cluster})
+    spec = compile_pipeline(config, str(root / "pipeline.yaml"))
+    return spec, config.for_kubeflow()
+
+
+def with_bad_records(root: str, span: int) -> None:
+    write_sample_span(root, span, train_per_class=8, eval_per_class=16, num_shards=1)
+    write_records(Path(root) / f"span-{span}" / "train" / "bad.gz", defects().values())
+
+
+@pytest.fixture(scope="module", params=[OPEN_SOURCE, VERTEX])
+def sequence(request, backbone_weights, tmp_path_factory):
+    mode = request.param
+    root = tmp_path_factory.mktemp(f"backend-{mode}")
+    data = str(root / "data")
+    write_sample_span(data, 1, train_per_class=8, eval_per_class=16, num_shards=2)
+    data_config = DataConfig(root=data, **{k.split(".")[1]: v for k, v in SPAN_PATTERNS.items()})
+    write_schema(make_schema(data_config), data_config.schema_path)
+    spec, config = compiled(mode, root, backbone_weights)
+    backend = Backend(mode, work_dir=REPO)
+    pipeline_root = config.pipeline_root
+    runs = {"spec": spec, "config": config, "backend": backend, "mode": mode}
+
+    def run(name: str, **parameters):
+        runs[name] = backend.run(spec, pipeline_root, parameters)
+        runs[f"{name}_versions"] = versions(config.serving_model_dir)
+
+    run("first")
+    run("again")
+    run("unchanged")
+    write_sample_span(data, 2, train_per_class=32, eval_per_class=16, num_shards=2)
+    run("new_span")
+    write_mislabelled_span(data, 3)
+    run("worse")
+    with_bad_records(data, 4)
+    run("rejected")
+    run("backfill", span=1)
+    for name, ran in zip(RUNS, backend.runs, strict=True):
+        seconds = {task: round(t.seconds, 1) for task, t in ran.tasks.items() if t.seconds}
+        print(f"{mode} {name}: {seconds}")  # the stand-in's per-task timings (-s)
+    return runs
+
+
+def found(sequence, run: str, key: str) -> int:
+    """A version ServingHistory found (-1: none)."""
+    return sequence[run].tasks["ServingHistory"].parameters[key]
+
+
+def test_the_first_run_runs_every_task_in_its_container_and_pushes(sequence):
+    first = sequence["first"]
+    assert first.succeeded, {name: task.log for name, task in first.tasks.items()}
+    assert first.executed() == ALL_TASKS
+    assert sequence["first_versions"] == [1]
+    examples = sequence["backend"].artifact(first, "ImportExampleGen", "examples")
+    assert examples.metadata["span"] == 1.0
+    assert found(sequence, "first", "baseline_version") == -1
+    provenance = Path(sequence["config"].serving_model_dir, "1", "assets.extra", "provenance.json")
+    recorded = json.loads(provenance.read_text())
+    assert recorded["span"] == 1
+    assert recorded["class_names"] == list(DEFAULT_CLASSES)
+
+
+def test_open_source_inputs_arrive_untyped_and_vertex_inputs_typed(sequence):
+    trainer_inputs = sequence["first"].tasks["Trainer"].inputs["artifacts"]
+    examples = trainer_inputs["examples"]["artifacts"][0]
+    assert examples["name"].isdigit()
+    if sequence["mode"] == OPEN_SOURCE:
+        assert "type" not in examples
+    else:
+        assert "tfx.Examples" in examples["type"]["instanceSchema"]
+
+
+def test_the_same_data_again_is_only_evaluated_against_the_model_now_served(sequence):
+    again, first = sequence["again"].tasks, sequence["first"].tasks
+    assert sequence["again"].succeeded
+    for task in ("ImportExampleGen", "ImageValidator", "StatisticsGen", "DataGate", "Trainer"):
+        assert again[task].state == "cached", task
+        assert again[task].outputs == first[task].outputs, task
+    assert found(sequence, "again", "baseline_version") == 1
+    assert again["Evaluator"].state == "executed"
+    pushed = sequence["backend"].artifact(sequence["again"], "Pusher", "pushed_model")
+    assert (pushed.metadata["pushed"], pushed.metadata["pushed_version"]) == (0.0, 1.0)
+    assert sequence["again_versions"] == [1]
+
+
+def test_unchanged_data_and_serving_reuse_every_task_but_those_that_look(sequence):
+    unchanged = sequence["unchanged"]
+    assert unchanged.succeeded
+    assert unchanged.executed() == ALWAYS_RUN
+    assert unchanged.cached() == ALL_TASKS - ALWAYS_RUN
+    assert unchanged.tasks["Trainer"].outputs == sequence["first"].tasks["Trainer"].outputs
+    assert sequence["unchanged_versions"] == [1]
+
+
+def test_new_data_is_ingested_and_trained_from_the_served_model(sequence):
+    new_span = sequence["new_span"]
+    assert new_span.succeeded
+    assert {"ImportExampleGen", "Trainer", "Evaluator", "Pusher"} <= new_span.executed()
+    fingerprints = [
+        sequence[run].tasks["ImportExampleGen"].fingerprint for run in ("first", "new_span")
+    ]
+    assert fingerprints[0] != fingerprints[1]
+    assert found(sequence, "new_span", "warm_start_version") == 1
+    assert found(sequence, "new_span", "baseline_version") == 1
+    model = sequence["backend"].artifact(new_span, "Trainer", "model")
+    start = read_summary(os.path.join(model.uri, "Format-Serving"))["start"]
+    assert start["warm"], start
+    assert start["source"] == os.path.join(sequence["config"].serving_model_dir, "1")
+    assert sequence["new_span_versions"] == [1, 2]
+
+
+def test_a_backfill_is_a_run_time_parameter_and_reuses_that_spans_work(sequence):
+    backfill, first = sequence["backfill"].tasks, sequence["first"].tasks
+    for task in ("ImportExampleGen", "ImageValidator", "StatisticsGen", "DataGate", "Trainer"):
+        assert backfill[task].state == "cached", task
+        assert backfill[task].outputs == first[task].outputs, task
+    # Today's baseline is version 2, not what span 1's first run had: evaluated again.
+    assert found(sequence, "backfill", "baseline_version") == 2
+    assert backfill["Evaluator"].state == "executed"
+
+
+def test_a_worse_model_is_not_pushed(sequence):
+    worse = sequence["worse"]
+    assert worse.succeeded
+    assert "Trainer" in worse.executed()
+    assert found(sequence, "worse", "warm_start_version") == 2
+    blessing = sequence["backend"].artifact(worse, "Evaluator", "blessing")
+    assert blessing.metadata["blessed"] == 0.0
+    pushed = sequence["backend"].artifact(worse, "Pusher", "pushed_model")
+    assert pushed.metadata["pushed"] == 0.0
+    assert sequence["worse_versions"] == [1, 2]
+
+
+def test_a_rejected_dataset_trains_nothing(sequence):
+    rejected = sequence["rejected"]
+    assert not rejected.succeeded
+    assert rejected.tasks["DataGate"].state == "failed"
+    for task in ("Trainer", "Evaluator", "ModelReport", "Pusher"):
+        assert rejected.tasks[task].state == "not run"
+    log = Path(rejected.tasks["DataGate"].log).read_text()
+    assert "The data failed validation" in log
+    assert sequence["rejected_versions"] == [1, 2]
+
+
+def test_resolver_executors_are_refused_before_any_task(sequence, tmp_path):
+    spec = json.loads(json.dumps(sequence["spec"]))
+    spec["deploymentSpec"]["executors"]["resolver_executor"] = {
+        "resolver": {"outputArtifactQueries": {}}
+    }
+    backend = Backend(sequence["mode"], work_dir=REPO)
+    with pytest.raises(RunRefused, match="non-container and non-importer executor"):
+        backend.run(spec, str(tmp_path))
+    assert backend.runs == []
+
+
+def test_the_compiled_spec_has_only_container_executors(sequence):
+    executors = sequence["spec"]["deploymentSpec"]["executors"].values()
+    assert {kind for executor in executors for kind in executor} == {"container"}
