@@ -1,9 +1,11 @@
 """`imgclf kubeflow ...` with kubeflow.backend vertex: google-cloud-aiplatform against a fake API.
 
 The fake answers the Vertex AI REST calls the client makes (create pipeline
-job, create, list and pause schedules) on 127.0.0.1 and records them, so the
-tests check what Vertex would receive: the compiled spec, the parameters, the
-pipeline root, the cron; and what the user reads when Vertex says no.
+job, create, list and pause schedules) and the Cloud Storage call aiplatform
+makes first (does the pipeline root's bucket exist?) on 127.0.0.1, and records
+them, so the tests check what Vertex would receive: the compiled spec, the
+parameters, the pipeline root, the cron; and what the user reads when Vertex
+says no. Nothing leaves the machine.
 """
 
 import json
@@ -41,6 +43,9 @@ class FakeVertex:
         if self.failure:
             status, message = self.failure
             return status, {"error": {"code": status, "message": message, "status": "DENIED"}}
+        if method == "GET" and path.startswith("/storage/v1/b/"):
+            # Before submitting, aiplatform checks that the pipeline root's bucket exists.
+            return 200, {"name": path.rsplit("/", 1)[1]}
         if method == "POST" and path == f"{PARENT}/pipelineJobs":
             return 200, {**body, "name": f"{PARENT[4:]}/pipelineJobs/job-1"}
         if method == "POST" and path == f"{PARENT}/schedules":
@@ -84,11 +89,13 @@ def fake_vertex(remote_data, monkeypatch, tmp_path):
     server.fake = FakeVertex()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
     for name, value in {
         "IMGCLF_KUBEFLOW__BACKEND": "vertex",
         "IMGCLF_KUBEFLOW__PROJECT": PROJECT,
         "IMGCLF_KUBEFLOW__REGION": REGION,
-        "IMGCLF_KUBEFLOW__API_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+        "IMGCLF_KUBEFLOW__API_ENDPOINT": endpoint,
         "IMGCLF_KUBEFLOW__IMAGE": IMAGE,
         "IMGCLF_KUBEFLOW__PIPELINE_ROOT": PIPELINE_ROOT,
         "IMGCLF_KUBEFLOW__DATA_ROOT": remote_data,
@@ -115,6 +122,7 @@ def test_run_submits_a_pipeline_job_with_the_compiled_spec(fake_vertex, tmp_path
     assert job["pipelineSpec"] == compiled_spec(tmp_path)
     assert job["runtimeConfig"]["gcsOutputDirectory"] == PIPELINE_ROOT
     assert job["runtimeConfig"]["parameterValues"] == {"phase1_epochs": 10, "span": 3}
+    assert [m for m, p, _, _ in fake_vertex.requests if p == "/storage/v1/b/example-bucket"]
     assert f"Created run projects/{PROJECT}/locations/{REGION}/pipelineJobs/job-1" in out
 
 
