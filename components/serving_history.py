@@ -14,27 +14,25 @@ when there is none):
 
 What is served is the source of truth: a lost or reset metadata store cannot
 open the gate, and every orchestrator (the local runner, open-source KFP,
-which runs no resolver executors, and Vertex AI) finds the same things. The
-versions reach the Trainer, Evaluator and DataGate as parameter values, so
-their cache keys change only when the version they use does. This component
-must see the serving folder as it is when the run starts: on a cluster its
-caching is off; locally its `serving_state` parameter, read when the pipeline
-is built, changes whenever a version is pushed.
+which runs no resolver executors, and Vertex AI) finds the same things with
+`find_versions`. The versions reach the Trainer, Evaluator and DataGate as
+parameter values, so their cache keys change only when the version they use
+does. They must be found when a run starts: locally, where the pipeline is
+built for each run, they are found then (pipeline/pipeline.py); on a cluster,
+where one compiled pipeline runs many times, this component finds them at the
+start of each run, its caching off (kubeflow/runner.py).
 """
 
-import hashlib
 import json
 import os
 from typing import Optional
 
-import tensorflow as tf
 from absl import logging
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from components.example_gen import span_of
 from components.pusher import (
-    PROVENANCE_FILE,
     SERVING_MODEL_DIR,
     copy_tree,
     read_provenance,
@@ -61,18 +59,6 @@ def served_versions(serving_model_dir: str) -> list[tuple[int, dict]]:
     return recorded
 
 
-def serving_state(serving_model_dir: str) -> str:
-    """A digest of what is served: it changes when a version is pushed or removed."""
-    digest = hashlib.sha256()
-    for version in versions(serving_model_dir):
-        path = os.path.join(serving_model_dir, str(version), PROVENANCE_FILE)
-        digest.update(f"{version}\n".encode())
-        if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
-
-
 def baseline_version(recorded: list[tuple[int, dict]], class_names: list[str]) -> Optional[int]:
     """The newest version with these classes: one to compare with, metric by metric."""
     return next((v for v, p in recorded if p["class_names"] == class_names), None)
@@ -94,27 +80,12 @@ def served_model(serving_model_dir: str, version: int, scratch: str) -> standard
     return model
 
 
-def _or_none(version: Optional[int]) -> int:
-    return NONE if version is None else version
-
-
-@tfx.dsl.components.component
-def ServingHistory(
-    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-    serving_model_dir: tfx.dsl.components.Parameter[str],
-    class_names: tfx.dsl.components.Parameter[str],
-    warm_start: tfx.dsl.components.Parameter[bool],
-    serving_state: tfx.dsl.components.Parameter[str],
-) -> tfx.dsl.components.OutputDict(
-    baseline_version=int, warm_start_version=int, previous_version=int
-):
-    """`class_names`: this run's classes, a JSON list; `warm_start`: find a model to start from.
-
-    `serving_state`: only for the cache key (see the module's docstring).
-    """
-    span = span_of(examples)
+def find_versions(
+    serving_model_dir: str, class_names: list[str], span: int, warm_start: bool
+) -> dict[str, int]:
+    """The versions a run of `span` with these classes builds on, each NONE if there is none."""
     recorded = served_versions(serving_model_dir)
-    baseline = baseline_version(recorded, json.loads(class_names))
+    baseline = baseline_version(recorded, class_names)
     earlier = earlier_span_version(recorded, span)
     logging.info(
         "Span %d; served versions %s: baseline %s, earlier span's version %s.",
@@ -128,3 +99,22 @@ def ServingHistory(
         "warm_start_version": _or_none(earlier if warm_start else None),
         "previous_version": _or_none(earlier),
     }
+
+
+def _or_none(version: Optional[int]) -> int:
+    return NONE if version is None else version
+
+
+@tfx.dsl.components.component
+def ServingHistory(
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    serving_model_dir: tfx.dsl.components.Parameter[str],
+    class_names: tfx.dsl.components.Parameter[str],
+    warm_start: tfx.dsl.components.Parameter[bool],
+) -> tfx.dsl.components.OutputDict(
+    baseline_version=int, warm_start_version=int, previous_version=int
+):
+    """`class_names`: this run's classes, a JSON list; `warm_start`: find a model to start from."""
+    return find_versions(
+        serving_model_dir, json.loads(class_names), span_of(examples), bool(warm_start)
+    )

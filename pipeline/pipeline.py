@@ -4,15 +4,17 @@
   -> ImageValidator (every image decoded; the valid records kept)
   -> StatisticsGen -> ExampleValidator (against the curated schema: CuratedSchema)
                    -> SchemaGen (the inferred schema, for comparison)
-  -> ServingHistory (from the serving folder: baseline, warm start, previous span's profile)
+  [ServingHistory, on Kubeflow] (the served versions a run builds on: baseline,
+                                 warm start, previous span's profile; found when
+                                 the pipeline is built for a local run)
   -> DataGate (stops the run on bad data; with spans, measures drift from the served span)
   -> Trainer (warm-started from the served model of an earlier span, if so configured)
   -> Evaluator (against the newest served model of the same classes) -> Pusher (next version)
                -> ModelReport (comparison, most confident mistakes)
 
-The same components run on every orchestrator: what a run builds on is found
-in the serving folder by a component, not by resolver executors (which
-open-source KFP does not run). On Kubeflow, where ExampleGen's driver does not
+What a run builds on is found in the serving folder by the same code on every
+orchestrator (components/serving_history.py), not by resolver executors, which
+open-source KFP does not run. On Kubeflow, where ExampleGen's driver does not
 run, a SpanResolver task finds the span and the data's fingerprint.
 """
 
@@ -34,7 +36,7 @@ from components.example_gen import import_example_gen
 from components.image_validator import ImageValidator
 from components.model_report import ModelReport
 from components.pusher import VersionedPusher
-from components.serving_history import ServingHistory, serving_state
+from components.serving_history import ServingHistory, find_versions
 from components.span_resolver import SpanResolver
 from components.trainer import Trainer
 from imagedata.records import read_labels
@@ -47,7 +49,7 @@ from pipeline.cluster import (
 )
 from pipeline.config import PipelineConfig, is_remote
 from pipeline.evaluation import make_eval_config
-from pipeline.spans import input_splits
+from pipeline.spans import input_splits, newest_span
 
 TRAINER_RUN_FN = "trainer.task.run_fn"
 SPAN_RESOLVER = "SpanResolver"
@@ -89,7 +91,7 @@ class _DataComponents:
     valid_examples: tfx.dsl.Channel  # the records the image validator found good
     statistics: tfx.dsl.Channel
     image_report: tfx.dsl.Channel
-    history: base_node.BaseNode  # ServingHistory
+    served: dict  # ServingHistory's versions: values, or placeholders of its outputs
     gate: base_node.BaseNode
 
 
@@ -140,14 +142,22 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
     statistics = statistics_gen.outputs["statistics"]
     inferred_schema = tfx.components.SchemaGen(statistics=statistics, infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
-    history = ServingHistory(
-        examples=example_gen.outputs["examples"],
-        serving_model_dir=config.serving_model_dir,
-        class_names=json.dumps(read_labels(data.labels_path)),
-        warm_start=bool(config.training.warm_start),
-        # On a cluster the task runs every time instead (kubeflow/runner.py).
-        serving_state="" if parameters else serving_state(config.serving_model_dir),
-    ).with_id(SERVING_HISTORY)
+    class_names = read_labels(data.labels_path)
+    if parameters:
+        history = ServingHistory(
+            examples=example_gen.outputs["examples"],
+            serving_model_dir=config.serving_model_dir,
+            class_names=json.dumps(class_names),
+            warm_start=bool(config.training.warm_start),
+        ).with_id(SERVING_HISTORY)
+        served = {key: history.outputs[key].future()[0].value for key in history.outputs}
+    else:
+        # The pipeline is built for each local run: what is served is read now.
+        history = None
+        span = newest_span(data).number
+        served = find_versions(
+            config.serving_model_dir, class_names, span, bool(config.training.warm_start)
+        )
     data_gate = DataGate(
         statistics=statistics,
         schema=schema,
@@ -160,7 +170,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
         max_span_image_change=config.validation.max_span_image_change,
         fail_on_span_drift=config.validation.fail_on_span_drift,
         serving_model_dir=config.serving_model_dir,
-        previous_version=_value(history, "previous_version"),
+        previous_version=served["previous_version"],
     )
     return _DataComponents(
         components=[
@@ -171,20 +181,15 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
             statistics_gen,
             inferred_schema,
             example_validator,
-            history,
+            *([history] if history else []),
             data_gate,
         ],
         valid_examples=valid_examples,
         statistics=statistics,
         image_report=image_validator.outputs["report"],
-        history=history,
+        served=served,
         gate=data_gate,
     )
-
-
-def _value(node: base_node.BaseNode, key: str):
-    """A component's output value, read by another when it runs (a dynamic execution property)."""
-    return node.outputs[key].future()[0].value
 
 
 def _model_components(
@@ -197,7 +202,7 @@ def _model_components(
         custom_config=config.trainer_config().model_dump(mode="json"),
         schedule=schedule,
         serving_model_dir=config.serving_model_dir,
-        warm_start_version=_value(data.history, "warm_start_version"),
+        warm_start_version=data.served["warm_start_version"],
     )
     # Nothing is trained unless the data passed: on any orchestrator, a failed gate stops here.
     trainer.add_upstream_node(data.gate)
@@ -206,7 +211,7 @@ def _model_components(
         examples=data.valid_examples,
         model=trainer.outputs["model"],
         serving_model_dir=config.serving_model_dir,
-        baseline_version=_value(data.history, "baseline_version"),
+        baseline_version=data.served["baseline_version"],
         eval_config=make_eval_config(config.evaluation, config.data, num_classes),
     )
     model_report = ModelReport(

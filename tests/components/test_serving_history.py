@@ -4,10 +4,11 @@ import json
 
 from components.pusher import PROVENANCE_FILE
 from components.serving_history import (
+    NONE,
     baseline_version,
     earlier_span_version,
+    find_versions,
     served_versions,
-    serving_state,
 )
 
 SHAPES = ["circle", "square"]
@@ -47,9 +48,16 @@ def test_warm_start_and_drift_use_the_newest_version_of_an_earlier_span(tmp_path
     assert earlier_span_version(recorded, 1) is None
 
 
-def test_the_serving_state_changes_when_a_version_is_pushed(tmp_path):
-    before = serving_state(str(tmp_path))
+def test_find_versions_says_none_where_there_is_none(tmp_path):
     served(tmp_path, 1, 1)
-    after = serving_state(str(tmp_path))
-    assert after != before
-    assert serving_state(str(tmp_path)) == after
+    served(tmp_path, 2, 2)
+    assert find_versions(str(tmp_path), SHAPES, 3, warm_start=True) == {
+        "baseline_version": 2,
+        "warm_start_version": 2,
+        "previous_version": 2,
+    }
+    assert find_versions(str(tmp_path), ["other"], 1, warm_start=False) == {
+        "baseline_version": NONE,
+        "warm_start_version": NONE,
+        "previous_version": NONE,
+    }

@@ -38,7 +38,6 @@ DATA_NODES = {
     "StatisticsGen",
     "SchemaGen",
     "ExampleValidator",
-    "ServingHistory",
     "DataGate",
 }
 GOOD_TRAIN = 4 * 8 + len(good_variants())

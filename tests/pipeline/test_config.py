@@ -101,7 +101,8 @@ def test_span_settings_need_span_patterns():
         load_config({"training.warm_start": True}, environ={})
 
 
-def test_a_rolling_window_is_refused_for_kubeflow():
+def test_a_rolling_window_runs_on_kubeflow_too():
+    """The SpanResolver reads the window there (components/span_resolver.py)."""
     settings = {
         "data.train_pattern": "span-{SPAN}/train/*",
         "data.eval_pattern": "span-{SPAN}/eval/*",
@@ -110,5 +111,4 @@ def test_a_rolling_window_is_refused_for_kubeflow():
         "kubeflow.pipeline_root": "gs://b/root",
         "kubeflow.data_root": "gs://b/data",
     }
-    with pytest.raises(ConfigError, match="rolling_spans > 1 runs only locally"):
-        load_config(settings, environ={}).for_kubeflow()
+    assert load_config(settings, environ={}).for_kubeflow().data.rolling_spans == 2

@@ -60,7 +60,6 @@ NODES = {
     "ImageValidator",
     "DataGate",
     "Trainer",
-    "ServingHistory",
     "Evaluator",
     "ModelReport",
     "Pusher",

@@ -171,7 +171,6 @@ def test_no_new_span_trains_nothing_and_pushes_nothing(retrains):
         "ImportExampleGen",
         "ImageValidator",
         "StatisticsGen",
-        "ServingHistory",
         "DataGate",
         "Trainer",
         "Evaluator",
