@@ -185,14 +185,14 @@ class Executor(BaseExampleGenExecutor):
         super().Do(input_dict, output_dict, exec_properties)
         # On Kubeflow the SpanResolver's findings arrive as properties (as text: TFX
         # types a dynamic parameter STRING); locally the driver's, the same values.
+        if not exec_properties.get(SPANS_PROPERTY):
+            return
         for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
-            if exec_properties.get(SPANS_PROPERTY):
-                examples.span = int(exec_properties[utils.SPAN_PROPERTY_NAME])
-                examples.set_string_custom_property(SPANS_PROPERTY, exec_properties[SPANS_PROPERTY])
-                examples.set_string_custom_property(
-                    utils.FINGERPRINT_PROPERTY_NAME,
-                    exec_properties[utils.FINGERPRINT_PROPERTY_NAME],
-                )
+            examples.span = int(exec_properties[utils.SPAN_PROPERTY_NAME])
+            examples.set_string_custom_property(SPANS_PROPERTY, exec_properties[SPANS_PROPERTY])
+            examples.set_string_custom_property(
+                utils.FINGERPRINT_PROPERTY_NAME, exec_properties[utils.FINGERPRINT_PROPERTY_NAME]
+            )
 
 
 class SpanExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):

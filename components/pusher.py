@@ -115,8 +115,10 @@ def copy_tree(
     last = os.path.join(destination, SAVED_MODEL_FILE)
     if saved_model_last:
         pairs.sort(key=lambda pair: pair[1] == last)
+    # Each folder once: on GCS every makedirs writes a marker object.
+    for folder in sorted({os.path.dirname(target) for _, target in pairs}):
+        tf.io.gfile.makedirs(folder)
     for source_file, target in pairs:
-        tf.io.gfile.makedirs(os.path.dirname(target))
         tf.io.gfile.copy(source_file, target, overwrite=True)
 
 
