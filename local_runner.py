@@ -7,15 +7,15 @@ Settings come from the environment (see pipeline/config.py). The TFX CLI
 patches BeamDagRunner.run() to register the pipeline, so this must use it.
 """
 
-import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
 # isort: split
 from absl import logging
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from pipeline.config import load_config
-from pipeline.pipeline import create_pipeline
-from trainer.distribution import use_cpu_replicas
+from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.settings.config import load_config
+from imgclf.trainer.distribution import use_cpu_replicas
 
 
 def run() -> None:

@@ -1,4 +1,4 @@
-"""Installs the pipeline, trainer and components as one package set.
+"""Installs the project as one package, imgclf, whose layers are the top-level folders.
 
 Beam workers (`--setup_file=./setup.py`) and the Kubeflow container image
 install the project from this file, so every process runs the same code.
@@ -17,9 +17,8 @@ setuptools.setup(
         "classifier by transfer learning, and keeps it fresh."
     ),
     python_requires=">=3.9",
-    packages=setuptools.find_packages(
-        include=["pipeline*", "trainer*", "components*", "imagedata*", "kubeflow*", "imgclf*"]
-    ),
+    # One import namespace, imgclf: its layers are linked in from the top-level folders.
+    packages=setuptools.find_namespace_packages(include=["imgclf", "imgclf.*"]),
     install_requires=[
         "tfx==1.16.0",
         "tensorflow==2.16.2",
@@ -31,5 +30,5 @@ setuptools.setup(
         "pyyaml>=6",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.5"]},
-    entry_points={"console_scripts": ["imgclf=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["imgclf=imgclf.cli.main:main"]},
 )

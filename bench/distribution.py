@@ -24,7 +24,7 @@ GLOBAL_BATCH = 32
 
 def child(data_root: str, replicas: int, steps: int) -> None:
     """Prints {"phase1": img/s, "phase2": img/s} for `replicas` CPU replicas."""
-    from trainer.distribution import use_cpu_replicas
+    from imgclf.trainer.distribution import use_cpu_replicas
 
     use_cpu_replicas(replicas)
 
@@ -35,10 +35,10 @@ def child(data_root: str, replicas: int, steps: int) -> None:
         images_per_second,
         split_files,
     )
-    from pipeline.config import DataConfig
-    from trainer.data import train_input
-    from trainer.distribution import make_strategy
-    from trainer.model import build_model, compile_model, unfreeze_top
+    from imgclf.settings.config import DataConfig
+    from imgclf.trainer.data import train_input
+    from imgclf.trainer.distribution import make_strategy
+    from imgclf.trainer.model import build_model, compile_model, unfreeze_top
 
     data = DataConfig(root=data_root)
     training = demo_training(batch_size=GLOBAL_BATCH // replicas, cpu_replicas=replicas)

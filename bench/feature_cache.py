@@ -24,11 +24,11 @@ from bench.workload import (
     machine,
     split_files,
 )
-from trainer.data import eval_input, train_input
-from trainer.distribution import make_strategy
-from trainer.features import cache_phase1
-from trainer.model import build_model
-from trainer.schedule import train_two_phases
+from imgclf.trainer.data import eval_input, train_input
+from imgclf.trainer.distribution import make_strategy
+from imgclf.trainer.features import cache_phase1
+from imgclf.trainer.model import build_model
+from imgclf.trainer.schedule import train_two_phases
 
 GOAL = 5.0
 

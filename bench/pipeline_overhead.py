@@ -14,24 +14,26 @@ The figures come from ML Metadata's execution records, read the way
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
 # isort: split
 import argparse
 import tempfile
 import time
+from pathlib import Path
 
 import yaml
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from bench.workload import machine
-from imagedata.sample import write_sample_dataset
-from pipeline.cli import REPO_ROOT
-from pipeline.config import load_config
-from pipeline.pipeline import create_pipeline
-from pipeline.report import outcome_of, timing_lines
-from pipeline.runs import list_runs
-from pipeline.schema import make_schema, write_schema
+from imgclf.imagedata.sample import write_sample_dataset
+from imgclf.imagedata.schema import make_schema, write_schema
+from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.pipeline.report import outcome_of, timing_lines
+from imgclf.pipeline.runs import list_runs
+from imgclf.settings.config import load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -50,7 +52,7 @@ def main() -> None:
             **{f"model.{k}": v for k, v in demo["model"].items() if k != "weights"},
             **{f"training.{k}": v for k, v in demo["training"].items()},
         }
-        config = load_config(settings, environ={})
+        config = load_config(settings)
         write_schema(make_schema(config.data), config.data.schema_path)
         walls = []
         for _ in range(2):

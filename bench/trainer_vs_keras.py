@@ -29,8 +29,8 @@ from bench.workload import (
     machine,
     split_files,
 )
-from trainer.data import train_input
-from trainer.model import build_model, compile_model, unfreeze_top
+from imgclf.trainer.data import train_input
+from imgclf.trainer.model import build_model, compile_model, unfreeze_top
 
 GOAL = 0.95
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
 # isort: split
 import os
@@ -12,8 +12,8 @@ import time
 import tensorflow as tf
 import tf_keras as keras
 
-from imagedata.sample import write_sample_dataset
-from pipeline.config import DataConfig, ModelConfig, TrainingConfig
+from imgclf.imagedata.sample import write_sample_dataset
+from imgclf.settings.config import DataConfig, ModelConfig, TrainingConfig
 
 NUM_CLASSES = 4  # the sample shapes
 NO_AUGMENTATION = {

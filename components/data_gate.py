@@ -21,17 +21,17 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
-from components.drift import SpanDrift, label_drift, span_drift
-from components.image_validator import REPORT_TEXT, ImageValidationReport, read_report
-from components.inspection import Verdict
-from components.pusher import (
+from imgclf.components.drift import SpanDrift, label_drift, span_drift
+from imgclf.components.image_validator import REPORT_TEXT, ImageValidationReport, read_report
+from imgclf.components.inspection import Verdict
+from imgclf.components.pusher import (
     IMAGE_REPORT_DIR,
     STATISTICS_DIR,
     STATISTICS_FILE,
     TRAIN_STATISTICS,
     read_provenance,
 )
-from components.serving_history import NONE
+from imgclf.settings.names import NO_VERSION, PASSED_PROPERTY
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 RESULT_JSON = "gate.json"
@@ -141,7 +141,7 @@ def DataGate(
     serving_model_dir: tfx.dsl.components.Parameter[str],
     previous_version: tfx.dsl.components.Parameter[int],
 ) -> None:
-    """`previous_version`: the served version of an earlier span (ServingHistory's), or NONE.
+    """`previous_version`: the served version of an earlier span (ServingHistory's), or NO_VERSION.
 
     Its training data's profile is what the new span's drift is measured against.
     """
@@ -157,7 +157,7 @@ def DataGate(
     report = read_report(image_report.uri)
     span = None
     # On Kubeflow it arrives as text: TFX's compiler types a dynamic parameter STRING.
-    if int(previous_version) != NONE:
+    if int(previous_version) != NO_VERSION:
         served = os.path.join(serving_model_dir, str(previous_version))
         span = span_drift(
             read_provenance(served)["span"],
@@ -194,7 +194,7 @@ def DataGate(
         )
     with tf.io.gfile.GFile(os.path.join(result.uri, RESULT_TEXT), "w") as f:
         f.write(text + "\n")
-    result.set_int_custom_property("passed", int(verdict.passed))
+    result.set_int_custom_property(PASSED_PROPERTY, int(verdict.passed))
     if not verdict.passed:
         report_file = os.path.join(image_report.uri, REPORT_TEXT)
         with tf.io.gfile.GFile(report_file) as f:

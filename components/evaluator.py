@@ -2,7 +2,7 @@
 
 The baseline arrives as a version number (a parameter, so the Evaluator's
 cache key follows the version, not a copy of it); the executor hands that
-version to TFX's executor as a Model artifact. With NONE, TFX's Evaluator
+version to TFX's executor as a Model artifact. With NO_VERSION, TFX's Evaluator
 judges by the absolute thresholds alone, as it does without a baseline.
 """
 
@@ -17,24 +17,22 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils
 
-from components.serving_history import NONE, served_model
-
-BASELINE_VERSION = "baseline_version"
-SERVING_MODEL_DIR = "serving_model_dir"
+from imgclf.components.serving_history import served_model
+from imgclf.settings.names import BASELINE_VERSION, NO_VERSION, SERVING_MODEL_DIR
 
 
 class Executor(evaluator_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         properties = dict(exec_properties)
         # On Kubeflow it arrives as text: TFX's compiler types a dynamic parameter STRING.
-        version = int(properties.pop(BASELINE_VERSION, NONE))
+        version = int(properties.pop(BASELINE_VERSION, NO_VERSION))
         serving_model_dir = properties.pop(SERVING_MODEL_DIR, "")
         inputs = dict(input_dict)
-        if version != NONE:
+        if version != NO_VERSION:
             baseline = served_model(serving_model_dir, version, self._get_tmp_dir())
             inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]
         super().Do(inputs, output_dict, properties)
-        if version != NONE:
+        if version != NO_VERSION:
             blessing = output_dict[standard_component_specs.BLESSING_KEY][0]
             _name_the_served_baseline(blessing, os.path.join(serving_model_dir, str(version)))
 

@@ -43,11 +43,11 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
-from pipeline.spans import NoSpanError, fill_span, find_span, static_range, window
+from imgclf.imagedata.spans import NoSpanError, fill_span, find_span, static_range, window
+from imgclf.settings.names import EXAMPLE_GEN, SPANS_PROPERTY
 
 GZIP_MAGIC = b"\x1f\x8b"
 ROLLING_SPANS = "rolling_spans"
-SPANS_PROPERTY = "spans"
 # Between the patterns of a window's spans; a glob pattern holds no line break.
 PATTERN_SEPARATOR = "\n"
 
@@ -259,4 +259,4 @@ def import_example_gen(
         span=span,
         rolling_spans=rolling_spans,
         resolved=resolved,
-    ).with_id("ImportExampleGen")
+    ).with_id(EXAMPLE_GEN)

@@ -23,14 +23,15 @@ from typing import Any, ClassVar
 import apache_beam as beam
 import tensorflow as tf
 from tfx import types
+from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from components.example_gen import SPANS_PROPERTY, read_tfrecord_file, span_of
-from components.inspection import (
+from imgclf.components.example_gen import read_tfrecord_file, span_of
+from imgclf.components.inspection import (
     Finding,
     SplitSummary,
     feature_kinds,
@@ -38,13 +39,12 @@ from components.inspection import (
     judge,
     render_text,
 )
-from imagedata.records import read_labels
-from pipeline.config import ValidationConfig
+from imgclf.imagedata.records import read_labels
+from imgclf.settings.config import ValidationConfig
+from imgclf.settings.names import PASSED_PROPERTY, SPANS_PROPERTY
 
 REPORT_JSON = "report.json"
 REPORT_TEXT = "report.txt"
-PASSED = "passed"
-SPAN = "span"
 VALID_PREFIX = "data_tfrecord"
 
 
@@ -162,7 +162,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         summaries = {split: _read_summary(report.uri, split) for split in splits}
         verdict = judge(summaries, class_names, policy)
         content = {
-            PASSED: verdict.passed,
+            PASSED_PROPERTY: verdict.passed,
             "failures": verdict.failures,
             "warnings": verdict.warnings,
             "class_names": class_names,
@@ -172,9 +172,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             json.dump(content, f, indent=2)
         with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
             f.write(render_text(summaries, class_names, verdict) + "\n")
-        report.set_int_custom_property(PASSED, int(verdict.passed))
+        report.set_int_custom_property(PASSED_PROPERTY, int(verdict.passed))
         # The span the report describes, as on every artifact made from the examples.
-        report.set_int_custom_property(SPAN, span_of(examples))
+        report.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
 
 
 def _describe_like(valid: types.Artifact, examples: types.Artifact) -> None:

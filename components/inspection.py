@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.config import ValidationConfig
+from imgclf.settings.config import ValidationConfig
 
 # How many bad records the text report lists per split; the JSON lists them all.
 LISTED_IN_TEXT = 20

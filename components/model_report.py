@@ -23,9 +23,7 @@ from tfx import types
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.pusher import SERVING_MODEL_DIR
-from imagedata.records import ID_KEY, read_labels
-from pipeline.evaluation import (
+from imgclf.components.evaluation import (
     ACCURACY,
     BASELINE,
     EXAMPLE_COUNT,
@@ -34,7 +32,10 @@ from pipeline.evaluation import (
     read_failures,
     read_metrics,
 )
-from trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT
+from imgclf.components.pusher import FORMAT_SERVING
+from imgclf.imagedata.records import read_labels
+from imgclf.settings.names import BLESSED_PROPERTY, ID_KEY
+from imgclf.trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT
 
 COMPARISON_TEXT = "comparison.txt"
 COMPARISON_JSON = "comparison.json"
@@ -192,7 +193,7 @@ def ModelReport(
         f.write(render_comparison(rows, baseline is not None, blessed, failures) + "\n")
 
     mistakes = find_mistakes(
-        os.path.join(model.uri, SERVING_MODEL_DIR),
+        os.path.join(model.uri, FORMAT_SERVING),
         os.path.join(artifact_utils.get_split_uri([examples], "eval"), "*"),
         class_names,
         label_key,
@@ -220,4 +221,4 @@ def ModelReport(
     }
     with tf.io.gfile.GFile(os.path.join(report.uri, COMPARISON_JSON), "w") as f:
         json.dump(content, f, indent=2)
-    report.set_int_custom_property("blessed", int(blessed))
+    report.set_int_custom_property(BLESSED_PROPERTY, int(blessed))

@@ -23,13 +23,19 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from components.example_gen import span_of
-from components.image_validator import REPORT_JSON, ImageValidationReport
-from pipeline.config import is_remote
-from trainer.export import EXTRA_ASSETS_DIR, read_summary
+from imgclf.components.example_gen import span_of
+from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
+from imgclf.settings.config import is_remote
+from imgclf.settings.names import (
+    BLESSED_PROPERTY,
+    PUSHED_DESTINATION_PROPERTY,
+    PUSHED_PROPERTY,
+    PUSHED_VERSION_PROPERTY,
+)
+from imgclf.trainer.export import EXTRA_ASSETS_DIR, read_summary
 
 # Where TFX's Trainer puts the serving model inside its Model artifact.
-SERVING_MODEL_DIR = "Format-Serving"
+FORMAT_SERVING = "Format-Serving"
 SAVED_MODEL_FILE = "saved_model.pb"
 STAGING_PREFIX = ".incoming-"
 # What each pushed version records about itself, beside the model (TF Serving ignores
@@ -160,17 +166,17 @@ def VersionedPusher(
 
     `statistics` and `image_report`: the profile of the data the model was trained on.
     """
-    if not model_blessing.get_int_custom_property("blessed"):
+    if not model_blessing.get_int_custom_property(BLESSED_PROPERTY):
         logging.info("The model was not blessed; nothing is pushed.")
-        pushed_model.set_int_custom_property("pushed", 0)
+        pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         return
-    model_dir = os.path.join(model.uri, SERVING_MODEL_DIR)
+    model_dir = os.path.join(model.uri, FORMAT_SERVING)
     # A rerun with nothing new blesses the model it pushed before: serve it, do not copy it.
     already = latest_is(model_dir, serving_model_dir)
     if already is not None:
         logging.info("Version %d already is this model; nothing is pushed.", already)
-        pushed_model.set_int_custom_property("pushed", 0)
-        pushed_model.set_int_custom_property("pushed_version", already)
+        pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
+        pushed_model.set_int_custom_property(PUSHED_VERSION_PROPERTY, already)
         return
     with tempfile.TemporaryDirectory() as scratch:
         records = {
@@ -184,6 +190,8 @@ def VersionedPusher(
         }
         destination = push(model_dir, serving_model_dir, records)
     logging.info("Pushed the model to %s", destination)
-    pushed_model.set_int_custom_property("pushed", 1)
-    pushed_model.set_string_custom_property("pushed_destination", destination)
-    pushed_model.set_int_custom_property("pushed_version", int(os.path.basename(destination)))
+    pushed_model.set_int_custom_property(PUSHED_PROPERTY, 1)
+    pushed_model.set_string_custom_property(PUSHED_DESTINATION_PROPERTY, destination)
+    pushed_model.set_int_custom_property(
+        PUSHED_VERSION_PROPERTY, int(os.path.basename(destination))
+    )

@@ -2,7 +2,7 @@
 
 Each version the Pusher writes records the span and classes it was trained on
 and the profile of that data (components/pusher.py). From those records this
-component finds, for the span the run reads, three served versions (NONE
+component finds, for the span the run reads, three served versions (NO_VERSION
 when there is none):
 
 - `baseline_version`: the newest version with the same classes, which the new
@@ -31,15 +31,14 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from components.example_gen import span_of
-from components.pusher import (
-    SERVING_MODEL_DIR,
+from imgclf.components.example_gen import span_of
+from imgclf.components.pusher import (
+    FORMAT_SERVING,
     copy_tree,
     read_provenance,
     versions,
 )
-
-NONE = -1
+from imgclf.settings.names import BASELINE_VERSION, NO_VERSION, PREVIOUS_VERSION, WARM_START_VERSION
 
 
 def served_versions(serving_model_dir: str) -> list[tuple[int, dict]]:
@@ -74,7 +73,7 @@ def served_model(serving_model_dir: str, version: int, scratch: str) -> standard
     model = standard_artifacts.Model()
     model.uri = os.path.join(scratch, f"served-{version}")
     copy_tree(
-        os.path.join(serving_model_dir, str(version)), os.path.join(model.uri, SERVING_MODEL_DIR)
+        os.path.join(serving_model_dir, str(version)), os.path.join(model.uri, FORMAT_SERVING)
     )
     model.set_int_custom_property("version", version)
     return model
@@ -83,7 +82,7 @@ def served_model(serving_model_dir: str, version: int, scratch: str) -> standard
 def find_versions(
     serving_model_dir: str, class_names: list[str], span: int, warm_start: bool
 ) -> dict[str, int]:
-    """The versions a run of `span` with these classes builds on, each NONE if there is none."""
+    """The versions a run of `span` with these classes builds on (NO_VERSION: none)."""
     recorded = served_versions(serving_model_dir)
     baseline = baseline_version(recorded, class_names)
     earlier = earlier_span_version(recorded, span)
@@ -95,14 +94,14 @@ def find_versions(
         earlier,
     )
     return {
-        "baseline_version": _or_none(baseline),
-        "warm_start_version": _or_none(earlier if warm_start else None),
-        "previous_version": _or_none(earlier),
+        BASELINE_VERSION: _or_none(baseline),
+        WARM_START_VERSION: _or_none(earlier if warm_start else None),
+        PREVIOUS_VERSION: _or_none(earlier),
     }
 
 
 def _or_none(version: Optional[int]) -> int:
-    return NONE if version is None else version
+    return NO_VERSION if version is None else version
 
 
 @tfx.dsl.components.component

@@ -12,9 +12,8 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 from tfx.utils import proto_utils
 
-from components.example_gen import resolve_input
-
-NEWEST = -1
+from imgclf.components.example_gen import resolve_input
+from imgclf.settings.names import NEWEST_SPAN
 
 
 @tfx.dsl.components.component
@@ -26,10 +25,13 @@ def SpanResolver(
 ) -> tfx.dsl.components.OutputDict(input_config=str, span=int, spans=str, input_fingerprint=str):
     """`patterns`: the input config, its split patterns with {SPAN}.
 
-    `backfill_span`: the span to read, or NEWEST.
+    `backfill_span`: the span to read, or NEWEST_SPAN.
     """
     templates = example_gen_pb2.Input()
     proto_utils.json_to_proto(patterns, templates)
     return resolve_input(
-        input_base, templates, None if backfill_span == NEWEST else backfill_span, rolling_spans
+        input_base,
+        templates,
+        None if backfill_span == NEWEST_SPAN else backfill_span,
+        rolling_spans,
     )

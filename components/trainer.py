@@ -22,19 +22,21 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils
 
-from components.example_gen import span_of
-from components.serving_history import NONE
-from imagedata.records import read_labels
-from pipeline.cluster import TRAINING_PARAMETERS
-from pipeline.config import TrainerConfig
+from imgclf.components.example_gen import span_of
+from imgclf.imagedata.records import read_labels
+from imgclf.settings.config import TrainerConfig
+from imgclf.settings.names import (
+    CLASS_NAMES_PROPERTY,
+    NO_VERSION,
+    SERVING_MODEL_DIR,
+    TRAINING_PARAMETERS,
+    WARM_START_VERSION,
+)
 
 CUSTOM_CONFIG = standard_component_specs.CUSTOM_CONFIG_KEY
 EXAMPLES = standard_component_specs.EXAMPLES_KEY
 MODEL = standard_component_specs.MODEL_KEY
-WARM_START_VERSION = "warm_start_version"
-SERVING_MODEL_DIR = "serving_model_dir"
 # Custom properties of the Model artifact.
-CLASS_NAMES_PROPERTY = "class_names"
 
 
 class TrainerSpec(standard_component_specs.TrainerSpec):
@@ -44,7 +46,7 @@ class TrainerSpec(standard_component_specs.TrainerSpec):
             name: ExecutionParameter(type=ptype, optional=True)
             for name, ptype in TRAINING_PARAMETERS.items()
         },
-        # The served version to warm-start from (ServingHistory's), NONE for none.
+        # The served version to warm-start from (ServingHistory's), NO_VERSION for none.
         WARM_START_VERSION: ExecutionParameter(type=int, optional=True),
         SERVING_MODEL_DIR: ExecutionParameter(type=str, optional=True),
     }
@@ -66,8 +68,8 @@ class Executor(GenericExecutor):
     def _GetFnArgs(self, input_dict, output_dict, exec_properties):
         """TFX's FnArgs; `base_model` is the served version to warm-start from, if any."""
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
-        version = int(exec_properties.get(WARM_START_VERSION, NONE))
-        if version != NONE:
+        version = int(exec_properties.get(WARM_START_VERSION, NO_VERSION))
+        if version != NO_VERSION:
             fn_args.base_model = os.path.join(exec_properties[SERVING_MODEL_DIR], str(version))
         return fn_args
 
@@ -100,7 +102,7 @@ class Trainer(base_component.BaseComponent):
         """`schedule` maps names in TRAINING_PARAMETERS to values or RuntimeParameters.
 
         `warm_start_version`: the version of `serving_model_dir` to warm-start from
-        (ServingHistory's output), or NONE.
+        (ServingHistory's output), or NO_VERSION.
         """
         unknown = set(schedule or {}) - set(TRAINING_PARAMETERS)
         if unknown:

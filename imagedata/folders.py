@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import tensorflow as tf
 
-from imagedata.decode import decode_image
-from imagedata.records import (
+from imgclf.imagedata.decode import decode_image
+from imgclf.imagedata.records import (
     LabelledImage,
     known_classes,
     new_classes_note,

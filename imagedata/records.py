@@ -20,13 +20,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-IMAGE_KEY = "image"
-LABEL_KEY = "label"
-ID_KEY = "id"
-LABELS_FILENAME = "labels.txt"
-SCHEMA_FILENAME = "schema.pbtxt"
-SPLITS = ("train", "eval")
-SPAN_FOLDER = "span-{span}"
+from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SPAN_FOLDER
 
 
 @dataclass(frozen=True)

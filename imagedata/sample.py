@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from imagedata.records import LabelledImage, write_dataset, write_span
+from imgclf.imagedata.records import LabelledImage, write_dataset, write_span
 
 # Shapes are drawn on a canvas this many times larger, then downsampled, for smooth edges.
 _SUPERSAMPLE = 4

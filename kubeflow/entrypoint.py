@@ -108,7 +108,7 @@ def remove_folder_markers(uri: str, client=None) -> list[str]:
 
 
 if __name__ == "__main__":
-    import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+    import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
     main(sys.argv[1:])
     # The outputs are written; skip the interpreter's teardown (guard 2 above).

@@ -26,12 +26,13 @@ import os
 import yaml
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
-from pipeline.cluster import runtime_parameters
-from pipeline.config import PipelineConfig
-from pipeline.pipeline import SERVING_HISTORY, SPAN_RESOLVER, create_pipeline
+from imgclf.pipeline.cluster import runtime_parameters
+from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.settings.config import PipelineConfig
+from imgclf.settings.names import SERVING_HISTORY, SPAN_RESOLVER
 
 # Every component's container runs this project's entrypoint (kubeflow/entrypoint.py).
-ENTRYPOINT = ["python", "-m", "kubeflow.entrypoint"]
+ENTRYPOINT = ["python", "-m", "imgclf.kubeflow.entrypoint"]
 
 
 def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:

@@ -17,7 +17,7 @@ from google.api_core import exceptions as google_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import aiplatform
 
-from kubeflow.client import KubeflowError, Submitted
+from imgclf.kubeflow.client import KubeflowError, Submitted
 
 CONSOLE = "https://console.cloud.google.com/vertex-ai"
 

@@ -13,30 +13,17 @@ from typing import Any
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
-from components.span_resolver import NEWEST
-from pipeline.config import PipelineConfig, TrainerResources
+from imgclf.settings.config import PipelineConfig, TrainerResources
+from imgclf.settings.names import DATA_ROOT_PARAMETER, NEWEST_SPAN, PARAMETER_TYPES, SPAN_PARAMETER
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
-
-DATA_ROOT = "data_root"
-# The span to ingest: a backfill; NEWEST (the default, unless data.span is set) reads the newest.
-SPAN = "span"
-# The training settings a run can override, by their names in TrainingConfig.
-TRAINING_PARAMETERS = {
-    "phase1_epochs": int,
-    "phase2_epochs": int,
-    "phase1_learning_rate": float,
-    "phase2_learning_rate": float,
-}
-# Every run-time parameter of the compiled pipeline, with its type.
-PARAMETER_TYPES = {DATA_ROOT: str, SPAN: int, **TRAINING_PARAMETERS}
 
 
 def runtime_parameters(config: PipelineConfig) -> dict[str, tfx.dsl.experimental.RuntimeParameter]:
     """The pipeline's parameters, named as in the compiled spec, defaulting to `config`."""
     defaults: dict[str, Any] = {
-        DATA_ROOT: config.data.root,
-        SPAN: NEWEST if config.data.span is None else config.data.span,
+        DATA_ROOT_PARAMETER: config.data.root,
+        SPAN_PARAMETER: NEWEST_SPAN if config.data.span is None else config.data.span,
         "phase1_epochs": config.training.phase1_epochs,
         "phase2_epochs": config.training.phase2_epochs,
         "phase1_learning_rate": config.training.phase1_learning_rate,

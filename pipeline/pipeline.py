@@ -29,31 +29,24 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
 from tfx.utils import proto_utils
 
-from components.curated_schema import CuratedSchema, file_sha256
-from components.data_gate import DataGate
-from components.evaluator import Evaluator
-from components.example_gen import import_example_gen
-from components.image_validator import ImageValidator
-from components.model_report import ModelReport
-from components.pusher import VersionedPusher
-from components.serving_history import ServingHistory, find_versions
-from components.span_resolver import SpanResolver
-from components.trainer import Trainer
-from imagedata.records import read_labels
-from pipeline.cluster import (
-    DATA_ROOT,
-    SPAN,
-    TRAINING_PARAMETERS,
-    runtime_parameters,
-    trainer_resources,
-)
-from pipeline.config import PipelineConfig, is_remote
-from pipeline.evaluation import make_eval_config
-from pipeline.spans import input_splits, newest_span
+from imgclf.components.curated_schema import CuratedSchema, file_sha256
+from imgclf.components.data_gate import DataGate
+from imgclf.components.evaluation import make_eval_config
+from imgclf.components.evaluator import Evaluator
+from imgclf.components.example_gen import import_example_gen
+from imgclf.components.image_validator import ImageValidator
+from imgclf.components.model_report import ModelReport
+from imgclf.components.pusher import VersionedPusher
+from imgclf.components.serving_history import ServingHistory, find_versions
+from imgclf.components.span_resolver import SpanResolver
+from imgclf.components.trainer import Trainer
+from imgclf.imagedata.records import read_labels
+from imgclf.imagedata.spans import input_splits, newest_span
+from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
+from imgclf.settings import names
+from imgclf.settings.config import PipelineConfig, is_remote
 
-TRAINER_RUN_FN = "trainer.task.run_fn"
-SPAN_RESOLVER = "SpanResolver"
-SERVING_HISTORY = "ServingHistory"
+TRAINER_RUN_FN = "imgclf.trainer.task.run_fn"
 
 
 def create_pipeline(
@@ -68,7 +61,9 @@ def create_pipeline(
     data = _data_components(config, parameters)
     components = list(data.components)
     if not validate_only:
-        schedule = {name: parameters[name] for name in TRAINING_PARAMETERS if name in parameters}
+        schedule = {
+            name: parameters[name] for name in names.TRAINING_PARAMETERS if name in parameters
+        }
         model = _model_components(config, data, schedule)
         if on_cluster:
             model[0].with_platform_config(trainer_resources(config.kubeflow.trainer))
@@ -98,7 +93,7 @@ class _DataComponents:
 def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponents:
     """`parameters`: the run-time parameters on Kubeflow; none locally."""
     data = config.data
-    input_base = parameters.get(DATA_ROOT, data.root)
+    input_base = parameters.get(names.DATA_ROOT_PARAMETER, data.root)
     if not is_remote(data.schema_path) and not os.path.exists(data.schema_path):
         raise FileNotFoundError(
             f"No curated schema at {data.schema_path}: write one from the data with "
@@ -110,9 +105,9 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
         span_resolver = SpanResolver(
             input_base=input_base,
             patterns=proto_utils.proto_to_json(input_config),
-            backfill_span=parameters[SPAN],
+            backfill_span=parameters[names.SPAN_PARAMETER],
             rolling_spans=data.rolling_spans,
-        ).with_id(SPAN_RESOLVER)
+        ).with_id(names.SPAN_RESOLVER)
     example_gen = import_example_gen(
         input_base=input_base,
         input_config=input_config,
@@ -122,7 +117,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
     )
     curated_schema = CuratedSchema(
         schema_file=data.schema_path, sha256=file_sha256(data.schema_path)
-    ).with_id("ImportSchemaGen")
+    ).with_id(names.CURATED_SCHEMA)
     schema = curated_schema.outputs["schema"]
     image_validator = ImageValidator(
         examples=example_gen.outputs["examples"],
@@ -131,17 +126,21 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
         image_key=data.image_key,
         label_key=data.label_key,
         policy=config.validation,
-    )
+    ).with_id(names.IMAGE_VALIDATOR)
     # Everything downstream sees only the records the image validator found good.
     valid_examples = image_validator.outputs["valid_examples"]
     statistics_gen = tfx.components.StatisticsGen(
         examples=valid_examples,
         schema=schema,
         stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
-    )
+    ).with_id(names.STATISTICS_GEN)
     statistics = statistics_gen.outputs["statistics"]
-    inferred_schema = tfx.components.SchemaGen(statistics=statistics, infer_feature_shape=True)
-    example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
+    inferred_schema = tfx.components.SchemaGen(
+        statistics=statistics, infer_feature_shape=True
+    ).with_id(names.INFERRED_SCHEMA)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics, schema=schema
+    ).with_id(names.EXAMPLE_VALIDATOR)
     class_names = read_labels(data.labels_path)
     if parameters:
         history = ServingHistory(
@@ -149,7 +148,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
             serving_model_dir=config.serving_model_dir,
             class_names=json.dumps(class_names),
             warm_start=bool(config.training.warm_start),
-        ).with_id(SERVING_HISTORY)
+        ).with_id(names.SERVING_HISTORY)
         served = {key: history.outputs[key].future()[0].value for key in history.outputs}
     else:
         # The pipeline is built for each local run: what is served is read now.
@@ -170,8 +169,8 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
         max_span_image_change=config.validation.max_span_image_change,
         fail_on_span_drift=config.validation.fail_on_span_drift,
         serving_model_dir=config.serving_model_dir,
-        previous_version=served["previous_version"],
-    )
+        previous_version=served[names.PREVIOUS_VERSION],
+    ).with_id(names.DATA_GATE)
     return _DataComponents(
         components=[
             *([span_resolver] if span_resolver else []),
@@ -202,8 +201,8 @@ def _model_components(
         custom_config=config.trainer_config().model_dump(mode="json"),
         schedule=schedule,
         serving_model_dir=config.serving_model_dir,
-        warm_start_version=data.served["warm_start_version"],
-    )
+        warm_start_version=data.served[names.WARM_START_VERSION],
+    ).with_id(names.TRAINER)
     # Nothing is trained unless the data passed: on any orchestrator, a failed gate stops here.
     trainer.add_upstream_node(data.gate)
     num_classes = len(read_labels(config.data.labels_path))
@@ -211,9 +210,9 @@ def _model_components(
         examples=data.valid_examples,
         model=trainer.outputs["model"],
         serving_model_dir=config.serving_model_dir,
-        baseline_version=data.served["baseline_version"],
+        baseline_version=data.served[names.BASELINE_VERSION],
         eval_config=make_eval_config(config.evaluation, config.data, num_classes),
-    )
+    ).with_id(names.EVALUATOR)
     model_report = ModelReport(
         model=trainer.outputs["model"],
         examples=data.valid_examples,
@@ -222,12 +221,12 @@ def _model_components(
         image_key=config.data.image_key,
         label_key=config.data.label_key,
         most_wrong=config.evaluation.most_wrong,
-    )
+    ).with_id(names.MODEL_REPORT)
     pusher = VersionedPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         statistics=data.statistics,
         image_report=data.image_report,
         serving_model_dir=config.serving_model_dir,
-    ).with_id("Pusher")
+    ).with_id(names.PUSHER)
     return [trainer, evaluator, model_report, pusher]

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from components.pusher import SAVED_MODEL_FILE, versions
-from imagedata.folders import IMAGE_EXTENSIONS
-from imagedata.records import LABELS_FILENAME, read_labels
-from trainer.export import IMAGES_INPUT, SERVING_IMAGES
+from imgclf.components.pusher import SAVED_MODEL_FILE, versions
+from imgclf.imagedata.folders import IMAGE_EXTENSIONS
+from imgclf.imagedata.records import read_labels
+from imgclf.settings.names import LABELS_FILENAME
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES
 
 # How many images go through the model at once.
 BATCH_SIZE = 64

@@ -8,14 +8,21 @@ from dataclasses import dataclass, field
 
 import tensorflow as tf
 
-from components.data_gate import anomaly_findings, load_anomalies
-from components.image_validator import REPORT_TEXT
-from components.pusher import SERVING_MODEL_DIR
-from imagedata.records import LABEL_KEY
-from pipeline.config import PipelineConfig
-from pipeline.evaluation import ACCURACY, BASELINE, EXAMPLE_COUNT, read_failures, read_metrics
-from pipeline.runs import PipelineRun, latest_run
-from trainer.export import read_summary
+from imgclf.components.data_gate import anomaly_findings, load_anomalies
+from imgclf.components.evaluation import (
+    ACCURACY,
+    BASELINE,
+    EXAMPLE_COUNT,
+    read_failures,
+    read_metrics,
+)
+from imgclf.components.image_validator import REPORT_TEXT
+from imgclf.components.pusher import FORMAT_SERVING
+from imgclf.pipeline.runs import PipelineRun, latest_run
+from imgclf.settings import names
+from imgclf.settings.config import PipelineConfig
+from imgclf.settings.names import LABEL_KEY
+from imgclf.trainer.export import read_summary
 
 
 @dataclass
@@ -91,7 +98,7 @@ def timing_lines(runs: list[PipelineRun]) -> list[str]:
     for node in sorted(latest.nodes.values(), key=lambda node: -node.seconds):
         lines.append(f"  {node.node_id:32} {node.seconds:8.1f} s  {node.state}")
     lines.append(f"  {'sum of components':32} {total:8.1f} s")
-    trainer = latest.nodes.get("Trainer")
+    trainer = latest.nodes.get(names.TRAINER)
     if trainer is not None and trainer.state == "COMPLETE" and total:
         lines.append(f"  the Trainer's share: {trainer.seconds / total:.1%}")
     if len(runs) > 1:
@@ -109,14 +116,14 @@ def timing_lines(runs: list[PipelineRun]) -> list[str]:
 
 def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     outcome = RunOutcome(run.run_id)
-    gate = run.nodes.get("DataGate")
+    gate = run.nodes.get(names.DATA_GATE)
     if gate is not None and gate.state == "FAILED":
         outcome.data_rejected = _rejection(run)
-    trainer = run.nodes.get("Trainer")
+    trainer = run.nodes.get(names.TRAINER)
     model = trainer.output("model") if trainer else None
     if model is not None:
-        outcome.training = read_summary(os.path.join(model.uri, SERVING_MODEL_DIR))
-    evaluator = run.nodes.get("Evaluator")
+        outcome.training = read_summary(os.path.join(model.uri, FORMAT_SERVING))
+    evaluator = run.nodes.get(names.EVALUATOR)
     evaluation = evaluator.output("evaluation") if evaluator else None
     if evaluation is not None:
         models = read_metrics(evaluation.uri, label_key)
@@ -125,26 +132,26 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
         outcome.example_count = int(candidate.overall[EXAMPLE_COUNT])
         outcome.baseline_accuracy = baseline.overall[ACCURACY] if baseline else None
         outcome.blessed, outcome.failures = read_failures(evaluation.uri)
-    model_report = run.nodes.get("ModelReport")
+    model_report = run.nodes.get(names.MODEL_REPORT)
     comparison = model_report.output("report") if model_report else None
     if comparison is not None:
         outcome.report_dir = comparison.uri
-    pusher = run.nodes.get("Pusher")
+    pusher = run.nodes.get(names.PUSHER)
     pushed = pusher.output("pushed_model") if pusher else None
-    if pushed is not None and pushed.properties.get("pushed"):
-        outcome.pushed_to = str(pushed.properties["pushed_destination"])
-    elif pushed is not None and "pushed_version" in pushed.properties:
-        outcome.already_served = int(pushed.properties["pushed_version"])
+    if pushed is not None and pushed.properties.get(names.PUSHED_PROPERTY):
+        outcome.pushed_to = str(pushed.properties[names.PUSHED_DESTINATION_PROPERTY])
+    elif pushed is not None and names.PUSHED_VERSION_PROPERTY in pushed.properties:
+        outcome.already_served = int(pushed.properties[names.PUSHED_VERSION_PROPERTY])
     return outcome
 
 
 def _rejection(run: PipelineRun) -> str:
     """Why the gate stopped the run: schema anomalies, then the image validation report."""
-    anomalies = run.nodes["ExampleValidator"].output("anomalies")
+    anomalies = run.nodes[names.EXAMPLE_VALIDATOR].output("anomalies")
     found = load_anomalies(anomalies.uri, json.loads(anomalies.properties["split_names"]))
     problems, _ = anomaly_findings(found)
     lines = [f"Schema anomaly: {problem}" for problem in problems]
-    path = os.path.join(run.nodes["ImageValidator"].output("report").uri, REPORT_TEXT)
+    path = os.path.join(run.nodes[names.IMAGE_VALIDATOR].output("report").uri, REPORT_TEXT)
     with tf.io.gfile.GFile(path) as f:
         lines += f.read().splitlines()
     return "\n".join([*lines, f"(report: {path})"])

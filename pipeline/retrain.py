@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from components.pusher import versions
-from pipeline.config import PipelineConfig
-from pipeline.report import RunOutcome, outcome_of
-from pipeline.runs import PipelineRun
+from imgclf.components.pusher import versions
+from imgclf.pipeline.report import RunOutcome, outcome_of
+from imgclf.pipeline.runs import PipelineRun
+from imgclf.settings import names
+from imgclf.settings.config import PipelineConfig
 
 # Exit statuses: 0 success (promoted or not), 1 failure, this when another run holds the lock.
 EXIT_BUSY = 75  # EX_TEMPFAIL: cron's next run will try again
@@ -78,7 +79,7 @@ class Summary:
 
     @property
     def no_new_data(self) -> bool:
-        trainer = self.run.nodes.get("Trainer")
+        trainer = self.run.nodes.get(names.TRAINER)
         return trainer is not None and trainer.state == "CACHED"
 
     @property

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from imagedata.records import LabelledImage, to_example
+from imgclf.imagedata.records import LabelledImage, to_example
 
 
 def encode(pixels: np.ndarray, image_format: str = "PNG", mode: str = "RGB") -> bytes:

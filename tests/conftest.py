@@ -9,23 +9,40 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
 # isort: split
 import pytest
 
-from trainer.distribution import use_cpu_replicas
+from imgclf.trainer.distribution import use_cpu_replicas
 
 CPU_REPLICAS = 2
 use_cpu_replicas(CPU_REPLICAS)
+SETTINGS_PREFIX = "IMGCLF_"
+
+
+def _clear_settings_environment() -> None:
+    for name in [name for name in os.environ if name.startswith(SETTINGS_PREFIX)]:
+        del os.environ[name]
+
+
+# The configuration reads IMGCLF_* variables: none from the shell that runs the tests.
+_clear_settings_environment()
+
+
+@pytest.fixture(autouse=True)
+def settings_environment_of_its_own():
+    """What a test sets in the environment (`imgclf --set` writes there) ends with it."""
+    yield
+    _clear_settings_environment()
 
 
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> str:
     """The sample shapes at 64 px (32 train and 16 eval images per class), with its schema."""
-    from imagedata.sample import write_sample_dataset
-    from pipeline.config import DataConfig
-    from pipeline.schema import make_schema, write_schema
+    from imgclf.imagedata.sample import write_sample_dataset
+    from imgclf.imagedata.schema import make_schema, write_schema
+    from imgclf.settings.config import DataConfig
 
     out = str(tmp_path_factory.mktemp("sample") / "data")
     write_sample_dataset(out, train_per_class=32, eval_per_class=16)
@@ -37,8 +54,8 @@ def sample_data(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def span_data(tmp_path_factory):
     """Spans 1, 2 and 4 (no 3) of the sample shapes, one image a class and split each."""
-    from imagedata.sample import write_sample_span
-    from pipeline.config import DataConfig
+    from imgclf.imagedata.sample import write_sample_span
+    from imgclf.settings.config import DataConfig
 
     root = str(tmp_path_factory.mktemp("spans") / "data")
     for span in (1, 2, 4):
@@ -55,8 +72,8 @@ def tiny_backbone(tmp_path_factory):
     A fresh network's features are all but zero under inference-mode
     BatchNormalization; briefly trained, its features and statistics are real.
     """
-    from pipeline.config import ModelConfig
-    from trainer.pretrain import pretrain_backbone
+    from imgclf.settings.config import ModelConfig
+    from imgclf.trainer.pretrain import pretrain_backbone
 
     path = str(tmp_path_factory.mktemp("backbone") / "tiny.h5")
     model = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=32, weights=path)
@@ -67,8 +84,8 @@ def tiny_backbone(tmp_path_factory):
 @pytest.fixture(scope="session")
 def backbone_weights(tmp_path_factory) -> str:
     """The demo's backbone: MobileNetV2 (alpha 0.35, 64 px) pretrained on the other shapes."""
-    from pipeline.config import ModelConfig
-    from trainer.pretrain import pretrain_backbone
+    from imgclf.settings.config import ModelConfig
+    from imgclf.trainer.pretrain import pretrain_backbone
 
     path = str(tmp_path_factory.mktemp("backbone") / "shapes.h5")
     model = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=64, weights=path)

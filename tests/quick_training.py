@@ -4,8 +4,8 @@ MobileNetV2 (alpha 0.35, 64 px) on the demo's pretrained backbone; without
 augmentation, phase 1 trains on cached features, so its 15 epochs take seconds.
 """
 
-from imagedata.records import LabelledImage, write_span
-from imagedata.sample import DEFAULT_CLASSES, sample_splits
+from imgclf.imagedata.records import LabelledImage, write_span
+from imgclf.imagedata.sample import DEFAULT_CLASSES, sample_splits
 
 SPAN_PATTERNS = {
     "data.train_pattern": "span-{SPAN}/train/*",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tf_keras as keras
 
-from imagedata.decode import decode_and_resize
-from pipeline.config import DataConfig, TrainingConfig
+from imgclf.imagedata.decode import decode_and_resize
+from imgclf.settings.config import DataConfig, TrainingConfig
 
 
 @dataclass

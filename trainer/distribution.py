@@ -38,7 +38,7 @@ def use_cpu_replicas(count: int) -> None:
         raise RuntimeError(
             f"training.cpu_replicas={count} needs {count} logical CPU devices, but TensorFlow "
             "already initialised its devices in this process. Call "
-            "trainer.distribution.use_cpu_replicas() before TensorFlow runs any op "
+            "imgclf.trainer.distribution.use_cpu_replicas() before TensorFlow runs any op "
             "(local_runner.py does)."
         ) from error
 

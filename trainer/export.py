@@ -21,8 +21,8 @@ import tempfile
 import tensorflow as tf
 import tf_keras as keras
 
-from imagedata.decode import decode_and_resize_batch
-from imagedata.records import LABELS_FILENAME
+from imgclf.imagedata.decode import decode_and_resize_batch
+from imgclf.settings.names import LABELS_FILENAME
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"

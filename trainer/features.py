@@ -27,9 +27,9 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from pipeline.config import DataConfig, TrainingConfig
-from trainer.data import Input, finish, images_in_file_order, make_augmentation, shuffled
-from trainer.model import POOLING_NAME
+from imgclf.settings.config import DataConfig, TrainingConfig
+from imgclf.trainer.data import Input, finish, images_in_file_order, make_augmentation, shuffled
+from imgclf.trainer.model import POOLING_NAME
 
 FEATURES_KEY = "features"
 LABEL_KEY = "label"

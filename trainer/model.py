@@ -21,8 +21,8 @@ import h5py
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import ModelConfig
-from trainer.architectures import ARCHITECTURES
+from imgclf.settings.architectures import ARCHITECTURES
+from imgclf.settings.config import ModelConfig
 
 OUTPUT_NAME = "probabilities"
 POOLING_NAME = "pooling"

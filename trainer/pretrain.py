@@ -22,11 +22,11 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from imagedata.records import read_labels
-from imagedata.sample import PRETRAINING_CLASSES, write_sample_dataset
-from pipeline.config import DataConfig, ModelConfig, TrainingConfig
-from trainer.data import Input, eval_input, train_input
-from trainer.model import build_base, compile_model, scale_inputs
+from imgclf.imagedata.records import read_labels
+from imgclf.imagedata.sample import PRETRAINING_CLASSES, write_sample_dataset
+from imgclf.settings.config import DataConfig, ModelConfig, TrainingConfig
+from imgclf.trainer.data import Input, eval_input, train_input
+from imgclf.trainer.model import build_base, compile_model, scale_inputs
 
 # No augmentation: the shapes vary enough, and the short runs converge faster without.
 _PLAIN = {"random_flip": False, "random_rotation": 0, "random_zoom": 0, "random_contrast": 0}

@@ -26,11 +26,11 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from pipeline.config import TrainingConfig
-from trainer.data import Input
-from trainer.distribution import is_chief
-from trainer.features import CachedPhase1
-from trainer.model import base_of, compile_model, unfreeze_top
+from imgclf.settings.config import TrainingConfig
+from imgclf.trainer.data import Input
+from imgclf.trainer.distribution import is_chief
+from imgclf.trainer.features import CachedPhase1
+from imgclf.trainer.model import base_of, compile_model, unfreeze_top
 
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNING = "fine_tuning"

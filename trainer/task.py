@@ -10,15 +10,15 @@ import tf_keras as keras
 from absl import logging
 from tfx import v1 as tfx
 
-from imagedata.records import read_labels
-from pipeline.config import TrainerConfig
-from trainer.data import eval_input, train_input
-from trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
-from trainer.export import export_model
-from trainer.features import CachedPhase1, cache_phase1
-from trainer.model import build_model
-from trainer.schedule import combined_history, train_two_phases
-from trainer.warm_start import start_from
+from imgclf.imagedata.records import read_labels
+from imgclf.settings.config import TrainerConfig
+from imgclf.trainer.data import eval_input, train_input
+from imgclf.trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
+from imgclf.trainer.export import export_model
+from imgclf.trainer.features import CachedPhase1, cache_phase1
+from imgclf.trainer.model import build_model
+from imgclf.trainer.schedule import combined_history, train_two_phases
+from imgclf.trainer.warm_start import start_from
 
 # Under the Trainer's model_run output: checkpoints that let a restarted
 # Trainer resume, removed once the model is exported.

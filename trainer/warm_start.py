@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import tf_keras as keras
 from absl import logging
 
-from trainer.export import read_summary
+from imgclf.trainer.export import read_summary
 
 
 @dataclass(frozen=True)

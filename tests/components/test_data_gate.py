@@ -4,10 +4,10 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from bad_records import example, write_records
-from components.data_gate import anomaly_findings, decide, render
-from components.drift import label_drift
-from pipeline.config import DataConfig
-from pipeline.schema import curate
+from imgclf.components.data_gate import anomaly_findings, decide, render
+from imgclf.components.drift import label_drift
+from imgclf.imagedata.schema import curate
+from imgclf.settings.config import DataConfig
 
 CLEAN_IMAGE_REPORT = {"passed": True, "failures": [], "warnings": []}
 

@@ -1,7 +1,7 @@
 import pytest
 
-from components.data_gate import decide
-from components.drift import SpanDrift, image_changes, share_distance
+from imgclf.components.data_gate import decide
+from imgclf.components.drift import SpanDrift, image_changes, share_distance
 
 PASSING = {"failures": [], "warnings": []}
 

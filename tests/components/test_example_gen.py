@@ -6,17 +6,17 @@ from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from bad_records import example, write_records
-from components.example_gen import (
+from imgclf.components.example_gen import (
     UnreadableInputError,
     import_example_gen,
     list_files,
     read_tfrecord_file,
 )
-from imagedata.records import read_records
-from imagedata.sample import write_sample_span
-from pipeline.config import DataConfig
-from pipeline.runs import latest_run
-from pipeline.spans import input_splits
+from imgclf.imagedata.records import read_records
+from imgclf.imagedata.sample import write_sample_span
+from imgclf.imagedata.spans import input_splits
+from imgclf.pipeline.runs import latest_run
+from imgclf.settings.config import DataConfig
 
 RECORDS = [example(b"pixels", label, f"r{label}") for label in range(3)]
 

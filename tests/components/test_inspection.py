@@ -3,7 +3,7 @@ import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from bad_records import defects, encode, example, good_variants
-from components.inspection import (
+from imgclf.components.inspection import (
     LISTED_IN_TEXT,
     Finding,
     SplitSummary,
@@ -12,7 +12,7 @@ from components.inspection import (
     judge,
     render_text,
 )
-from pipeline.config import ValidationConfig
+from imgclf.settings.config import ValidationConfig
 
 CLASSES = ["a", "b", "c", "d"]
 KINDS = {"image": "bytes_list", "label": "int64_list", "id": "bytes_list"}

@@ -4,7 +4,8 @@ import numpy as np
 from PIL import Image
 
 from bad_records import encode
-from components.model_report import (
+from imgclf.components.evaluation import ModelMetrics
+from imgclf.components.model_report import (
     CAPTION,
     COLUMNS,
     TILE,
@@ -13,7 +14,6 @@ from components.model_report import (
     metric_rows,
     render_comparison,
 )
-from pipeline.evaluation import ModelMetrics
 
 CLASSES = ["cat", "dog"]
 

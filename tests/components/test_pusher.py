@@ -3,7 +3,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from components.pusher import PROVENANCE_FILE, latest_is, push, read_provenance, versions
+from imgclf.components.pusher import PROVENANCE_FILE, latest_is, push, read_provenance, versions
 
 
 def _model(root, content: bytes = b"graph"):

@@ -2,14 +2,14 @@
 
 import json
 
-from components.pusher import PROVENANCE_FILE
-from components.serving_history import (
-    NONE,
+from imgclf.components.pusher import PROVENANCE_FILE
+from imgclf.components.serving_history import (
     baseline_version,
     earlier_span_version,
     find_versions,
     served_versions,
 )
+from imgclf.settings.names import NO_VERSION
 
 SHAPES = ["circle", "square"]
 
@@ -57,7 +57,7 @@ def test_find_versions_says_none_where_there_is_none(tmp_path):
         "previous_version": 2,
     }
     assert find_versions(str(tmp_path), ["other"], 1, warm_start=False) == {
-        "baseline_version": NONE,
-        "warm_start_version": NONE,
-        "previous_version": NONE,
+        "baseline_version": NO_VERSION,
+        "warm_start_version": NO_VERSION,
+        "previous_version": NO_VERSION,
     }

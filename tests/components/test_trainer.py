@@ -5,8 +5,8 @@ import json
 import pytest
 from tfx import v1 as tfx
 
-from components.trainer import Trainer, apply_overrides
-from pipeline.config import PipelineConfig, TrainerConfig
+from imgclf.components.trainer import Trainer, apply_overrides
+from imgclf.settings.config import PipelineConfig, TrainerConfig
 
 
 def compiled_properties(**overrides) -> dict:

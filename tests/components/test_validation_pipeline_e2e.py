@@ -19,15 +19,15 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from bad_records import defects, good_variants, write_records
-from components.data_gate import DataValidationError
-from components.image_validator import REPORT_TEXT, read_report
-from imagedata.records import read_records
-from imagedata.sample import write_sample_dataset
-from pipeline.config import DataConfig, load_config
-from pipeline.pipeline import create_pipeline
-from pipeline.report import outcome_of
-from pipeline.runs import latest_run
-from pipeline.schema import make_schema, write_schema
+from imgclf.components.data_gate import DataValidationError
+from imgclf.components.image_validator import REPORT_TEXT, read_report
+from imgclf.imagedata.records import read_records
+from imgclf.imagedata.sample import write_sample_dataset
+from imgclf.imagedata.schema import make_schema, write_schema
+from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.pipeline.report import outcome_of
+from imgclf.pipeline.runs import latest_run
+from imgclf.settings.config import DataConfig, load_config
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def _dataset(root: str, eval_split: bool) -> str:
 
 def _run_data_half(root: str, output_dir: str, settings: dict):
     """Runs the pipeline's components up to the gate; returns the run and any error."""
-    config = load_config({"output_dir": output_dir, "data.root": root, **settings}, environ={})
+    config = load_config({"output_dir": output_dir, "data.root": root, **settings})
     error = None
     try:
         BeamDagRunner().run(create_pipeline(config, validate_only=True))

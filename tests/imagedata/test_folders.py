@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagedata.folders import UnreadableImagesError, convert_folder
-from imagedata.records import read_labels, read_records
+from imgclf.imagedata.folders import UnreadableImagesError, convert_folder
+from imgclf.imagedata.records import read_labels, read_records
 
 
 def _write_image(path, colour, image_format="PNG", mode="RGB"):

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagedata.records import LABELS_FILENAME, read_labels, read_records
-from imagedata.sample import (
+from imgclf.imagedata.records import read_labels, read_records
+from imgclf.imagedata.sample import (
     DEFAULT_CLASSES,
     PRETRAINING_CLASSES,
     generate_split,
     write_sample_dataset,
 )
+from imgclf.settings.names import LABELS_FILENAME
 
 
 def test_same_seed_gives_identical_bytes_and_other_seeds_differ():

@@ -1,7 +1,7 @@
 import pytest
 
-from imagedata.records import merge_classes, read_labels, read_records
-from imagedata.sample import write_sample_span
+from imgclf.imagedata.records import merge_classes, read_labels, read_records
+from imgclf.imagedata.sample import write_sample_span
 
 
 def test_a_span_may_add_classes_after_the_known_ones_only():

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import tensorflow as tf
 
-from pipeline.config import DataConfig
+from imgclf.settings.config import DataConfig
 
 API = "/apis/v2beta1"
 

@@ -24,14 +24,14 @@ import pytest
 
 from backend import OPEN_SOURCE, REPO, VERTEX, Backend, RunRefused
 from bad_records import defects, write_records
-from components.pusher import versions
-from imagedata.sample import DEFAULT_CLASSES, write_sample_span
-from kubeflow.runner import compile_pipeline
-from pipeline.config import DataConfig, load_config
-from pipeline.retrain import scheduled
-from pipeline.schema import make_schema, write_schema
+from imgclf.components.pusher import versions
+from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
+from imgclf.imagedata.schema import make_schema, write_schema
+from imgclf.kubeflow.runner import compile_pipeline
+from imgclf.pipeline.retrain import scheduled
+from imgclf.settings.config import DataConfig, load_config
+from imgclf.trainer.export import read_summary
 from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
-from trainer.export import read_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +66,7 @@ def compiled(mode: str, root: Path, backbone_weights: str) -> tuple[dict, object
         "kubeflow.beam_pipeline_args": ["--runner=DirectRunner", "--direct_num_workers=1"],
         **quick_training(backbone_weights),
     }
-    config = scheduled(load_config(settings, environ={}))
+    config = scheduled(load_config(settings))
     # Local folders where a cluster has buckets: the settings refuse them, so they are set here.
     cluster = config.kubeflow.model_copy(
         update={

@@ -22,7 +22,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
 
-from kubeflow.entrypoint import fill_input_types, output_uris, remove_folder_markers
+from imgclf.kubeflow.entrypoint import fill_input_types, output_uris, remove_folder_markers
 
 GOLDEN = Path(__file__).parent / "golden" / "pipeline.yaml"
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ import kfp.components
 import pytest
 import yaml
 
-from kubeflow.runner import ENTRYPOINT, compile_pipeline
-from pipeline.config import load_config
-from pipeline.retrain import scheduled
+from imgclf.kubeflow.runner import ENTRYPOINT, compile_pipeline
+from imgclf.pipeline.retrain import scheduled
+from imgclf.settings.config import load_config
 
 IMAGE = "registry.example.com/image-classifier:test"
 DATA_ROOT = "ram://bucket/data"  # the remote_data fixture's
@@ -60,7 +60,7 @@ def cluster_config(**overrides):
         "output_dir": "/tmp/imgclf",
         **overrides,
     }
-    return load_config(settings, environ={})
+    return load_config(settings)
 
 
 @pytest.fixture(scope="module")
@@ -234,9 +234,7 @@ def test_a_local_path_for_the_cluster_is_refused():
     with pytest.raises(ValueError, match=r"kubeflow.pipeline_root.*local path.*pods cannot read"):
         cluster_config(**{"kubeflow.pipeline_root": "/home/me/pipelines"})
     with pytest.raises(ValueError, match=r"kubeflow\.image, kubeflow\.data_root"):
-        load_config(
-            {"kubeflow.pipeline_root": "gs://b/p", "data.root": "/data"}, environ={}
-        ).for_kubeflow()
+        load_config({"kubeflow.pipeline_root": "gs://b/p", "data.root": "/data"}).for_kubeflow()
 
 
 def test_the_output_must_be_yaml(tmp_path):
@@ -244,8 +242,9 @@ def test_the_output_must_be_yaml(tmp_path):
         compile_pipeline(cluster_config(), str(tmp_path / "pipeline.json"))
 
 
-def test_the_example_cluster_configuration_is_complete():
-    config = load_config(environ={"IMGCLF_CONFIG": str(REPO / "configs" / "cluster.example.yaml")})
+def test_the_example_cluster_configuration_is_complete(monkeypatch):
+    monkeypatch.setenv("IMGCLF_CONFIG", str(REPO / "configs" / "cluster.example.yaml"))
+    config = load_config()
     cluster = config.for_kubeflow()
     assert cluster.pipeline_root == "gs://my-bucket/pipelines"
     assert cluster.data.labels_path == "gs://my-bucket/flowers/labels.txt"

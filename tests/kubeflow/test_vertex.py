@@ -18,7 +18,7 @@ import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
-from pipeline.cli import main
+from imgclf.cli.main import main
 
 IMAGE = "registry.example.com/image-classifier:test"
 PIPELINE_ROOT = "gs://example-bucket/pipelines"

@@ -13,16 +13,16 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from components.image_validator import read_report
-from components.model_report import COMPARISON_JSON
-from imagedata.records import read_labels, read_records
-from pipeline.config import DataConfig, load_config
-from pipeline.evaluation import ACCURACY, TOP_K_ACCURACY
-from pipeline.pipeline import create_pipeline
-from pipeline.report import outcome_of
-from pipeline.runs import latest_run
-from pipeline.schema import make_schema, write_schema
-from trainer.export import IMAGES_INPUT, SERVING_IMAGES
+from imgclf.components.evaluation import ACCURACY, TOP_K_ACCURACY
+from imgclf.components.image_validator import read_report
+from imgclf.components.model_report import COMPARISON_JSON
+from imgclf.imagedata.records import read_labels, read_records
+from imgclf.imagedata.schema import make_schema, write_schema
+from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.pipeline.report import outcome_of
+from imgclf.pipeline.runs import latest_run
+from imgclf.settings.config import DataConfig, load_config
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES
 
 CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "cifar10_tfx_subset"
 
@@ -54,7 +54,6 @@ def cifar_run(backbone_weights, tmp_path_factory):
             "training.cpu_replicas": 2,
             "evaluation.min_accuracy": 0.0,
         },
-        environ={},
     )
     BeamDagRunner().run(create_pipeline(config))
     return latest_run(config.metadata_path, config.pipeline_name)

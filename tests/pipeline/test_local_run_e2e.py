@@ -24,24 +24,24 @@ from PIL import Image
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from bad_records import defects, write_records
-from components.data_gate import DataValidationError
-from components.model_report import (
+from imgclf.cli.main import LOCAL_RUNNER
+from imgclf.components.data_gate import DataValidationError
+from imgclf.components.evaluation import ACCURACY
+from imgclf.components.model_report import (
     COMPARISON_JSON,
     COMPARISON_TEXT,
     MOST_WRONG_CSV,
     MOST_WRONG_PNG,
 )
-from components.pusher import SERVING_MODEL_DIR
-from imagedata.records import read_records, to_example
-from imagedata.sample import DEFAULT_CLASSES
-from pipeline.cli import LOCAL_RUNNER
-from pipeline.config import load_config, to_env
-from pipeline.evaluation import ACCURACY
-from pipeline.pipeline import create_pipeline
-from pipeline.predict import predict, resolve_model_dir
-from pipeline.report import outcome_of
-from pipeline.runs import latest_run
-from trainer.export import (
+from imgclf.components.pusher import FORMAT_SERVING
+from imgclf.imagedata.records import read_records, to_example
+from imgclf.imagedata.sample import DEFAULT_CLASSES
+from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.pipeline.predict import predict, resolve_model_dir
+from imgclf.pipeline.report import outcome_of
+from imgclf.pipeline.runs import latest_run
+from imgclf.settings.config import load_config, to_env
+from imgclf.trainer.export import (
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     SERVING_DEFAULT,
@@ -85,7 +85,7 @@ def _settings(sample_data, backbone_weights, output_dir) -> dict:
 
 
 def _run_through_tfx_cli(settings: dict, log_path: Path) -> None:
-    config = load_config(settings, environ={})
+    config = load_config(settings)
     env = dict(os.environ, BEAM_HOME=config.tfx_home)
     env.update(to_env(name, str(value)) for name, value in settings.items())
     tfx = str(Path(sys.executable).with_name("tfx"))
@@ -114,7 +114,7 @@ def _tree_digest(root: str) -> dict[str, str]:
 def runs(sample_data, backbone_weights, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("pipeline_output"))
     settings = _settings(sample_data, backbone_weights, output_dir)
-    config = load_config(settings, environ={})
+    config = load_config(settings)
 
     _run_through_tfx_cli(settings, Path(output_dir) / "cli_run.log")
     first = latest_run(config.metadata_path, config.pipeline_name)
@@ -122,7 +122,6 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
 
     broken = load_config(
         {**settings, "training.phase1_learning_rate": 1e-9, "training.phase2_epochs": 0},
-        environ={},
     )
     BeamDagRunner().run(create_pipeline(broken))
     second = latest_run(config.metadata_path, config.pipeline_name)
@@ -130,9 +129,7 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
 
     corrupted = _corrupted_copy(sample_data, tmp_path_factory.mktemp("corrupted") / "data")
     with pytest.raises(DataValidationError) as rejected:
-        BeamDagRunner().run(
-            create_pipeline(load_config({**settings, "data.root": corrupted}, environ={}))
-        )
+        BeamDagRunner().run(create_pipeline(load_config({**settings, "data.root": corrupted})))
     third = latest_run(config.metadata_path, config.pipeline_name)
     serving_after_third = _tree_digest(config.serving_root)
     fourth = _better_run(settings, config)
@@ -154,9 +151,7 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
 
 
 def _better_run(settings: dict, config):
-    better = load_config(
-        {**settings, "training.phase1_epochs": 12, "training.phase2_epochs": 6}, environ={}
-    )
+    better = load_config({**settings, "training.phase1_epochs": 12, "training.phase2_epochs": 6})
     BeamDagRunner().run(create_pipeline(better))
     return latest_run(config.metadata_path, config.pipeline_name)
 
@@ -336,7 +331,7 @@ def test_predict_on_the_serving_folder_uses_the_latest_version_like_the_trainer_
     assert resolve_model_dir(serving) == os.path.join(serving, "2")
     predictions = predict(resolve_model_dir(serving), images, top_k=4)
     trainer_model = runs["fourth"].nodes["Trainer"].output("model").uri
-    served = tf.saved_model.load(os.path.join(trainer_model, SERVING_MODEL_DIR))
+    served = tf.saved_model.load(os.path.join(trainer_model, FORMAT_SERVING))
     expected = served.signatures[SERVING_IMAGES](
         **{IMAGES_INPUT: tf.constant([r.image for r in records])}
     )["probabilities"].numpy()

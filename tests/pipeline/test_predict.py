@@ -6,38 +6,39 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imagedata.decode import decode_and_resize
-from imagedata.sample import DEFAULT_CLASSES, generate_split
-from pipeline.cli import main
-from pipeline.predict import image_files, predict, resolve_model_dir, rest_request, write_csv
-from trainer.export import IMAGES_INPUT, SERVING_IMAGES, export_model
-from trainer.model import build_model
+from imgclf.cli.main import main
+from imgclf.imagedata.decode import decode_and_resize
+from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.pipeline.predict import image_files, predict, resolve_model_dir, rest_request, write_csv
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, export_model
+from imgclf.trainer.model import build_model
 
 
 @pytest.fixture(scope="module")
 def serving(tiny_backbone, tmp_path_factory):
-    """A serving folder holding versions 1 and 2 of a model, and the version-2 model in memory."""
+    """A serving folder holding version 1 of a model, and the model in memory."""
     root = tmp_path_factory.mktemp("serving")
-    models = {}
-    for version in (1, 2):
-        tf.keras.utils.set_random_seed(version)
-        model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
-        export_dir = str(root / "classifier" / str(version))
-        export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {})
-        models[version] = model
+    tf.keras.utils.set_random_seed(1)
+    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
+    export_model(model, str(root / "classifier" / "1"), list(DEFAULT_CLASSES), 32, "image", {})
     images = tmp_path_factory.mktemp("images")
     records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=40, image_format="jpeg"))
     for record in records:
         (images / f"{record.id}.jpg").write_bytes(record.image)
-    return root, models[2], records, images
+    return root, model, records, images
 
 
-def test_the_latest_version_is_found_from_the_model_or_serving_folder(serving):
-    root = serving[0]
-    latest = str(root / "classifier" / "2")
-    assert resolve_model_dir(str(root)) == latest
-    assert resolve_model_dir(str(root / "classifier")) == latest
-    assert resolve_model_dir(str(root / "classifier" / "1")) == str(root / "classifier" / "1")
+def test_the_latest_version_is_found_from_the_model_or_serving_folder(tmp_path):
+    # Resolution reads only folder names and saved_model.pb files: no model is needed.
+    for version in ("1", "2", "10"):
+        (tmp_path / "classifier" / version).mkdir(parents=True)
+        (tmp_path / "classifier" / version / "saved_model.pb").touch()
+    latest = str(tmp_path / "classifier" / "10")
+    assert resolve_model_dir(str(tmp_path)) == latest
+    assert resolve_model_dir(str(tmp_path / "classifier")) == latest
+    assert resolve_model_dir(str(tmp_path / "classifier" / "1")) == str(
+        tmp_path / "classifier" / "1"
+    )
 
 
 def test_a_folder_without_a_model_is_named(tmp_path):

@@ -1,7 +1,7 @@
 """`imgclf timings`: where a run's time went, and what a cached rerun saved."""
 
-from pipeline.report import timing_lines
-from pipeline.runs import NodeRun, PipelineRun
+from imgclf.pipeline.report import timing_lines
+from imgclf.pipeline.runs import NodeRun, PipelineRun
 
 
 def run(run_id: str, state: str, trainer: float, others: float) -> PipelineRun:

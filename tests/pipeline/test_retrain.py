@@ -1,9 +1,9 @@
 import pytest
 
-from pipeline.config import load_config
-from pipeline.report import RunOutcome
-from pipeline.retrain import RetrainBusyError, Summary, exclusive, lock_path, scheduled
-from pipeline.runs import NodeRun, PipelineRun
+from imgclf.pipeline.report import RunOutcome
+from imgclf.pipeline.retrain import RetrainBusyError, Summary, exclusive, lock_path, scheduled
+from imgclf.pipeline.runs import NodeRun, PipelineRun
+from imgclf.settings.config import load_config
 
 SPANS = {"data.train_pattern": "span-{SPAN}/train/*", "data.eval_pattern": "span-{SPAN}/eval/*"}
 WARM = {"warm": True, "reason": "Warm start from the blessed model /m/2/Format-Serving."}
@@ -52,14 +52,14 @@ def test_no_new_data_and_rejected_data_are_said_in_one_line():
 
 
 def test_scheduled_runs_warm_start_by_default_when_data_has_spans(tmp_path):
-    assert scheduled(load_config(SPANS, environ={})).training.warm_start is True
-    off = load_config({**SPANS, "training.warm_start": False}, environ={})
+    assert scheduled(load_config(SPANS)).training.warm_start is True
+    off = load_config({**SPANS, "training.warm_start": False})
     assert scheduled(off).training.warm_start is False
-    assert scheduled(load_config(environ={})).training.warm_start is None
+    assert scheduled(load_config()).training.warm_start is None
 
 
 def test_a_second_run_refuses_while_the_first_holds_the_lock(tmp_path):
-    config = load_config({"output_dir": str(tmp_path)}, environ={})
+    config = load_config({"output_dir": str(tmp_path)})
     busy = pytest.raises(RetrainBusyError, match=r"pid \d+ holds .*\.db\.lock")
     with exclusive(config, wait=False), busy, exclusive(config, wait=False):
         pass

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from components.data_gate import RESULT_JSON
-from imagedata.sample import DEFAULT_CLASSES, write_sample_span
-from pipeline.cli import main
-from pipeline.config import DataConfig, load_config, to_env
-from pipeline.report import outcome_of
-from pipeline.retrain import EXIT_BUSY, exclusive
-from pipeline.runs import list_runs
-from pipeline.schema import make_schema, write_schema
+from imgclf.cli.main import main
+from imgclf.components.data_gate import RESULT_JSON
+from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
+from imgclf.imagedata.schema import make_schema, write_schema
+from imgclf.pipeline.report import outcome_of
+from imgclf.pipeline.retrain import EXIT_BUSY, exclusive
+from imgclf.pipeline.runs import list_runs
+from imgclf.settings.config import DataConfig, load_config, to_env
 from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +64,7 @@ def _retrain(settings: dict) -> dict:
     started = time.monotonic()
     with _environment(settings), contextlib.redirect_stdout(out):
         status = main(["retrain"])
-    config = load_config(settings, environ={})
+    config = load_config(settings)
     return {
         "status": status,
         "line": out.getvalue().strip().splitlines()[-1],
@@ -83,7 +83,7 @@ def retrains(backbone_weights, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("spans") / "data")
     output_dir = str(tmp_path_factory.mktemp("retrain_output"))
     settings = _settings(root, backbone_weights, output_dir)
-    config = load_config(settings, environ={})
+    config = load_config(settings)
     results = {"config": config, "settings": settings}
 
     write_sample_span(root, 1, train_per_class=8, eval_per_class=16, num_shards=2)

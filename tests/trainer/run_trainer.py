@@ -9,12 +9,12 @@ model_run_dir, custom_config). Used by tests that kill or distribute training.
 import json
 import sys
 
-import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
 # isort: split
 from tfx import v1 as tfx
 
-from trainer.task import run_fn
+from imgclf.trainer.task import run_fn
 
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:

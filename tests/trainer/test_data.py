@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imagedata.records import to_example
-from imagedata.sample import DEFAULT_CLASSES, generate_split
-from pipeline.config import DataConfig, TrainingConfig
-from trainer.data import count_records, eval_input, train_input
+from imgclf.imagedata.records import to_example
+from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.settings.config import DataConfig, TrainingConfig
+from imgclf.trainer.data import count_records, eval_input, train_input
 
 PLAIN = TrainingConfig(random_flip=False, random_rotation=0, random_zoom=0, random_contrast=0)
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imagedata.decode import decode_and_resize
-from imagedata.records import to_example
-from imagedata.sample import DEFAULT_CLASSES, generate_split
-from trainer.export import (
+from imgclf.imagedata.decode import decode_and_resize
+from imgclf.imagedata.records import to_example
+from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.trainer.export import (
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     SERVING_DEFAULT,
@@ -13,7 +13,7 @@ from trainer.export import (
     export_model,
     read_summary,
 )
-from trainer.model import build_model
+from imgclf.trainer.model import build_model
 
 
 @pytest.fixture(scope="module")

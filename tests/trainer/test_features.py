@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imagedata.sample import DEFAULT_CLASSES
-from pipeline.config import DataConfig, ModelConfig, TrainingConfig
-from trainer.data import eval_input, train_input
-from trainer.distribution import make_strategy
-from trainer.features import cache_phase1
-from trainer.model import base_of, build_model
-from trainer.schedule import train_two_phases
+from imgclf.imagedata.sample import DEFAULT_CLASSES
+from imgclf.settings.config import DataConfig, ModelConfig, TrainingConfig
+from imgclf.trainer.data import eval_input, train_input
+from imgclf.trainer.distribution import make_strategy
+from imgclf.trainer.features import cache_phase1
+from imgclf.trainer.model import base_of, build_model
+from imgclf.trainer.schedule import train_two_phases
 
 IMAGE_SIZE = 64
 BATCH = 16

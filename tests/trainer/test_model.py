@@ -6,9 +6,9 @@ import tensorflow as tf
 import tf_keras as keras
 from tf_keras.src.utils import data_utils
 
-from pipeline.config import ModelConfig, load_config
-from trainer.distribution import precision_policy
-from trainer.model import (
+from imgclf.settings.config import ModelConfig, load_config
+from imgclf.trainer.distribution import precision_policy
+from imgclf.trainer.model import (
     WeightsMismatchError,
     WeightsUnavailableError,
     base_of,
@@ -99,7 +99,7 @@ def test_weights_load_from_any_filesystem_tensorflow_reads(tiny_backbone):
     remote = "ram://weights/tiny.h5"
     tf.io.gfile.copy(tiny_backbone.weights, remote, overwrite=True)
     config = tiny_backbone.model_copy(update={"weights": remote})
-    assert load_config({"model.weights": remote}, environ={}).model.weights == remote
+    assert load_config({"model.weights": remote}).model.weights == remote
     pixels = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     from_ram, from_disk = build_model(config, 3), build_model(tiny_backbone, 3)
     np.testing.assert_array_equal(

@@ -8,13 +8,13 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from imagedata.decode import decode_and_resize
-from imagedata.sample import DEFAULT_CLASSES, generate_split
-from pipeline.config import TrainingConfig
-from trainer.data import Input
-from trainer.distribution import make_strategy
-from trainer.model import base_of, build_model
-from trainer.schedule import (
+from imgclf.imagedata.decode import decode_and_resize
+from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.settings.config import TrainingConfig
+from imgclf.trainer.data import Input
+from imgclf.trainer.distribution import make_strategy
+from imgclf.trainer.model import base_of, build_model
+from imgclf.trainer.schedule import (
     FEATURE_EXTRACTION,
     FINE_TUNING,
     PROGRESS_FILE,

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,12 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from imagedata.records import read_records, to_example
-from imagedata.sample import DEFAULT_CLASSES, write_sample_dataset
-from pipeline.config import load_config
-from trainer.export import IMAGES_INPUT, SERVING_IMAGES, read_summary
-from trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING
-from trainer.task import WORK_DIR, run_fn
+from imgclf.imagedata.records import read_records, to_example
+from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_dataset
+from imgclf.settings.config import load_config
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, read_summary
+from imgclf.trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING
+from imgclf.trainer.task import WORK_DIR, run_fn
 
 RUN_TRAINER = Path(__file__).with_name("run_trainer.py")
 PHASE1_EPOCHS, PHASE2_EPOCHS = 2, 3
@@ -47,7 +48,6 @@ def _fn_args(examples, tiny_backbone, out: Path, **training) -> dict:
             "training.phase2_epochs": PHASE2_EPOCHS,
             **{f"training.{k}": v for k, v in training.items()},
         },
-        environ={},
     )
     return {
         "train_files": [str(examples / "train" / "*")],
@@ -68,6 +68,28 @@ def _start(fn_args: dict, out: Path, env: dict | None = None) -> subprocess.Pope
         text=True,
         env={**os.environ, **(env or {})},
     )
+
+
+def _kill_at(process: subprocess.Popen, marker: str, deadline: float = 900) -> list[str]:
+    """Reads the child's output until a line starts with `marker`, then kills it.
+
+    A child that never prints the marker is killed at the deadline, and the test fails.
+    """
+    watchdog = threading.Timer(deadline, process.kill)
+    watchdog.start()
+    seen = []
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith(marker):
+                process.kill()
+                break
+    finally:
+        watchdog.cancel()
+    assert seen and seen[-1].startswith(marker), (
+        f"no {marker!r} within {deadline:.0f} s:\n" + "".join(seen[-30:])
+    )
+    return seen
 
 
 def _epoch_lines(output: str) -> list[str]:
@@ -103,12 +125,7 @@ def test_a_trainer_killed_in_phase2_resumes_there_at_the_next_epoch(
     fn_args = _fn_args(examples, tiny_backbone, tmp_path, cpu_replicas=2)
     first_phase2_epoch = PHASE1_EPOCHS
     process = _start(fn_args, tmp_path)
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith(f"[trainer] {FINE_TUNING} epoch {first_phase2_epoch} done "):
-            process.kill()
-            break
+    seen = _kill_at(process, f"[trainer] {FINE_TUNING} epoch {first_phase2_epoch} done ")
     process.wait(timeout=60)
     assert process.returncode == -9, "".join(seen[-30:])
     assert not os.path.exists(os.path.join(fn_args["serving_model_dir"], "saved_model.pb"))

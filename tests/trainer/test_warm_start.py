@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from imagedata.sample import DEFAULT_CLASSES
-from trainer.export import export_model
-from trainer.model import build_model
-from trainer.warm_start import class_change, start_from
+from imgclf.imagedata.sample import DEFAULT_CLASSES
+from imgclf.trainer.export import export_model
+from imgclf.trainer.model import build_model
+from imgclf.trainer.warm_start import class_change, start_from
 
 CLASSES = list(DEFAULT_CLASSES)
 

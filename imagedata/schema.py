@@ -21,9 +21,9 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from imagedata.records import read_labels
-from pipeline.config import DataConfig
-from pipeline.spans import newest_span, span_pattern
+from imgclf.imagedata.records import read_labels
+from imgclf.imagedata.spans import newest_span, span_pattern
+from imgclf.settings.config import DataConfig
 
 HEADER = """\
 # The curated schema of this image dataset, written by `imgclf make-schema`.

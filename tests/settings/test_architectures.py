@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imagedata.decode import decode_and_resize
-from imagedata.records import to_example
-from imagedata.sample import DEFAULT_CLASSES, generate_split
-from pipeline.config import ModelConfig
-from trainer.architectures import ARCHITECTURES
-from trainer.export import (
+from imgclf.imagedata.decode import decode_and_resize
+from imgclf.imagedata.records import to_example
+from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.settings.architectures import ARCHITECTURES
+from imgclf.settings.config import ModelConfig
+from imgclf.trainer.export import (
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     SERVING_DEFAULT,
     SERVING_IMAGES,
     export_model,
 )
-from trainer.model import build_model, compile_model
+from imgclf.trainer.model import build_model, compile_model
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))

@@ -3,11 +3,12 @@ import os
 
 import pytest
 
-from pipeline.config import ConfigError, TrainerConfig, load_config, to_env
+from imgclf.settings.config import ConfigError, TrainerConfig, load_config, to_env
 
 
-def test_defaults_are_the_products_and_paths_live_under_the_output_dir(tmp_path):
-    config = load_config(environ={"IMGCLF_OUTPUT_DIR": str(tmp_path)})
+def test_defaults_are_the_products_and_paths_live_under_the_output_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGCLF_OUTPUT_DIR", str(tmp_path))
+    config = load_config()
     assert config.model.base_model == "EfficientNetV2B0"
     assert config.model.weights == "imagenet"
     assert config.training.fine_tune_learning_rate == pytest.approx(1e-4)
@@ -17,7 +18,7 @@ def test_defaults_are_the_products_and_paths_live_under_the_output_dir(tmp_path)
     assert config.tfx_home == str(tmp_path / "tfx")
 
 
-def test_file_then_environment_then_overrides(tmp_path):
+def test_file_then_environment_then_overrides(tmp_path, monkeypatch):
     settings = tmp_path / "settings.yaml"
     settings.write_text(
         "training:\n  phase1_epochs: 7\n  phase2_epochs: 3\nmodel:\n  image_size: 96\n"
@@ -27,7 +28,9 @@ def test_file_then_environment_then_overrides(tmp_path):
         "IMGCLF_TRAINING__PHASE2_EPOCHS": "4",
         "IMGCLF_BEAM_PIPELINE_ARGS": "--runner=DirectRunner --direct_num_workers=2",
     }
-    config = load_config({"model.image_size": 128}, environ=environ)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    config = load_config({"model.image_size": 128})
     assert config.training.phase1_epochs == 7
     assert config.training.phase2_epochs == 4
     assert config.model.image_size == 128
@@ -35,70 +38,97 @@ def test_file_then_environment_then_overrides(tmp_path):
 
 
 def test_relative_paths_become_absolute_and_remote_ones_stay(tmp_path):
-    config = load_config(
-        {"data.root": "some/data", "model.weights": "gs://bucket/base.h5"}, environ={}
-    )
+    config = load_config({"data.root": "some/data", "model.weights": "gs://bucket/base.h5"})
     assert config.data.root == os.path.abspath("some/data")
     assert config.data.labels_path == os.path.join(os.path.abspath("some/data"), "labels.txt")
     assert config.model.weights == "gs://bucket/base.h5"
 
 
-def test_errors_name_the_setting_and_where_it_came_from():
-    environ = {"IMGCLF_TRAINING__PHASE1_EPOCHS": "0", "IMGCLF_MODEL__BASE_MODEL": "VGG16"}
+def test_errors_name_the_setting_and_where_it_came_from(monkeypatch):
+    monkeypatch.setenv("IMGCLF_TRAINING__PHASE1_EPOCHS", "0")
+    monkeypatch.setenv("IMGCLF_MODEL__BASE_MODEL", "VGG16")
     with pytest.raises(ConfigError) as raised:
-        load_config(environ=environ)
+        load_config()
     message = str(raised.value)
     assert "training.phase1_epochs" in message
     assert "$IMGCLF_TRAINING__PHASE1_EPOCHS" in message
     assert "unknown base model 'VGG16'" in message
 
 
-def test_unknown_settings_are_refused_not_ignored(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown setting 'training\.epochs'"):
-        load_config(environ={"IMGCLF_TRAINING__EPOCHS": "3"})
+def test_unknown_settings_are_refused_not_ignored(tmp_path, monkeypatch):
+    with monkeypatch.context() as env:
+        env.setenv("IMGCLF_TRAINING__EPOCHS", "3")
+        with pytest.raises(ConfigError, match=r"unknown setting 'training\.epochs'"):
+            load_config()
     settings = tmp_path / "settings.yaml"
     settings.write_text("trainig:\n  phase1_epochs: 2\n")
-    with pytest.raises(ConfigError, match="trainig"):
-        load_config(environ={"IMGCLF_CONFIG": str(settings)})
+    monkeypatch.setenv("IMGCLF_CONFIG", str(settings))
+    with pytest.raises(ConfigError, match=r"trainig.*from .*settings\.yaml"):
+        load_config()
+
+
+def test_a_misspelt_section_in_the_environment_is_named_not_a_traceback(monkeypatch):
+    monkeypatch.setenv("IMGCLF_TRAINIG__PHASE1_EPOCHS", "3")
+    with pytest.raises(ConfigError, match=r"\$IMGCLF_TRAINIG__PHASE1_EPOCHS: 'trainig' is not a"):
+        load_config()
+
+
+def test_a_missing_or_broken_settings_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGCLF_CONFIG", str(tmp_path / "absent.yaml"))
+    with pytest.raises(ConfigError, match=r"absent\.yaml"):
+        load_config()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("training: [unclosed\n")
+    monkeypatch.setenv("IMGCLF_CONFIG", str(broken))
+    with pytest.raises(ConfigError, match=r"broken\.yaml"):
+        load_config()
+
+
+def test_lists_are_shell_words_in_the_environment_and_empty_unsets(monkeypatch):
+    monkeypatch.setenv("IMGCLF_KUBEFLOW__BEAM_PIPELINE_ARGS", "--runner=DataflowRunner --region=x")
+    monkeypatch.setenv("IMGCLF_TRAINING__STEPS_PER_EPOCH", "")
+    config = load_config()
+    assert config.kubeflow.beam_pipeline_args == ["--runner=DataflowRunner", "--region=x"]
+    assert config.training.steps_per_epoch is None
 
 
 def test_model_settings_are_checked_against_the_architecture():
     with pytest.raises(ConfigError, match="InceptionV3 needs image_size >= 75"):
-        load_config({"model.base_model": "InceptionV3", "model.image_size": 64}, environ={})
+        load_config({"model.base_model": "InceptionV3", "model.image_size": 64})
     with pytest.raises(ConfigError, match="alpha"):
-        load_config({"model.base_model": "ResNet50V2", "model.alpha": 0.5}, environ={})
+        load_config({"model.base_model": "ResNet50V2", "model.alpha": 0.5})
 
 
-def test_set_flags_map_to_environment_names():
+def test_set_flags_map_to_environment_names(monkeypatch):
     assert to_env("training.phase1_epochs", "3") == ("IMGCLF_TRAINING__PHASE1_EPOCHS", "3")
-    name, value = to_env("pipeline_name", "flowers")
-    assert load_config(environ={name: value}).pipeline_name == "flowers"
+    monkeypatch.setenv(*to_env("pipeline_name", "flowers"))
+    assert load_config().pipeline_name == "flowers"
 
 
 def test_the_trainer_config_survives_tfx_custom_config_json():
-    config = load_config({"training.phase2_learning_rate": 5e-5}, environ={})
+    config = load_config({"training.phase2_learning_rate": 5e-5})
     custom_config = json.loads(json.dumps(config.trainer_config().model_dump(mode="json")))
     assert TrainerConfig.model_validate(custom_config) == config.trainer_config()
 
 
 def test_fine_tuning_depth_by_count_or_fraction():
-    assert load_config(environ={}).training.layers_to_unfreeze(200) == 20
-    by_fraction = load_config({"training.fine_tune_fraction": 0.25}, environ={})
+    assert load_config().training.layers_to_unfreeze(200) == 20
+    by_fraction = load_config({"training.fine_tune_fraction": 0.25})
     assert by_fraction.training.layers_to_unfreeze(200) == 50
     with pytest.raises(ConfigError, match="fine_tune_fraction"):
-        load_config({"training.fine_tune_fraction": 1.5}, environ={})
+        load_config({"training.fine_tune_fraction": 1.5})
 
 
 def test_span_settings_need_span_patterns():
     spans = {"data.train_pattern": "span-{SPAN}/train/*", "data.eval_pattern": "span-{SPAN}/eval/*"}
-    config = load_config({**spans, "data.span": 3, "data.rolling_spans": 2}, environ={})
+    config = load_config({**spans, "data.span": 3, "data.rolling_spans": 2})
     assert config.data.has_spans and config.data.span == 3
     with pytest.raises(ConfigError, match=r"both hold \{SPAN\} or neither"):
-        load_config({"data.train_pattern": "span-{SPAN}/train/*"}, environ={})
+        load_config({"data.train_pattern": "span-{SPAN}/train/*"})
     with pytest.raises(ConfigError, match=r"span and rolling_spans need \{SPAN\}"):
-        load_config({"data.rolling_spans": 2}, environ={})
+        load_config({"data.rolling_spans": 2})
     with pytest.raises(ConfigError, match="warm_start continues from the blessed model"):
-        load_config({"training.warm_start": True}, environ={})
+        load_config({"training.warm_start": True})
 
 
 def test_a_rolling_window_runs_on_kubeflow_too():
@@ -111,4 +141,4 @@ def test_a_rolling_window_runs_on_kubeflow_too():
         "kubeflow.pipeline_root": "gs://b/root",
         "kubeflow.data_root": "gs://b/data",
     }
-    assert load_config(settings, environ={}).for_kubeflow().data.rolling_spans == 2
+    assert load_config(settings).for_kubeflow().data.rolling_spans == 2

@@ -16,20 +16,19 @@ kubeflow.project and kubeflow.region with Google's default credentials.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from pipeline.config import VERTEX
+from imgclf.cli.options import add_settings_options
+from imgclf.settings.config import VERTEX
 
 KFP_TOKEN_ENV = "KFP_TOKEN"
 COMPILED_DIR = "kubeflow"
 
 
-def add_commands(commands, add_settings_options: Callable[[argparse.ArgumentParser], None]):
+def add_commands(commands) -> None:
     kubeflow = commands.add_parser(
         "kubeflow", help="Compile, submit and schedule on Kubeflow Pipelines.", description=__doc__
     )
@@ -64,7 +63,10 @@ def add_commands(commands, add_settings_options: Callable[[argparse.ArgumentPars
         )
     schedule = actions.choices["schedule"]
     schedule.add_argument(
-        "--cron", required=True, help="6 fields, seconds first: '0 0 3 * * *' is 03:00 daily."
+        "--cron",
+        required=True,
+        help="Open-source KFP: robfig/cron, seconds first ('0 0 3 * * *' is 03:00 daily; "
+        "'@daily', '@every 6h'). Vertex AI: 5 fields ('0 3 * * *').",
     )
     schedule.add_argument("--max-concurrency", type=int, default=1)
     schedule.add_argument(
@@ -77,8 +79,8 @@ def add_commands(commands, add_settings_options: Callable[[argparse.ArgumentPars
 
 def parse_parameters(assignments: list[str]) -> dict[str, Any]:
     """--param NAME=VALUE flags as the pipeline's typed parameters."""
-    from pipeline.cluster import PARAMETER_TYPES
-    from pipeline.config import parse_assignment
+    from imgclf.settings.config import parse_assignment
+    from imgclf.settings.names import PARAMETER_TYPES
 
     values = {}
     for assignment in assignments:
@@ -98,9 +100,9 @@ def parse_parameters(assignments: list[str]) -> dict[str, Any]:
 
 def _compiled(args, schedule: bool = False) -> tuple[Any, str]:
     """Compiles the configured pipeline; a schedule's warm-starts by default (pipeline/retrain)."""
-    from kubeflow.runner import compile_pipeline
-    from pipeline.config import load_config
-    from pipeline.retrain import scheduled
+    from imgclf.kubeflow.runner import compile_pipeline
+    from imgclf.pipeline.retrain import scheduled
+    from imgclf.settings.config import load_config
 
     config = scheduled(load_config()) if schedule else load_config()
     path = getattr(args, "out", None) or os.path.join(
@@ -117,13 +119,13 @@ def _compile(args) -> None:
 
 def _connect(args, config):
     if config.kubeflow.backend == VERTEX:
-        from kubeflow.vertex import VertexClient
+        from imgclf.kubeflow.vertex import VertexClient
 
         cluster = config.kubeflow
         return VertexClient(
             cluster.project, cluster.region, cluster.service_account, cluster.api_endpoint
         )
-    from kubeflow.client import KubeflowClient
+    from imgclf.kubeflow.client import KubeflowClient
 
     return KubeflowClient(
         host=args.host or config.kubeflow.host,
@@ -133,7 +135,7 @@ def _connect(args, config):
 
 
 def _submit(args, submit, schedule: bool = False) -> int:
-    from kubeflow.client import KubeflowError
+    from imgclf.kubeflow.client import KubeflowError
 
     parameters = parse_parameters(args.param)
     config, path = _compiled(args, schedule)
@@ -168,17 +170,11 @@ def _run(args) -> int:
 
 
 def _schedule(args) -> int:
-    from kubeflow.client import validate_cron
-    from pipeline.config import load_config
-
-    if load_config().kubeflow.backend != VERTEX:
-        validate_cron(args.cron)  # before anything is compiled or sent
-
     def submit(client, config, target, parameters):
         name = args.name or f"{config.pipeline_name}-schedule"
         pipeline_root = config.for_kubeflow().pipeline_root
         if config.kubeflow.backend == VERTEX:
-            # Vertex checks its own cron (5 fields); a refusal comes back explained.
+            # Each backend checks its own cron; a refusal comes back explained.
             return client.schedule(
                 name, target, args.cron, pipeline_root, parameters, args.max_concurrency
             )
@@ -198,8 +194,8 @@ def _schedule(args) -> int:
 
 
 def _schedules(args) -> int:
-    from kubeflow.client import KubeflowError
-    from pipeline.config import load_config
+    from imgclf.kubeflow.client import KubeflowError
+    from imgclf.settings.config import load_config
 
     config = load_config()
     try:
@@ -228,8 +224,8 @@ def _cron_of(job) -> str:
 
 
 def _disable(args) -> int:
-    from kubeflow.client import KubeflowError
-    from pipeline.config import load_config
+    from imgclf.kubeflow.client import KubeflowError
+    from imgclf.settings.config import load_config
 
     try:
         _connect(args, load_config()).disable(args.recurring_run_id)

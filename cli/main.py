@@ -27,12 +27,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pipeline  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 
 # isort: split
-from kubeflow import cli as kubeflow_cli
-from pipeline.config import CONFIG_FILE_ENV, ConfigError, load_config, parse_assignment, to_env
-from pipeline.retrain import EXIT_BUSY
+from imgclf.cli import kubeflow as kubeflow_cli
+from imgclf.cli.options import add_settings_options, apply_settings
+from imgclf.pipeline.retrain import EXIT_BUSY
+from imgclf.settings import names
+from imgclf.settings.config import ConfigError, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_BASELINE_FILE = "scratch_baseline.json"
@@ -45,7 +47,7 @@ PREDICTIONS_CSV = "predictions.csv"
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        _apply_settings(args)
+        apply_settings(args)
         return args.handler(args) or 0
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"imgclf {args.command}: {error}", file=sys.stderr)
@@ -147,33 +149,13 @@ def _parser() -> argparse.ArgumentParser:
     timings.add_argument(
         "--runs", type=int, default=1, help="Also list the totals of this many recent runs."
     )
-    kubeflow_cli.add_commands(commands, add_settings_options)
+    kubeflow_cli.add_commands(commands)
     return parser
 
 
-def add_settings_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help=f"YAML settings file (sets ${CONFIG_FILE_ENV}).")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="Override one setting, e.g. training.phase1_epochs=3.",
-    )
-
-
-def _apply_settings(args: argparse.Namespace) -> None:
-    """Puts --config and --set into the environment, for this process and its children."""
-    if getattr(args, "config", None):
-        os.environ[CONFIG_FILE_ENV] = os.path.abspath(args.config)
-    for assignment in getattr(args, "set", []):
-        name, value = to_env(*parse_assignment(assignment))
-        os.environ[name] = value
-
-
 def _sample_data(args: argparse.Namespace) -> None:
-    from imagedata.records import new_classes_note, span_dir
-    from imagedata.sample import write_sample_dataset, write_sample_span
+    from imgclf.imagedata.records import new_classes_note, span_dir
+    from imgclf.imagedata.sample import write_sample_dataset, write_sample_span
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler", "out")}
     if "classes" in options:
@@ -189,8 +171,8 @@ def _sample_data(args: argparse.Namespace) -> None:
 
 
 def _convert_folder(args: argparse.Namespace) -> None:
-    from imagedata.folders import convert_folder
-    from imagedata.records import span_dir
+    from imgclf.imagedata.folders import convert_folder
+    from imgclf.imagedata.records import span_dir
 
     report = convert_folder(
         args.root,
@@ -206,7 +188,7 @@ def _convert_folder(args: argparse.Namespace) -> None:
 
 
 def _make_schema(args: argparse.Namespace) -> None:
-    from pipeline.schema import make_schema, write_schema
+    from imgclf.imagedata.schema import make_schema, write_schema
 
     data = load_config().data
     out = getattr(args, "out", None) or data.schema_path
@@ -218,10 +200,10 @@ def _validate(args: argparse.Namespace) -> int:
     """The pipeline up to its data gate, in this process, as a pipeline of its own name."""
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-    from components.data_gate import RESULT_TEXT, DataValidationError
-    from components.image_validator import REPORT_TEXT
-    from pipeline.pipeline import create_pipeline
-    from pipeline.runs import latest_run
+    from imgclf.components.data_gate import RESULT_TEXT, DataValidationError
+    from imgclf.components.image_validator import REPORT_TEXT
+    from imgclf.pipeline.pipeline import create_pipeline
+    from imgclf.pipeline.runs import latest_run
 
     name = load_config().pipeline_name + VALIDATION_SUFFIX
     config = load_config({"pipeline_name": name})
@@ -232,8 +214,8 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     run = latest_run(config.metadata_path, name)
     for node, output, filename in (
-        ("DataGate", "result", RESULT_TEXT),
-        ("ImageValidator", "report", REPORT_TEXT),
+        (names.DATA_GATE, "result", RESULT_TEXT),
+        (names.IMAGE_VALIDATOR, "report", REPORT_TEXT),
     ):
         with open(os.path.join(run.nodes[node].output(output).uri, filename)) as f:
             print(f.read(), end="")
@@ -241,7 +223,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _pretrain_backbone(args: argparse.Namespace) -> None:
-    from trainer.pretrain import pretrain_backbone
+    from imgclf.trainer.pretrain import pretrain_backbone
 
     model = load_config().model
     if model.weights in ("imagenet", "none"):
@@ -254,9 +236,17 @@ def _pretrain_backbone(args: argparse.Namespace) -> None:
     )
 
 
-def _scratch_baseline(args: argparse.Namespace) -> dict:
-    """Measures (once per setting) what the network reaches without pretrained weights."""
-    from trainer.pretrain import scratch_baseline
+def _scratch_baseline(args: argparse.Namespace) -> None:
+    result, path = _measured_scratch_baseline()
+    print(
+        f"From scratch: eval accuracy {result['eval_accuracy']:.3f} after {result['epochs']} "
+        f"epochs ({result['seconds']:.0f}s); saved {path}"
+    )
+
+
+def _measured_scratch_baseline() -> tuple[dict, str]:
+    """What the network reaches without pretrained weights, measured once per setting."""
+    from imgclf.trainer.pretrain import scratch_baseline
 
     config = load_config()
     settings = config.trainer_config().model_dump(mode="json")
@@ -265,20 +255,16 @@ def _scratch_baseline(args: argparse.Namespace) -> dict:
         with open(path) as f:
             saved = json.load(f)
         if saved["settings"] == settings:
-            return saved
+            return saved, path
     result = {"settings": settings, **scratch_baseline(config.data, config.model, config.training)}
     os.makedirs(config.output_dir, exist_ok=True)
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
-    print(
-        f"From scratch: eval accuracy {result['eval_accuracy']:.3f} after {result['epochs']} "
-        f"epochs ({result['seconds']:.0f}s); saved {path}"
-    )
-    return result
+    return result, path
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from imagedata.sample import write_sample_dataset
+    from imgclf.imagedata.sample import write_sample_dataset
 
     config = load_config()
     if not os.path.exists(config.data.root):
@@ -290,7 +276,7 @@ def _demo(args: argparse.Namespace) -> int:
     if weights not in ("imagenet", "none") and not os.path.exists(weights):
         print(f"Pretraining the demo's base network into {weights} (once)")
         _pretrain_backbone(args)
-    baseline = _scratch_baseline(args)
+    baseline, _ = _measured_scratch_baseline()
 
     env = dict(os.environ, BEAM_HOME=config.tfx_home)
     tfx = str(Path(sys.executable).with_name("tfx"))
@@ -324,11 +310,11 @@ def _demo(args: argparse.Namespace) -> int:
 def _retrain(args: argparse.Namespace) -> int:
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-    from pipeline.pipeline import create_pipeline
-    from pipeline.retrain import RetrainBusyError, exclusive, scheduled, summarize
-    from pipeline.runs import latest_run
-    from pipeline.spans import newest_span
-    from trainer.distribution import use_cpu_replicas
+    from imgclf.imagedata.spans import newest_span
+    from imgclf.pipeline.pipeline import create_pipeline
+    from imgclf.pipeline.retrain import RetrainBusyError, exclusive, scheduled, summarize
+    from imgclf.pipeline.runs import latest_run
+    from imgclf.trainer.distribution import use_cpu_replicas
 
     config = scheduled(load_config())
     use_cpu_replicas(config.training.cpu_replicas)
@@ -358,7 +344,7 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline.report import latest_outcome
+    from imgclf.pipeline.report import latest_outcome
 
     config = load_config()
     outcome = latest_outcome(config)
@@ -370,7 +356,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from pipeline.predict import image_files, predict, resolve_model_dir, write_csv
+    from imgclf.pipeline.predict import image_files, predict, resolve_model_dir, write_csv
 
     model_dir = resolve_model_dir(args.model)
     files = image_files(args.images)
@@ -389,8 +375,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _timings(args: argparse.Namespace) -> int:
-    from pipeline.report import timing_lines
-    from pipeline.runs import list_runs
+    from imgclf.pipeline.report import timing_lines
+    from imgclf.pipeline.runs import list_runs
 
     config = load_config()
     runs = list_runs(config.metadata_path, config.pipeline_name)

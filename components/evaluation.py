@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import tensorflow_model_analysis as tfma
 
-from pipeline.config import DataConfig, EvaluationConfig
-from trainer.export import SERVING_DEFAULT
-from trainer.model import OUTPUT_NAME
+from imgclf.settings.config import DataConfig, EvaluationConfig
+from imgclf.trainer.export import SERVING_DEFAULT
+from imgclf.trainer.model import OUTPUT_NAME
 
 ACCURACY = "sparse_categorical_accuracy"
 EXAMPLE_COUNT = "example_count"

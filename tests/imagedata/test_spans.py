@@ -1,7 +1,14 @@
 import pytest
 
-from pipeline.config import DataConfig
-from pipeline.spans import NoSpanError, find_span, input_splits, newest_span, span_pattern, window
+from imgclf.imagedata.spans import (
+    NoSpanError,
+    find_span,
+    input_splits,
+    newest_span,
+    span_pattern,
+    window,
+)
+from imgclf.settings.config import DataConfig
 
 
 @pytest.fixture
@@ -28,7 +35,7 @@ def test_a_window_skips_absent_spans(spans):
 
 
 def test_data_without_spans_is_span_0(tmp_path):
-    from imagedata.sample import write_sample_dataset
+    from imgclf.imagedata.sample import write_sample_dataset
 
     write_sample_dataset(str(tmp_path / "flat"), train_per_class=1, eval_per_class=1)
     data = DataConfig(root=str(tmp_path / "flat"))

@@ -1,7 +1,8 @@
 """The one configuration of the pipeline, validated when it is built.
 
 Values come, lowest priority first, from the defaults below, a YAML file named
-by `IMGCLF_CONFIG`, environment variables and explicit overrides:
+by `IMGCLF_CONFIG`, environment variables and explicit overrides; pydantic-settings
+reads and merges the sources:
 
     IMGCLF_PIPELINE_NAME=flowers                  a top-level setting
     IMGCLF_TRAINING__PHASE1_EPOCHS=3              a setting of a section
@@ -18,17 +19,31 @@ import re
 import shlex
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
-from imagedata.records import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SCHEMA_FILENAME
-from trainer.architectures import ARCHITECTURES
+from imgclf.settings.architectures import ARCHITECTURES
+from imgclf.settings.names import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SCHEMA_FILENAME, SPAN_SPEC
 
 ENV_PREFIX = "IMGCLF_"
-# TFX's placeholder for the span number in an input pattern.
-SPAN_SPEC = "{SPAN}"
+ENV_NESTED_DELIMITER = "__"
 CONFIG_FILE_ENV = "IMGCLF_CONFIG"
 
 
@@ -44,8 +59,30 @@ def _absolute(path: str) -> str:
     return path if is_remote(path) else os.path.abspath(os.path.expanduser(path))
 
 
+def _empty_means_none(model: type[BaseModel], values: Any) -> Any:
+    """An empty environment variable (`--set data.span=`) unsets an optional setting."""
+    if isinstance(values, dict):
+        for name, field in model.model_fields.items():
+            if values.get(name) == "" and type(None) in typing.get_args(field.annotation):
+                values[name] = None
+    return values
+
+
+def _shell_words(value: Any) -> Any:
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+# Lists of arguments are written shell-style in the environment: "--runner=X --region=Y".
+ArgumentList = Annotated[list[str], NoDecode, BeforeValidator(_shell_words)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_empty(cls, values: Any) -> Any:
+        return _empty_means_none(cls, values)
 
 
 class DataConfig(_Section):
@@ -344,7 +381,7 @@ class KubeflowConfig(_Section):
     pipeline_root: str = ""
     data_root: str = Field("", description="Default: data.root, when it is remote.")
     serving_root: str = Field("", description="Default: <pipeline_root>/serving.")
-    beam_pipeline_args: list[str] = Field(
+    beam_pipeline_args: ArgumentList = Field(
         default_factory=lambda: ["--runner=DirectRunner", "--direct_num_workers=0"],
         description="e.g. --runner=DataflowRunner --project=... --region=... "
         "--temp_location=gs://... --setup_file=./setup.py",
@@ -380,7 +417,14 @@ class TrainerConfig(_Section):
     training: TrainingConfig
 
 
-class PipelineConfig(_Section):
+class PipelineConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+    )
+
     pipeline_name: str = Field("image-classifier", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     model_name: str = Field("image_classifier", pattern=r"^[A-Za-z0-9_.-]+$")
     output_dir: str = Field("outputs", description="Default home of every path below.")
@@ -388,7 +432,7 @@ class PipelineConfig(_Section):
     metadata_path: str = Field("", description="Default: <output_dir>/metadata/<name>.db.")
     serving_root: str = Field("", description="Default: <output_dir>/serving.")
     tfx_home: str = Field("", description="The TFX CLI's BEAM_HOME. Default: <output_dir>/tfx.")
-    beam_pipeline_args: list[str] = Field(
+    beam_pipeline_args: ArgumentList = Field(
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
     )
     enable_cache: bool = True
@@ -398,6 +442,27 @@ class PipelineConfig(_Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest priority first: overrides, the environment, the file $IMGCLF_CONFIG names."""
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        sources = [init_settings, env_settings]
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_empty(cls, values: Any) -> Any:
+        return _empty_means_none(cls, values)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> PipelineConfig:
@@ -455,34 +520,34 @@ class PipelineConfig(_Section):
         )
 
 
-def load_config(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> PipelineConfig:
-    """Builds the configuration from file, environment and `overrides`.
+def load_config(overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """Builds the configuration from defaults, file, environment and `overrides`.
 
     `overrides` maps dotted names to values, e.g. {"training.phase1_epochs": 2}.
     """
-    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    _refuse_unknown_environment(os.environ)
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file and not os.path.isfile(config_file):
+        raise ConfigError(f"Cannot read configuration file {config_file!r} (${CONFIG_FILE_ENV}).")
     values: dict[str, Any] = {}
-    sources: dict[tuple[str, ...], str] = {}
-    config_file = environ.get(CONFIG_FILE_ENV)
-    if config_file:
-        _merge_file(config_file, values, sources)
-    for name, value in sorted(environ.items()):
-        if name.startswith(ENV_PREFIX) and name != CONFIG_FILE_ENV:
-            path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
-            _set(values, sources, path, _parse_env(path, value, source=name), f"${name}")
-    for dotted, value in (overrides or {}).items():
-        _set(values, sources, tuple(dotted.split(".")), value, f"override {dotted}")
+    for dotted, value in overrides.items():
+        *sections, name = dotted.split(".")
+        node = values
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
     try:
-        return PipelineConfig.model_validate(values)
+        return PipelineConfig(**values)
     except ValidationError as error:
         problems = []
         for item in error.errors():
             where = ".".join(str(part) for part in item["loc"]) or "configuration"
-            source = sources.get(tuple(str(part) for part in item["loc"]), "")
+            source = _source_of(where, overrides, config_file)
             problems.append(f"  {where}: {item['msg']}" + (f" (from {source})" if source else ""))
         raise ConfigError("Invalid configuration:\n" + "\n".join(problems)) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Configuration file {config_file!r} is not YAML: {error}") from None
 
 
 def parse_assignment(assignment: str) -> tuple[str, str]:
@@ -498,53 +563,31 @@ def to_env(dotted: str, value: str) -> tuple[str, str]:
     return ENV_PREFIX + "__".join(part.upper() for part in dotted.split(".")), value
 
 
-def _merge_file(path: str, values: dict, sources: dict) -> None:
-    try:
-        with open(path) as f:
-            loaded = yaml.safe_load(f) or {}
-    except OSError as error:
-        raise ConfigError(
-            f"Cannot read configuration file {path!r} (${CONFIG_FILE_ENV}): {error}"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"Configuration file {path!r} must hold a mapping of settings.")
-
-    def walk(prefix: tuple[str, ...], mapping: dict) -> None:
-        for key, value in mapping.items():
-            if isinstance(value, dict):
-                walk((*prefix, key), value)
-            else:
-                _set(values, sources, (*prefix, key), value, path)
-
-    walk((), loaded)
-
-
-def _set(values: dict, sources: dict, path: tuple[str, ...], value: Any, source: str) -> None:
-    node = values
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{'.'.join(path)} from {source}: {part!r} is not a section.")
-    node[path[-1]] = value
-    sources[path] = source
+def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:
+    """An IMGCLF_* variable that names no setting is a typo: pydantic-settings would ignore it."""
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable == CONFIG_FILE_ENV:
+            continue
+        *sections, name = variable[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
+        model: type[BaseModel] = PipelineConfig
+        for section in sections:
+            field = model.model_fields.get(section)
+            annotation = field.annotation if field else None
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                raise ConfigError(f"${variable}: {section!r} is not a configuration section.")
+            model = annotation
+        if name not in model.model_fields:
+            dotted = ".".join([*sections, name])
+            raise ConfigError(
+                f"${variable}: unknown setting {dotted!r}; known: {sorted(model.model_fields)}."
+            )
 
 
-def _parse_env(path: tuple[str, ...], value: str, source: str) -> Any:
-    """Lists are written shell-style in the environment; pydantic converts the rest."""
-    model: type[BaseModel] = PipelineConfig
-    for part in path[:-1]:
-        field = model.model_fields.get(part)
-        is_section = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        if field is None or not is_section:
-            raise ConfigError(f"${source}: {part!r} is not a configuration section.")
-        model = field.annotation
-    field = model.model_fields.get(path[-1])
-    if field is None:
-        raise ConfigError(
-            f"${source}: unknown setting {'.'.join(path)!r}; known: {sorted(model.model_fields)}."
-        )
-    if typing.get_origin(field.annotation) is list:
-        return shlex.split(value)
-    if value == "" and type(None) in typing.get_args(field.annotation):
-        return None
-    return value
+def _source_of(dotted: str, overrides: Mapping[str, Any], config_file: str | None) -> str:
+    """Where a setting's value came from, highest priority first, for error messages."""
+    if dotted in overrides:
+        return f"override {dotted}"
+    variable = to_env(dotted, "")[0]
+    if variable in os.environ:
+        return f"${variable}"
+    return config_file or ""

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from tfx.components.example_gen import utils
 from tfx.proto import example_gen_pb2, range_config_pb2
 
-from pipeline.config import SPAN_SPEC, DataConfig
+from imgclf.settings.config import DataConfig
+from imgclf.settings.names import SPAN_SPEC
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,32 @@
+"""The settings options every command that builds the configuration takes.
+
+`--config FILE` and `--set section.name=value` become IMGCLF_* environment
+variables, so the TFX CLI's child processes and Beam workers see them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from imgclf.settings.config import CONFIG_FILE_ENV, parse_assignment, to_env
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"YAML settings file (sets ${CONFIG_FILE_ENV}).")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Override one setting, e.g. training.phase1_epochs=3.",
+    )
+
+
+def apply_settings(args: argparse.Namespace) -> None:
+    """Puts --config and --set into the environment, for this process and its children."""
+    if getattr(args, "config", None):
+        os.environ[CONFIG_FILE_ENV] = os.path.abspath(args.config)
+    for assignment in getattr(args, "set", []):
+        name, value = to_env(*parse_assignment(assignment))
+        os.environ[name] = value

@@ -1,1 +1,0 @@
-"""Custom TFX components of the pipeline."""

@@ -1,1 +1,0 @@
-"""Labelled image data in TFX's image TFRecord format: writing, reading, decoding."""

@@ -1,0 +1,62 @@
+"""Names more than one layer must agree on, written once: records, nodes, properties, parameters.
+
+Nothing here imports TensorFlow, TFX or Kubeflow: the command line, the
+configuration and the reports read these without loading a framework.
+"""
+
+from __future__ import annotations
+
+# The record format (imagedata/records.py): TFX's own image examples use these keys.
+IMAGE_KEY = "image"
+LABEL_KEY = "label"
+ID_KEY = "id"
+LABELS_FILENAME = "labels.txt"
+SCHEMA_FILENAME = "schema.pbtxt"
+SPLITS = ("train", "eval")
+SPAN_FOLDER = "span-{span}"
+# TFX's placeholder for the span number in an input pattern.
+SPAN_SPEC = "{SPAN}"
+
+# Node ids: the pipeline gives each component one of these; reports and runs look them up.
+EXAMPLE_GEN = "ImportExampleGen"
+SPAN_RESOLVER = "SpanResolver"
+STATISTICS_GEN = "StatisticsGen"
+CURATED_SCHEMA = "ImportSchemaGen"
+INFERRED_SCHEMA = "SchemaGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+IMAGE_VALIDATOR = "ImageValidator"
+SERVING_HISTORY = "ServingHistory"
+DATA_GATE = "DataGate"
+TRAINER = "Trainer"
+EVALUATOR = "Evaluator"
+MODEL_REPORT = "ModelReport"
+PUSHER = "Pusher"
+
+# Custom properties of output artifacts, written by one component and read by others.
+SPANS_PROPERTY = "spans"  # Examples: the spans a rolling window read, "2,3"
+CLASS_NAMES_PROPERTY = "class_names"  # Model: the classes in label order, JSON
+PASSED_PROPERTY = "passed"  # ImageValidationReport, DataGateResult: 1 or 0
+BLESSED_PROPERTY = "blessed"  # ModelBlessing, ModelReport: 1 or 0
+PUSHED_PROPERTY = "pushed"  # PushedModel: 1 when this run wrote a new version
+PUSHED_VERSION_PROPERTY = "pushed_version"  # PushedModel: the version pushed or already served
+PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+
+# Execution properties that carry a served version number (NO_VERSION: none).
+WARM_START_VERSION = "warm_start_version"
+BASELINE_VERSION = "baseline_version"
+PREVIOUS_VERSION = "previous_version"
+SERVING_MODEL_DIR = "serving_model_dir"
+NO_VERSION = -1
+
+# Run-time parameters of the compiled pipeline, each with its type.
+DATA_ROOT_PARAMETER = "data_root"
+SPAN_PARAMETER = "span"  # a backfill; NEWEST_SPAN (the default unless data.span is set) the newest
+NEWEST_SPAN = -1
+# The training settings a run can override, by their names in TrainingConfig.
+TRAINING_PARAMETERS = {
+    "phase1_epochs": int,
+    "phase2_epochs": int,
+    "phase1_learning_rate": float,
+    "phase2_learning_rate": float,
+}
+PARAMETER_TYPES = {DATA_ROOT_PARAMETER: str, SPAN_PARAMETER: int, **TRAINING_PARAMETERS}
