@@ -1,4 +1,4 @@
-# The two commands a new user needs: `make demo` and `make test`.
+# The two commands a new user needs: `make demo` and `make test` (`make check`: the fast lane).
 # Both create .venv and install the pinned stack on first use (about 2 minutes).
 
 PYTHON ?= python3
@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 export PYTHONWARNINGS ?= ignore::FutureWarning
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: install demo test clean
+.PHONY: install demo test check clean
 
 install: $(INSTALLED)
 
@@ -30,6 +30,12 @@ test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# The fast lane, for every change: lint and the unit tests (under 3 minutes).
+check: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "not e2e and not slow"
 
 clean:
 	rm -rf outputs

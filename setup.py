@@ -27,6 +27,7 @@ setuptools.setup(
         "h5py>=3",
         "pillow>=10",
         "pydantic>=2.5,<3",
+        "pydantic-settings>=2.7,<3",
         "pyyaml>=6",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.5"]},

@@ -228,6 +228,10 @@ def test_the_dockerfile_builds_on_the_pinned_tfx_and_runs_the_entrypoint():
     entrypoint = re.search(r"^ENTRYPOINT (.+)$", dockerfile, re.M).group(1)
     assert yaml.safe_load(entrypoint) == ENTRYPOINT
     assert "-c constraints.txt" in dockerfile
+    # The package imgclf links to each layer's folder: the image needs every one of them.
+    layers = [link.name for link in (REPO / "imgclf").iterdir() if link.is_symlink()]
+    for folder in ["imgclf", *layers]:
+        assert f"COPY {folder}/ {folder}/" in dockerfile, folder
 
 
 def test_a_local_path_for_the_cluster_is_refused():

@@ -19,6 +19,7 @@ from imgclf.trainer.export import (
 from imgclf.trainer.model import build_model, compile_model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_architecture_trains_a_step_and_exports_the_same_predictions(name, tmp_path):
     size = ARCHITECTURES[name].min_image_size

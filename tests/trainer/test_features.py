@@ -65,6 +65,7 @@ def backbone(backbone_weights):
     )
 
 
+@pytest.mark.slow
 def test_without_augmentation_the_cached_head_equals_the_head_trained_through_the_base(
     sample_data, backbone, tmp_path
 ):

@@ -152,6 +152,7 @@ def test_a_binary_head_is_one_sigmoid_unit_returned_as_two_probabilities():
         build_model(config, num_classes=3)
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_the_output_in_float32():
     assert precision_policy(True, has_gpu=True) == "mixed_float16"
     assert precision_policy(True, has_gpu=False) == "float32"

@@ -99,6 +99,7 @@ def two_phases(tiny_backbone, tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_phase1_leaves_every_base_variable_bit_identical_and_trains_the_head(two_phases):
     watch = two_phases["watch"]
     before, after = watch.at_start[0], watch.at_end[0]
@@ -110,6 +111,7 @@ def test_phase1_leaves_every_base_variable_bit_identical_and_trains_the_head(two
     assert head and all(not np.array_equal(before[n], after[n]) for n in head)
 
 
+@pytest.mark.slow
 def test_phase2_starts_from_the_best_phase1_epoch_not_the_last(two_phases):
     phase1 = two_phases["phases"][0]
     watch = two_phases["watch"]
@@ -122,6 +124,7 @@ def test_phase2_starts_from_the_best_phase1_epoch_not_the_last(two_phases):
         np.testing.assert_array_equal(start_of_phase2[name], value, err_msg=name)
 
 
+@pytest.mark.slow
 def test_phase2_changes_only_unfrozen_non_batchnorm_layers_and_the_head(two_phases):
     base = base_of(two_phases["model"])
     unfrozen = {
@@ -140,6 +143,7 @@ def test_phase2_changes_only_unfrozen_non_batchnorm_layers_and_the_head(two_phas
     assert not np.array_equal(start["probabilities/kernel:0"], end["probabilities/kernel:0"])
 
 
+@pytest.mark.slow
 def test_epochs_continue_and_learning_rates_are_the_configured_ones(two_phases):
     phase1, phase2 = two_phases["phases"]
     assert (phase1.name, phase2.name) == (FEATURE_EXTRACTION, FINE_TUNING)
@@ -154,6 +158,7 @@ def test_epochs_continue_and_learning_rates_are_the_configured_ones(two_phases):
     assert len(history["val_accuracy"]) == PHASE1_EPOCHS + 2
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_both_phases_as_one_run(two_phases):
     steps = set()
     for event_file in glob.glob(str(two_phases["log_dir"] / "validation" / "events.*")):
@@ -163,6 +168,7 @@ def test_tensorboard_logs_both_phases_as_one_run(two_phases):
     assert steps == set(range(PHASE1_EPOCHS + 2))
 
 
+@pytest.mark.slow
 def test_progress_is_recorded_for_resumption(two_phases):
     with open(two_phases["work_dir"] / PROGRESS_FILE) as f:
         progress = json.load(f)
@@ -170,6 +176,7 @@ def test_progress_is_recorded_for_resumption(two_phases):
     assert sorted(int(epoch) for epoch in progress["epochs"]) == list(range(PHASE1_EPOCHS + 2))
 
 
+@pytest.mark.slow
 def test_phase2_can_be_switched_off(tiny_backbone, tmp_path):
     config = TrainingConfig(phase1_epochs=1, phase2_epochs=0)
     model, phases, watch = _train(tiny_backbone, config, tmp_path)

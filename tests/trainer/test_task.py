@@ -20,6 +20,8 @@ from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, read_summary
 from imgclf.trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING
 from imgclf.trainer.task import WORK_DIR, run_fn
 
+pytestmark = pytest.mark.slow
+
 RUN_TRAINER = Path(__file__).with_name("run_trainer.py")
 PHASE1_EPOCHS, PHASE2_EPOCHS = 2, 3
 
