@@ -17,11 +17,13 @@ import google.auth
 import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
+from google.cloud.aiplatform.utils import resource_manager_utils
 
 from imgclf.cli.main import main
 
 IMAGE = "registry.example.com/image-classifier:test"
 PIPELINE_ROOT = "gs://example-bucket/pipelines"
+PROJECT_NUMBER = "123456789012"
 PROJECT, REGION = "my-project", "europe-west4"
 PARENT = f"/v1/projects/{PROJECT}/locations/{REGION}"
 
@@ -44,8 +46,9 @@ class FakeVertex:
             status, message = self.failure
             return status, {"error": {"code": status, "message": message, "status": "DENIED"}}
         if method == "GET" and path.startswith("/storage/v1/b/"):
-            # Before submitting, aiplatform checks that the pipeline root's bucket exists.
-            return 200, {"name": path.rsplit("/", 1)[1]}
+            # Before submitting, aiplatform checks that the pipeline root's bucket exists
+            # and belongs to the project (gcs_utils._verify_bucket_ownership).
+            return 200, {"name": path.rsplit("/", 1)[1], "projectNumber": PROJECT_NUMBER}
         if method == "POST" and path == f"{PARENT}/pipelineJobs":
             return 200, {**body, "name": f"{PARENT[4:]}/pipelineJobs/job-1"}
         if method == "POST" and path == f"{PARENT}/schedules":
@@ -105,6 +108,11 @@ def fake_vertex(remote_data, monkeypatch, tmp_path):
     monkeypatch.delenv("IMGCLF_CONFIG", raising=False)
     # No Google account here: the client gets anonymous credentials instead of the default ones.
     monkeypatch.setattr(google.auth, "default", lambda *a, **k: (AnonymousCredentials(), PROJECT))
+    # The Resource Manager API (gRPC) has no emulator: its answer for the project is given here,
+    # else aiplatform retries it for about a minute before going on.
+    monkeypatch.setattr(
+        resource_manager_utils, "get_project_number", lambda project, **_: PROJECT_NUMBER
+    )
     yield server.fake
     server.shutdown()
     server.server_close()

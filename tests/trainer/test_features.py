@@ -53,6 +53,8 @@ def train_phase1(sample_data, backbone, training, work_dir, cached: bool):
     return before, head_and_base(model), phases[0]
 
 
+# Every test here needs a base whose features tell the shapes apart: the demo's,
+# pretrained for about a minute, so the module is in `make test`, not `make check`.
 @pytest.fixture(scope="module")
 def backbone(backbone_weights):
     """The demo's base, pretrained on other shapes: its features tell the sample shapes apart."""
@@ -104,6 +106,7 @@ def cache_for(sample_data, backbone, training, cache_dir):
     )
 
 
+@pytest.mark.slow
 def test_features_over_the_memory_budget_stream_from_files_in_the_same_order(
     sample_data, backbone, tmp_path
 ):
@@ -132,6 +135,7 @@ def test_features_over_the_memory_budget_stream_from_files_in_the_same_order(
             np.testing.assert_array_equal(labels_a.numpy(), labels_b.numpy())
 
 
+@pytest.mark.slow
 def test_with_augmentation_the_cache_is_off_unless_asked_and_then_holds_k_views(
     sample_data, backbone, tmp_path
 ):
