@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("model", help="A pushed version, or the serving folder (latest version).")
     predict.add_argument("images", nargs="+", help="Image files, or folders of images.")
-    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--top-k", type=_at_least_one, default=3)
     predict.add_argument(
         "--csv", help=f"Write a CSV here (default when a folder is given: {PREDICTIONS_CSV})."
     )
@@ -151,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     kubeflow_cli.add_commands(commands)
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
 
 
 def _sample_data(args: argparse.Namespace) -> None:

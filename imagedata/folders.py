@@ -80,6 +80,10 @@ def convert_folder(
         if not os.path.isdir(os.path.join(root, split)):
             raise FileNotFoundError(f"Split folder {os.path.join(root, split)!r} does not exist.")
     found = {name for split in splits for name in _class_folders(os.path.join(root, split))}
+    # labels.txt holds a class a line: a name that breaks a line would add a phantom class.
+    broken = sorted(repr(name) for name in found if name != " ".join(name.splitlines()))
+    if broken:
+        raise ValueError(f"Class folder names must fit on one line: {', '.join(broken)}.")
     known = known_classes(out_dir) if span is not None else []
     class_names = known + sorted(found - set(known))
     if len(class_names) < 2:
@@ -91,6 +95,12 @@ def convert_folder(
     for split in splits:
         for label, name in enumerate(class_names):
             for path in _files(os.path.join(root, split, name)):
+                if os.path.isdir(path):
+                    # Its images would belong to no class: refused rather than left out.
+                    raise ValueError(
+                        f"{path} is a folder inside a class folder; a class folder holds "
+                        "image files only."
+                    )
                 if not path.lower().endswith(IMAGE_EXTENSIONS):
                     ignored.append(path)
                 elif not _decodes(path):

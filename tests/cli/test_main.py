@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
 from imgclf.settings.config import load_config
 
@@ -26,3 +28,11 @@ def test_a_misspelt_setting_section_is_named_with_exit_2(capsys):
     err = capsys.readouterr().err
     assert "$IMGCLF_TRAINIG__PHASE1_EPOCHS: 'trainig' is not a configuration section" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("top_k", ["0", "-1"])
+def test_predict_refuses_a_top_k_below_one(top_k, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", str(tmp_path), "image.png", "--top-k", top_k])
+    assert exited.value.code == 2
+    assert f"argument --top-k: must be 1 or more, got {top_k}" in capsys.readouterr().err

@@ -91,3 +91,17 @@ def test_a_span_keeps_earlier_labels_and_appends_new_classes(photo_folder, tmp_p
     ants = [r for r in read_records(str(out / "span-2" / "train" / "*")) if r.id.endswith("g.png")]
     assert [r.label for r in ants] == [3]
     assert (out / "span-1" / "train").is_dir()
+
+
+def test_a_folder_inside_a_class_folder_is_named_not_a_traceback(photo_folder, tmp_path):
+    (photo_folder / "train" / "cats" / "more.jpg").mkdir()
+    with pytest.raises(ValueError, match=r"cats/more\.jpg is a folder inside a class folder"):
+        convert_folder(str(photo_folder), str(tmp_path / "records"))
+    assert not (tmp_path / "records").exists()
+
+
+def test_a_class_name_that_breaks_a_line_is_refused(photo_folder, tmp_path):
+    (photo_folder / "train" / "cats").rename(photo_folder / "train" / "big\ncats")
+    with pytest.raises(ValueError, match=r"must fit on one line: 'big\\ncats'"):
+        convert_folder(str(photo_folder), str(tmp_path / "records"))
+    assert not (tmp_path / "records").exists()

@@ -1,9 +1,12 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from imgclf.settings.config import ConfigError, TrainerConfig, load_config, to_env
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_are_the_products_and_paths_live_under_the_output_dir(tmp_path, monkeypatch):
@@ -142,3 +145,11 @@ def test_a_rolling_window_runs_on_kubeflow_too():
         "kubeflow.data_root": "gs://b/data",
     }
     assert load_config(settings).for_kubeflow().data.rolling_spans == 2
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "spans.yaml"])
+def test_the_bundled_configurations_load(name, monkeypatch):
+    monkeypatch.setenv("IMGCLF_CONFIG", str(REPO / "configs" / name))
+    config = load_config()
+    assert config.model.weights.endswith("mobilenet_v2_0.35_64_shapes.h5")
+    assert config.data.has_spans == (name == "spans.yaml")
