@@ -23,6 +23,7 @@ from typing import Any
 
 from imgclf.cli.options import add_settings_options
 from imgclf.settings.config import VERTEX
+from imgclf.settings.names import PARAMETER_TYPES
 
 KFP_TOKEN_ENV = "KFP_TOKEN"
 COMPILED_DIR = "kubeflow"
@@ -58,8 +59,7 @@ def add_commands(commands) -> None:
             action="append",
             default=[],
             metavar="NAME=VALUE",
-            help="A pipeline parameter: data_root, phase1_epochs, phase2_epochs, "
-            "phase1_learning_rate, phase2_learning_rate.",
+            help=f"A pipeline parameter: {', '.join(PARAMETER_TYPES)}.",
         )
     schedule = actions.choices["schedule"]
     schedule.add_argument(
@@ -80,7 +80,6 @@ def add_commands(commands) -> None:
 def parse_parameters(assignments: list[str]) -> dict[str, Any]:
     """--param NAME=VALUE flags as the pipeline's typed parameters."""
     from imgclf.settings.config import parse_assignment
-    from imgclf.settings.names import PARAMETER_TYPES
 
     values = {}
     for assignment in assignments:

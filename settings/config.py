@@ -560,7 +560,7 @@ def parse_assignment(assignment: str) -> tuple[str, str]:
 
 def to_env(dotted: str, value: str) -> tuple[str, str]:
     """('training.phase1_epochs', '3') -> ('IMGCLF_TRAINING__PHASE1_EPOCHS', '3')."""
-    return ENV_PREFIX + "__".join(part.upper() for part in dotted.split(".")), value
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(p.upper() for p in dotted.split(".")), value
 
 
 def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:

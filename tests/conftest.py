@@ -14,15 +14,15 @@ import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 # isort: split
 import pytest
 
+from imgclf.settings.config import ENV_PREFIX
 from imgclf.trainer.distribution import use_cpu_replicas
 
 CPU_REPLICAS = 2
 use_cpu_replicas(CPU_REPLICAS)
-SETTINGS_PREFIX = "IMGCLF_"
 
 
 def _clear_settings_environment() -> None:
-    for name in [name for name in os.environ if name.startswith(SETTINGS_PREFIX)]:
+    for name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
         del os.environ[name]
 
 
