@@ -10,7 +10,9 @@ pretrained weights. Epoch numbers run on from phase 1 into phase 2
 A trainer that is killed (a preempted node, a crashed pod) and started again
 with the same work directory resumes in the phase it was in, at the epoch
 after the last one it finished: each phase keeps a BackupAndRestore
-checkpoint, and `progress.json` records finished epochs and phases.
+checkpoint, and `progress.json` records finished epochs and phases. Only the
+same run resumes: the work directory records the identity of the run it
+belongs to (`claim_work_dir`), and another run's state is discarded.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNING = "fine_tuning"
 MONITOR = "val_accuracy"
 PROGRESS_FILE = "progress.json"
+IDENTITY_FILE = "identity.txt"
 BEST_PHASE1_WEIGHTS = "best_phase1"
 
 
@@ -150,6 +153,33 @@ def combined_history(phases: list[PhaseResult]) -> dict[str, list]:
         for name, values in phase.history.items():
             combined.setdefault(name, []).extend(values)
     return combined
+
+
+def claim_work_dir(work_dir: str, identity: str, writer: bool) -> bool:
+    """Makes `work_dir` this run's; returns whether it holds this run's state to resume.
+
+    `identity` names the run: its inputs and settings (trainer/task.py). State
+    another run left here (a killed run whose execution id this one reuses, after
+    the metadata store was reset) is discarded, never trained on.
+    """
+    path = os.path.join(work_dir, IDENTITY_FILE)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            if f.read() == identity:
+                logging.info("%s holds this run's state: resuming from it.", work_dir)
+                return True
+    if tf.io.gfile.exists(work_dir) and tf.io.gfile.listdir(work_dir):
+        logging.warning(
+            "Discarding %s: the state there belongs to another run (other data or settings).",
+            work_dir,
+        )
+        if writer:
+            tf.io.gfile.rmtree(work_dir)
+    if writer:
+        tf.io.gfile.makedirs(work_dir)
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(identity)
+    return False
 
 
 def _fit(model, phase, train, evals, progress, work_dir, first_epoch, num_epochs, extra):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 
@@ -17,7 +19,7 @@ from imgclf.trainer.distribution import is_chief, make_strategy, precision_polic
 from imgclf.trainer.export import export_model
 from imgclf.trainer.features import CachedPhase1, cache_phase1
 from imgclf.trainer.model import build_model
-from imgclf.trainer.schedule import combined_history, train_two_phases
+from imgclf.trainer.schedule import claim_work_dir, combined_history, train_two_phases
 from imgclf.trainer.warm_start import start_from
 
 # Under the Trainer's model_run output: checkpoints that let a restarted
@@ -44,6 +46,28 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         keras.mixed_precision.set_global_policy("float32")
 
 
+def run_identity(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> str:
+    """A digest of what this run trains on and how: its settings, start, and input files.
+
+    The files by path, size and modification time: a path alone can come back
+    with other data (a metadata store reset makes TFX reuse output folders).
+    """
+    files = sorted(
+        path
+        for pattern in (*fn_args.train_files, *fn_args.eval_files)
+        for path in tf.io.gfile.glob(pattern)
+    )
+    stats = [
+        (path, tf.io.gfile.stat(path).length, tf.io.gfile.stat(path).mtime_nsec) for path in files
+    ]
+    described = {
+        "config": config.model_dump(mode="json"),
+        "base_model": fn_args.base_model,
+        "files": stats,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
 def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: list[str]) -> None:
     global_batch_size = config.training.batch_size * strategy.num_replicas_in_sync
     image_size = config.model.image_size
@@ -66,6 +90,7 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
             model, fn_args.base_model, class_names, enabled=bool(config.training.warm_start)
         )
     work_dir = os.path.join(fn_args.model_run_dir, WORK_DIR)
+    claim_work_dir(work_dir, run_identity(fn_args, config), writer=is_chief())
 
     def cache_phase1_features() -> CachedPhase1:
         return cache_phase1(

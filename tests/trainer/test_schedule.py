@@ -17,7 +17,9 @@ from imgclf.trainer.model import base_of, build_model
 from imgclf.trainer.schedule import (
     FEATURE_EXTRACTION,
     FINE_TUNING,
+    IDENTITY_FILE,
     PROGRESS_FILE,
+    claim_work_dir,
     combined_history,
     train_two_phases,
 )
@@ -185,3 +187,26 @@ def test_phase2_can_be_switched_off(tiny_backbone, tmp_path):
     base_weights = [w.name for w in base_of(model).weights]
     assert all(np.array_equal(watch.at_start[0][n], watch.at_end[0][n]) for n in base_weights)
     assert os.path.exists(tmp_path / PROGRESS_FILE)
+
+
+def test_a_work_dir_is_resumed_only_by_the_run_it_belongs_to(tmp_path):
+    work_dir = str(tmp_path / "work")
+    assert not claim_work_dir(work_dir, "run a", writer=True)  # nothing to resume yet
+    with open(os.path.join(work_dir, PROGRESS_FILE), "w") as f:
+        json.dump({"epochs": {"0": {}}, "phases": {}}, f)
+    os.makedirs(os.path.join(work_dir, "backup", FINE_TUNING))
+    # The same run, restarted: its state stays.
+    assert claim_work_dir(work_dir, "run a", writer=True)
+    assert os.path.exists(os.path.join(work_dir, PROGRESS_FILE))
+    # Another run given the same folder: nothing of run a's is kept, and it is now b's.
+    assert not claim_work_dir(work_dir, "run b", writer=True)
+    assert os.listdir(work_dir) == [IDENTITY_FILE]
+    assert claim_work_dir(work_dir, "run b", writer=True)
+
+
+def test_state_left_without_an_identity_is_never_resumed(tmp_path):
+    work_dir = tmp_path / "work"
+    (work_dir / "backup").mkdir(parents=True)
+    (work_dir / PROGRESS_FILE).write_text("{}")
+    assert not claim_work_dir(str(work_dir), "run a", writer=True)
+    assert os.listdir(work_dir) == [IDENTITY_FILE]

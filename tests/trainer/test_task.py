@@ -148,6 +148,32 @@ def test_a_trainer_killed_in_phase2_resumes_there_at_the_next_epoch(
     assert not os.path.exists(os.path.join(fn_args["model_run_dir"], WORK_DIR))
 
 
+def test_a_trainer_never_resumes_state_that_another_run_left_in_its_folder(
+    examples, tiny_backbone, tmp_path
+):
+    killed = _fn_args(examples, tiny_backbone, tmp_path)
+    process = _start(killed, tmp_path)
+    seen = _kill_at(process, f"[trainer] {FINE_TUNING} epoch {PHASE1_EPOCHS} done ")
+    process.wait(timeout=60)
+    assert process.returncode == -9, "".join(seen[-30:])
+    # Another run given the same folders, as a reset metadata store makes TFX do: other settings.
+    other = _fn_args(examples, tiny_backbone, tmp_path, phase2_learning_rate=1e-4)
+    restarted = _start(other, tmp_path)
+    output, _ = restarted.communicate(timeout=900)
+    assert restarted.returncode == 0, output[-3000:]
+    assert "belongs to another run" in output
+    assert _epoch_lines(output) == [
+        f"[trainer] {phase} epoch {epoch} done"
+        for phase, epochs in (
+            (FEATURE_EXTRACTION, range(PHASE1_EPOCHS)),
+            (FINE_TUNING, range(PHASE1_EPOCHS, PHASE1_EPOCHS + PHASE2_EPOCHS)),
+        )
+        for epoch in epochs
+    ]
+    summary = read_summary(other["serving_model_dir"])
+    assert summary["phases"][1]["learning_rate"] == pytest.approx(1e-4)
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
