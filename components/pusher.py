@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import re
+import socket
 import tempfile
 import uuid
 
@@ -53,11 +54,68 @@ _VERSION = re.compile(r"[0-9]+")
 
 
 def versions(serving_model_dir: str) -> list[int]:
-    """The integer-named versions present, in increasing order."""
-    if not tf.io.gfile.isdir(serving_model_dir):
+    """The versions present, in increasing order: folders named by decimal ASCII digits.
+
+    The serving folder may be shared: anything else in it (a file named `7`, notes,
+    another tool's folders) is never counted and never touched, only logged.
+    """
+    found = []
+    for name in _names(serving_model_dir):
+        path = os.path.join(serving_model_dir, name)
+        if _VERSION.fullmatch(name) and tf.io.gfile.isdir(path):
+            found.append(int(name))
+        elif not name.startswith(STAGING_PREFIX):
+            logging.warning("Ignored in the serving folder (not a version folder): %s", path)
+    return sorted(found)
+
+
+def _names(folder: str) -> list[str]:
+    if not tf.io.gfile.isdir(folder):
         return []
-    names = (name.rstrip("/") for name in tf.io.gfile.listdir(serving_model_dir))
-    return sorted(int(name) for name in names if _VERSION.fullmatch(name))
+    return [entry.rstrip("/") for entry in tf.io.gfile.listdir(folder)]
+
+
+def _next_version(serving_model_dir: str) -> str:
+    """One more than any version-like name, so that a stray file named `8` is never a target."""
+    taken = [int(name) for name in _names(serving_model_dir) if _VERSION.fullmatch(name)]
+    return str(max(taken, default=0) + 1)
+
+
+def _staging_name(version: str) -> str:
+    """A hidden name that says who is copying: a leftover's owner can be checked later."""
+    return f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}-{socket.gethostname()}-{os.getpid()}"
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process
+    return True
+
+
+def clear_abandoned_staging(serving_model_dir: str) -> list[str]:
+    """Removes staging folders whose push died mid-copy; returns them.
+
+    A staging folder of a process still alive, or of another machine, may be a
+    push in progress: it is left and logged.
+    """
+    removed = []
+    for name in _names(serving_model_dir):
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        path = os.path.join(serving_model_dir, name)
+        owner, _, pid = name.removeprefix(STAGING_PREFIX).rpartition("-")
+        host = owner.split("-", 2)[-1]
+        if host == socket.gethostname() and pid.isdecimal() and not _is_alive(int(pid)):
+            logging.warning("Removing %s: its push (pid %s) died mid-copy.", path, pid)
+            tf.io.gfile.rmtree(path)
+            removed.append(path)
+        else:
+            logging.warning("Left %s: it may be a push in progress elsewhere.", path)
+    return removed
 
 
 def latest_is(model_dir: str, serving_model_dir: str) -> int | None:
@@ -88,14 +146,14 @@ def push(model_dir: str, serving_model_dir: str, records: dict[str, str] | None 
 
     `records` maps a path inside the version to a file copied there with the model.
     """
-    present = versions(serving_model_dir)
-    version = str(present[-1] + 1 if present else 1)
+    version = _next_version(serving_model_dir)
     destination = os.path.join(serving_model_dir, version)
     tf.io.gfile.makedirs(serving_model_dir)
     if is_remote(serving_model_dir):
         copy_tree(model_dir, destination, records, saved_model_last=True)
         return destination
-    staging = os.path.join(serving_model_dir, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+    clear_abandoned_staging(serving_model_dir)
+    staging = os.path.join(serving_model_dir, _staging_name(version))
     try:
         copy_tree(model_dir, staging, records)
         os.rename(staging, destination)  # atomic; fails if the version appeared meanwhile

@@ -1,9 +1,20 @@
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
+from absl import logging
 
-from imgclf.components.pusher import PROVENANCE_FILE, latest_is, push, read_provenance, versions
+from imgclf.components.pusher import (
+    PROVENANCE_FILE,
+    STAGING_PREFIX,
+    latest_is,
+    push,
+    read_provenance,
+    versions,
+)
 
 
 def _model(root, content: bytes = b"graph"):
@@ -20,6 +31,50 @@ def test_versions_are_the_integer_named_folders_in_order(tmp_path):
         (tmp_path / name).mkdir()
     assert versions(str(tmp_path)) == [1, 2, 10]
     assert versions(str(tmp_path / "absent")) == []
+
+
+def test_stray_files_in_a_shared_serving_folder_are_ignored_never_counted_or_overwritten(
+    tmp_path, monkeypatch
+):
+    serving = tmp_path / "serving"
+    served = _model(tmp_path / "a", b"one")
+    push(served, str(serving))
+    (serving / "7").write_text("not a model")  # a file that looks like a version
+    (serving / "README").write_text("notes")
+    warnings = []
+    monkeypatch.setattr(logging, "warning", lambda message, *args: warnings.append(message % args))
+    assert versions(str(serving)) == [1]
+    assert sorted(warnings) == [
+        f"Ignored in the serving folder (not a version folder): {serving / name}"
+        for name in ("7", "README")
+    ]
+    # The same model is recognised behind the stray file, and a new one goes past it.
+    assert latest_is(served, str(serving)) == 1
+    assert push(_model(tmp_path / "b", b"two"), str(serving)) == str(serving / "8")
+    assert (serving / "7").read_text() == "not a model"
+
+
+def _dead_pid() -> int:
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    return int(child.stdout)
+
+
+def test_a_staging_folder_left_by_a_dead_push_is_removed_by_the_next_push(tmp_path):
+    serving = tmp_path / "serving"
+    host = socket.gethostname()
+    dead = serving / f"{STAGING_PREFIX}1-0123abcd-{host}-{_dead_pid()}"
+    live = serving / f"{STAGING_PREFIX}1-4567abcd-{host}-{os.getpid()}"
+    elsewhere = serving / f"{STAGING_PREFIX}1-89abcdef-another-host-{_dead_pid()}"
+    for leftover in (dead, live, elsewhere):
+        (leftover / "variables").mkdir(parents=True)
+    assert push(_model(tmp_path), str(serving)) == str(serving / "1")
+    # A push still running here, or on another machine, is left alone.
+    assert sorted(os.listdir(serving)) == sorted(["1", live.name, elsewhere.name])
 
 
 def test_each_push_is_the_next_integer_version_with_the_whole_model(tmp_path):
