@@ -13,6 +13,7 @@ import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 from absl import logging
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from imgclf.pipeline.local_run import starting_run
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.settings.config import load_config
 from imgclf.trainer.distribution import use_cpu_replicas
@@ -22,7 +23,9 @@ def run() -> None:
     config = load_config()
     # Must happen before any component runs a TensorFlow op in this process.
     use_cpu_replicas(config.training.cpu_replicas)
-    BeamDagRunner().run(create_pipeline(config))
+    # One run at a time, after what a killed or forgotten run left is put right.
+    with starting_run(config):
+        BeamDagRunner().run(create_pipeline(config))
 
 
 if __name__ == "__main__":

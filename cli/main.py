@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
@@ -209,13 +212,15 @@ def _validate(args: argparse.Namespace) -> int:
 
     from imgclf.components.data_gate import RESULT_TEXT, DataValidationError
     from imgclf.components.image_validator import REPORT_TEXT
+    from imgclf.pipeline.local_run import starting_run
     from imgclf.pipeline.pipeline import create_pipeline
     from imgclf.pipeline.runs import latest_run
 
     name = load_config().pipeline_name + VALIDATION_SUFFIX
     config = load_config({"pipeline_name": name})
     try:
-        BeamDagRunner().run(create_pipeline(config, validate_only=True))
+        with starting_run(config), _unlogged(DataValidationError):
+            BeamDagRunner().run(create_pipeline(config, validate_only=True))
     except DataValidationError as error:
         print(str(error).split(" [while running")[0], file=sys.stderr)
         return 1
@@ -227,6 +232,22 @@ def _validate(args: argparse.Namespace) -> int:
         with open(os.path.join(run.nodes[node].output(output).uri, filename)) as f:
             print(f.read(), end="")
     return 0
+
+
+@contextmanager
+def _unlogged(expected: type[Exception]) -> Iterator[None]:
+    """Beam logs a component's error, traceback and all, before the runner raises it: for a
+    failure the command reports itself (rejected data), that is the same report twice more."""
+    beam = logging.getLogger("apache_beam.runners.common")
+
+    def unexpected(record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], expected))
+
+    beam.addFilter(unexpected)
+    try:
+        yield
+    finally:
+        beam.removeFilter(unexpected)
 
 
 def _pretrain_backbone(args: argparse.Namespace) -> None:
@@ -317,35 +338,46 @@ def _demo(args: argparse.Namespace) -> int:
 def _retrain(args: argparse.Namespace) -> int:
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+    from imgclf.components.data_gate import DataValidationError
+    from imgclf.components.pusher import versions
     from imgclf.imagedata.spans import newest_span
+    from imgclf.pipeline.local_run import starting_run
+    from imgclf.pipeline.lock import PipelineBusyError
     from imgclf.pipeline.pipeline import create_pipeline
-    from imgclf.pipeline.retrain import RetrainBusyError, exclusive, scheduled, summarize
+    from imgclf.pipeline.retrain import scheduled, summarize
     from imgclf.pipeline.runs import latest_run
     from imgclf.trainer.distribution import use_cpu_replicas
 
     config = scheduled(load_config())
     use_cpu_replicas(config.training.cpu_replicas)
+    error = None
     try:
-        with exclusive(config, wait=args.wait):
+        with starting_run(config, wait=args.wait) as mended:
+            for line in mended:
+                print(f"imgclf retrain: {line}", file=sys.stderr)
             span = newest_span(config.data).number
             before = (
                 latest_run(config.metadata_path, config.pipeline_name)
                 if os.path.exists(config.metadata_path)
                 else None
             )
+            served_before = versions(config.serving_model_dir)
+            pipeline = create_pipeline(config)  # a setting it refuses is the user's to mend
             try:
-                BeamDagRunner().run(create_pipeline(config))
-            except Exception as error:  # the summary says what happened; this says why
-                why = (str(error) or type(error).__name__).splitlines()[0]
-                print(f"imgclf retrain: the run failed: {why}", file=sys.stderr)
+                with _unlogged(DataValidationError):
+                    BeamDagRunner().run(pipeline)
+            except Exception as failure:  # the summary says what happened; this says why
+                error = (str(failure) or type(failure).__name__).splitlines()[0]
+                error = error.split(" [while running")[0]
+                print(f"imgclf retrain: the run failed: {error}", file=sys.stderr)
             run = latest_run(config.metadata_path, config.pipeline_name)
-    except RetrainBusyError as error:
-        print(f"imgclf retrain: {error}", file=sys.stderr)
+    except PipelineBusyError as busy:
+        print(f"imgclf retrain: {busy}", file=sys.stderr)
         return EXIT_BUSY
     if run is None or (before is not None and run.run_id == before.run_id):
         print(f"span {span}: the run failed before any component ran; nothing pushed")
         return 1
-    summary = summarize(config, span, run)
+    summary = summarize(config, span, run, served_before, error)
     print(summary.line())
     return 1 if summary.failed else 0
 
@@ -363,6 +395,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """Exit 1 if some file is not an image; every other one is still scored and written."""
     from imgclf.pipeline.predict import image_files, predict, resolve_model_dir, write_csv
 
     model_dir = resolve_model_dir(args.model)
@@ -372,12 +405,21 @@ def _predict(args: argparse.Namespace) -> int:
     predictions = predict(model_dir, files, args.top_k)
     csv_path = args.csv or (PREDICTIONS_CSV if any(map(os.path.isdir, args.images)) else None)
     if csv_path:
-        write_csv(predictions, csv_path)
-        print(f"Wrote {len(predictions)} predictions by {model_dir} to {csv_path}")
-        return 0
-    for p in predictions:
-        ranked = ", ".join(f"{name} {prob:.3f}" for name, prob in zip(p.classes, p.probabilities))
-        print(f"{p.path}: {ranked}")
+        write_csv(predictions.scored, csv_path)
+        print(f"Wrote {len(predictions.scored)} predictions by {model_dir} to {csv_path}")
+    else:
+        for p in predictions.scored:
+            ranked = ", ".join(f"{n} {prob:.3f}" for n, prob in zip(p.classes, p.probabilities))
+            print(f"{p.path}: {ranked}")
+    if predictions.unreadable:
+        print(
+            f"imgclf predict: {len(predictions.unreadable)} of {len(files)} files are not images "
+            "this model can decode, and were not scored:",
+            *predictions.unreadable,
+            sep="\n  ",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

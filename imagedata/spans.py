@@ -13,6 +13,7 @@ import copy
 import os
 from dataclasses import dataclass
 
+import tensorflow as tf
 from tfx.components.example_gen import utils
 from tfx.proto import example_gen_pb2, range_config_pb2
 
@@ -49,7 +50,12 @@ def find_span(
     splits: list[example_gen_pb2.Input.Split],
     span: int | None = None,
 ) -> Span:
-    """The span ExampleGen reads: `span`, or the newest when None (0 without {SPAN})."""
+    """The span ExampleGen reads: `span`, or the newest when None (0 without {SPAN}).
+
+    Every split must match files: TFX would fingerprint no files as span 0.
+    """
+    if not tf.io.gfile.isdir(input_base):
+        raise NoSpanError(f"The data root {input_base} does not exist (setting data.root).")
     range_config = static_range(span) if span is not None else None
     try:
         # Copies: TFX fills the span into the patterns it is given.
@@ -60,7 +66,12 @@ def find_span(
         wanted = f"span {span}" if span is not None else "any span"
         patterns = ", ".join(os.path.join(input_base, split.pattern) for split in splits)
         raise NoSpanError(f"No files for {wanted} match {patterns}: {error}") from None
-    return Span(number, version, fingerprint)
+    found = Span(number, version, fingerprint)
+    for split in splits:
+        pattern = os.path.join(input_base, fill_span(split.pattern, found))
+        if not tf.io.gfile.glob(pattern):
+            raise NoSpanError(f"No files match {pattern}, the {split.name} split's pattern.")
+    return found
 
 
 def window(

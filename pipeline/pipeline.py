@@ -45,6 +45,7 @@ from imgclf.imagedata.spans import input_splits, newest_span
 from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig, is_remote
+from imgclf.trainer.model import check_weights_file
 
 TRAINER_RUN_FN = "imgclf.trainer.task.run_fn"
 
@@ -67,6 +68,10 @@ def create_pipeline(
         model = _model_components(config, data, schedule)
         if on_cluster:
             model[0].with_platform_config(trainer_resources(config.kubeflow.trainer))
+        else:
+            # Built for a run here: a weights file of another architecture is refused now,
+            # not once the data has been ingested and validated.
+            check_weights_file(config.model)
         components += model
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

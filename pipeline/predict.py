@@ -33,6 +33,12 @@ class Prediction:
     probabilities: list[float]
 
 
+@dataclass(frozen=True)
+class Predictions:
+    scored: list[Prediction]
+    unreadable: list[str]  # files that do not decode as images: named, never scored
+
+
 def resolve_model_dir(path: str) -> str:
     """A SavedModel folder: `path` itself, or its highest version, or the one model's highest."""
     if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILE)):
@@ -69,38 +75,41 @@ def image_files(paths: list[str]) -> list[str]:
     return files
 
 
-def predict(model_dir: str, paths: list[str], top_k: int = 3) -> list[Prediction]:
-    """The top `top_k` classes of every image, through the `serving_images` signature."""
+def predict(model_dir: str, paths: list[str], top_k: int = 3) -> Predictions:
+    """The top `top_k` classes of every image that decodes, through `serving_images`.
+
+    A file that does not decode is listed, not scored: the model would refuse the
+    whole batch around it without saying which image it was.
+    """
     serve = tf.saved_model.load(model_dir).signatures[SERVING_IMAGES]
     names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
-    predictions = []
-    for start in range(0, len(paths), BATCH_SIZE):
-        batch = paths[start : start + BATCH_SIZE]
-        outputs = serve(**{IMAGES_INPUT: tf.constant([_read(path) for path in batch])})
+    images = {path: _read(path) for path in paths}
+    readable = [path for path in paths if images[path] is not None]
+    scored = []
+    for start in range(0, len(readable), BATCH_SIZE):
+        batch = readable[start : start + BATCH_SIZE]
+        outputs = serve(**{IMAGES_INPUT: tf.constant([images[path] for path in batch])})
         probabilities = outputs["probabilities"].numpy()
         for path, row in zip(batch, probabilities):
             best = np.argsort(-row, kind="stable")[:top_k]
-            predictions.append(
-                Prediction(path, [names[i] for i in best], [float(row[i]) for i in best])
-            )
-    return predictions
+            scored.append(Prediction(path, [names[i] for i in best], [float(row[i]) for i in best]))
+    return Predictions(scored, [path for path in paths if images[path] is None])
 
 
-def _read(path: str) -> bytes:
-    """The file's bytes, refused by name here if they do not decode (the model would refuse
-    the whole batch without saying which image)."""
+def _read(path: str) -> bytes | None:
+    """The file's bytes; None if they do not decode as an image."""
     with open(path, "rb") as f:
         encoded = f.read()
     try:
         tf.io.decode_image(encoded, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        raise ValueError(f"{path} is not an image this model can decode.") from None
+        return None
     return encoded
 
 
 def write_csv(predictions: list[Prediction], path: str) -> None:
     """One row per image: path, then class_1, p_1, class_2, p_2, ..."""
-    top_k = max(len(p.classes) for p in predictions)
+    top_k = max((len(p.classes) for p in predictions), default=0)
     header = ["path"]
     for rank in range(1, top_k + 1):
         header += [f"class_{rank}", f"p_{rank}"]

@@ -18,7 +18,8 @@ from imgclf.components.evaluation import (
 )
 from imgclf.components.image_validator import REPORT_TEXT
 from imgclf.components.pusher import FORMAT_SERVING
-from imgclf.pipeline.runs import PipelineRun, latest_run
+from imgclf.pipeline.lock import holder
+from imgclf.pipeline.runs import UNFINISHED, PipelineRun, latest_run
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig
 from imgclf.settings.names import LABEL_KEY
@@ -38,9 +39,11 @@ class RunOutcome:
     training: dict | None = None
     data_rejected: str | None = None  # the image validation report, when the gate failed
     report_dir: str | None = None  # the ModelReport: comparison and most wrong predictions
+    unfinished: dict[str, str] = field(default_factory=dict)  # node id -> its state
+    in_progress_by: str | None = None  # the lock's holder, while a run is in progress
 
     def describe(self, min_accuracy: float) -> str:
-        lines = [f"Run {self.run_id}"]
+        lines = [f"Run {self.run_id}", *self._unfinished_lines()]
         if self.data_rejected:
             lines.append("  The data failed validation: nothing was trained or pushed.")
             lines += [f"  {line}" for line in self.data_rejected.splitlines()]
@@ -62,6 +65,8 @@ class RunOutcome:
         lines += [f"    {failure}" for failure in self.failures]
         if self.pushed_to:
             lines.append(f"  Pushed to: {self.pushed_to}")
+        elif names.PUSHER in self.unfinished:
+            lines.append("  Not pushed: the Pusher did not finish.")
         elif self.already_served is not None:
             lines.append(f"  Not pushed: version {self.already_served} already is this model.")
         else:
@@ -69,6 +74,28 @@ class RunOutcome:
         if self.report_dir:
             lines.append(f"  Comparison and most confident mistakes: {self.report_dir}")
         return "\n".join(lines)
+
+    def _unfinished_lines(self) -> list[str]:
+        def listed(*states: str) -> str:
+            return ", ".join(node for node, state in self.unfinished.items() if state in states)
+
+        lines = []
+        if listed("RUNNING") and self.in_progress_by:
+            lines.append(f"  Still running ({self.in_progress_by}): {listed('RUNNING')}.")
+        elif listed("RUNNING", "CANCELED"):
+            lines.append(
+                f"  KILLED: {listed('RUNNING', 'CANCELED')} never finished (the run's process "
+                "died); nothing after it ran."
+            )
+        failed = [
+            node
+            for node in self.unfinished
+            if self.unfinished[node] == "FAILED"
+            and not (node == names.DATA_GATE and self.data_rejected)
+        ]
+        if failed:
+            lines.append(f"  FAILED: {', '.join(failed)} (its error is in the run's log).")
+        return lines
 
 
 def describe_training(summary: dict) -> list[str]:
@@ -116,6 +143,9 @@ def timing_lines(runs: list[PipelineRun]) -> list[str]:
 
 def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     outcome = RunOutcome(run.run_id)
+    outcome.unfinished = {
+        node.node_id: node.state for node in run.nodes.values() if node.state in UNFINISHED
+    }
     gate = run.nodes.get(names.DATA_GATE)
     if gate is not None and gate.state == "FAILED":
         outcome.data_rejected = _rejection(run)
@@ -159,4 +189,8 @@ def _rejection(run: PipelineRun) -> str:
 
 def latest_outcome(config: PipelineConfig) -> RunOutcome | None:
     run = latest_run(config.metadata_path, config.pipeline_name)
-    return outcome_of(run, config.data.label_key) if run else None
+    if run is None:
+        return None
+    outcome = outcome_of(run, config.data.label_key)
+    outcome.in_progress_by = holder(config)
+    return outcome

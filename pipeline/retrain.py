@@ -7,58 +7,23 @@ run with no new span reuses every cached artifact: it trains nothing and
 says "no new data".
 
 Only one run of a pipeline at a time may write its metadata store: a second
-invocation waits for the first (`--wait`) or exits at once, saying so.
+invocation waits for the first (`--wait`) or exits at once, saying so
+(pipeline/lock.py).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from imgclf.components.pusher import versions
 from imgclf.pipeline.report import RunOutcome, outcome_of
-from imgclf.pipeline.runs import PipelineRun
+from imgclf.pipeline.runs import UNFINISHED, PipelineRun
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig
 
-# Exit statuses: 0 success (promoted or not), 1 failure, this when another run holds the lock.
+# Exit statuses: 0 success (promoted or not), 1 failure (a component failed, the data was
+# rejected), this when another run holds the lock.
 EXIT_BUSY = 75  # EX_TEMPFAIL: cron's next run will try again
-
-
-class RetrainBusyError(RuntimeError):
-    """Another retrain of the same pipeline holds the lock."""
-
-
-def lock_path(config: PipelineConfig) -> str:
-    return config.metadata_path + ".lock"
-
-
-@contextmanager
-def exclusive(config: PipelineConfig, wait: bool) -> Iterator[None]:
-    """Holds the pipeline's lock (an flock, released if the process dies) for one run."""
-    path = lock_path(config)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise RetrainBusyError(
-                f"Another run of {config.pipeline_name} is in progress ({holder} holds "
-                f"{path}); this one did nothing. Pass --wait to queue behind it."
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}")
-        lock.flush()
-        try:
-            yield
-        finally:
-            lock.truncate(0)
 
 
 def scheduled(config: PipelineConfig) -> PipelineConfig:
@@ -72,35 +37,61 @@ def scheduled(config: PipelineConfig) -> PipelineConfig:
 
 @dataclass(frozen=True)
 class Summary:
+    """What one run did, in one line: its words come from what happened, not from guesses.
+
+    What was pushed is what appeared in the serving folder during the run
+    (`served_before`, `served_after`); whether anything was trained is the
+    Trainer's state in ML Metadata; a component that failed fails the run.
+    """
+
     span: int
     run: PipelineRun
     outcome: RunOutcome
-    serving_version: int | None
+    served_before: list[int]
+    served_after: list[int]
+    error: str | None = None  # why the orchestrator stopped the run, when it raised
 
     @property
-    def no_new_data(self) -> bool:
-        trainer = self.run.nodes.get(names.TRAINER)
-        return trainer is not None and trainer.state == "CACHED"
+    def pushed(self) -> list[int]:
+        return sorted(set(self.served_after) - set(self.served_before))
+
+    @property
+    def broken(self) -> list[str]:
+        """Components that did not finish, apart from a data gate that rejected the data."""
+        return [
+            node.node_id
+            for node in self.run.nodes.values()
+            if node.state in UNFINISHED
+            and not (node.node_id == names.DATA_GATE and self.outcome.data_rejected)
+        ]
 
     @property
     def failed(self) -> bool:
-        return self.outcome.data_rejected is not None or self.outcome.blessed is None
+        return bool(
+            self.outcome.data_rejected or self.broken or self.error or self.outcome.blessed is None
+        )
+
+    @property
+    def trained(self) -> bool:
+        trainer = self.run.nodes.get(names.TRAINER)
+        return trainer is not None and trainer.state == "COMPLETE"
 
     def line(self) -> str:
-        serving = (
-            f"serving version {self.serving_version}"
-            if self.serving_version
-            else "nothing served yet"
-        )
         head = f"span {self.span}: "
+        tail = f"{self._push()}; {self._serving()}"
         if self.outcome.data_rejected:
             first = self.outcome.data_rejected.splitlines()[0]
-            return f"{head}data rejected ({first}); nothing trained or pushed; {serving}"
+            return f"{head}data rejected ({first}); nothing trained; {tail}"
+        if self.broken or self.error:
+            where = f" in {', '.join(self.broken)}" if self.broken else ""
+            why = f": {self.error}" if self.error else ""
+            return f"{head}FAILED{where}{why}; {tail}"
         if self.outcome.blessed is None:
-            return f"{head}the run stopped before evaluation; nothing pushed; {serving}"
-        if self.no_new_data:
-            return f"{head}no new data: nothing trained, nothing pushed; {serving}"
-        return f"{head}{self._verdict()}; {self._start()}; {self._push(serving)}"
+            return f"{head}the run stopped before evaluation; {tail}"
+        if not self.trained:
+            verdict = f"; {self._verdict()}" if self.pushed else ""
+            return f"{head}no new data: nothing trained{verdict}; {tail}"
+        return f"{head}{self._verdict()}; {self._start()}; {tail}"
 
     def _verdict(self) -> str:
         outcome = self.outcome
@@ -118,19 +109,29 @@ class Summary:
         start = (self.outcome.training or {}).get("start")
         return start["reason"].rstrip(".") if start else "start unknown"
 
-    def _push(self, serving: str) -> str:
-        if self.outcome.pushed_to:
-            return f"pushed version {os.path.basename(self.outcome.pushed_to)}"
+    def _push(self) -> str:
+        if self.pushed:
+            return f"pushed version {', '.join(map(str, self.pushed))}"
         if self.outcome.already_served is not None:
-            return f"not pushed: version {self.outcome.already_served} already is this model"
-        return f"not pushed; {serving}"
+            return f"nothing pushed: version {self.outcome.already_served} already is this model"
+        return "nothing pushed"
+
+    def _serving(self) -> str:
+        return f"serving version {self.served_after[-1]}" if self.served_after else "nothing served"
 
 
-def summarize(config: PipelineConfig, span: int, run: PipelineRun) -> Summary:
-    present = versions(config.serving_model_dir)
+def summarize(
+    config: PipelineConfig,
+    span: int,
+    run: PipelineRun,
+    served_before: list[int],
+    error: str | None = None,
+) -> Summary:
     return Summary(
         span=span,
         run=run,
         outcome=outcome_of(run, config.data.label_key),
-        serving_version=present[-1] if present else None,
+        served_before=served_before,
+        served_after=versions(config.serving_model_dir),
+        error=error,
     )

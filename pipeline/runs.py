@@ -17,6 +17,11 @@ PIPELINE_RUN = "pipeline_run"
 NODE = "node"
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
+# States of an execution that did not finish its work.
+UNFINISHED = ("FAILED", "CANCELED", "RUNNING")
+# Why an execution stopped, when no component said so: set on those a killed run left.
+STOPPED_PROPERTY = "stopped"
+KILLED = "killed: its process died while it ran"
 
 
 @dataclass
@@ -29,8 +34,9 @@ class Artifact:
 @dataclass
 class NodeRun:
     node_id: str
-    state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
+    state: str  # COMPLETE, CACHED, FAILED, RUNNING, CANCELED, ...
     seconds: float
+    stopped: str | None = None  # why a CANCELED execution stopped
     inputs: dict[str, list[Artifact]] = field(default_factory=dict)
     outputs: dict[str, list[Artifact]] = field(default_factory=dict)
 
@@ -50,24 +56,23 @@ class PipelineRun:
         return sum(node.seconds for node in self.nodes.values())
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+def open_store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
     if not os.path.exists(metadata_path):
         raise FileNotFoundError(f"No ML Metadata database at {metadata_path!r}: no run yet?")
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+        if writable
+        else metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    )
     return metadata_store.MetadataStore(config)
 
 
 def list_runs(metadata_path: str, pipeline_name: str) -> list[PipelineRun]:
     """Every run of the pipeline, oldest first."""
     store = open_store(metadata_path)
-    prefix = f"{pipeline_name}."
-    node_ids = {
-        context.id: context.name.removeprefix(prefix)
-        for context in store.get_contexts_by_type(NODE)
-        if context.name.startswith(prefix)
-    }
+    node_ids = _node_ids(store, pipeline_name)
     runs = []
     for context in sorted(store.get_contexts_by_type(PIPELINE_RUN), key=lambda c: c.id):
         executions = store.get_executions_by_context(context.id)
@@ -84,9 +89,49 @@ def list_runs(metadata_path: str, pipeline_name: str) -> list[PipelineRun]:
     return runs
 
 
+def close_killed_executions(metadata_path: str, pipeline_name: str) -> list[str]:
+    """Marks the pipeline's executions left RUNNING as CANCELED, saying they were killed.
+
+    Only for a caller holding the pipeline's lock (pipeline/lock.py): then no
+    execution of it can be running, and one still RUNNING lost its process.
+    Returns the node ids of those executions.
+    """
+    if not os.path.exists(metadata_path):
+        return []
+    store = open_store(metadata_path, writable=True)
+    nodes = _node_ids(store, pipeline_name)
+    closed, killed = [], []
+    for execution in store.get_executions():
+        if execution.last_known_state != metadata_store_pb2.Execution.RUNNING:
+            continue
+        node = next(
+            (nodes[c.id] for c in store.get_contexts_by_execution(execution.id) if c.id in nodes),
+            None,
+        )
+        if node is None:
+            continue
+        execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+        execution.custom_properties[STOPPED_PROPERTY].string_value = KILLED
+        closed.append(execution)
+        killed.append(node)
+    if closed:
+        store.put_executions(closed)
+    return killed
+
+
 def latest_run(metadata_path: str, pipeline_name: str) -> PipelineRun | None:
     runs = list_runs(metadata_path, pipeline_name)
     return runs[-1] if runs else None
+
+
+def _node_ids(store, pipeline_name: str) -> dict[int, str]:
+    """The pipeline's node contexts: context id -> node id."""
+    prefix = f"{pipeline_name}."
+    return {
+        context.id: context.name.removeprefix(prefix)
+        for context in store.get_contexts_by_type(NODE)
+        if context.name.startswith(prefix)
+    }
 
 
 def _node_run(store, node_id: str, execution) -> NodeRun:
@@ -95,6 +140,8 @@ def _node_run(store, node_id: str, execution) -> NodeRun:
         state=STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
         seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
     )
+    if STOPPED_PROPERTY in execution.custom_properties:
+        node.stopped = execution.custom_properties[STOPPED_PROPERTY].string_value
     events = store.get_events_by_execution_ids([execution.id])
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     type_names = {t.id: t.name for t in store.get_artifact_types()}

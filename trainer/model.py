@@ -146,6 +146,19 @@ def load_weights_file(base: keras.Model, path: str, architecture: str) -> None:
             ) from None
 
 
+def check_weights_file(config: ModelConfig) -> None:
+    """Refuses a model.weights file that does not fit the architecture, before any run.
+
+    The Trainer would find out only after the data was ingested and validated.
+    """
+    if config.weights in ("imagenet", "none"):
+        return
+    base = build_base(config.model_copy(update={"feature_layer": None}))
+    del base
+    # Leaves no trace: layer names are numbered per session, and the Trainer may run here next.
+    keras.backend.clear_session()
+
+
 def base_of(model: keras.Model) -> keras.Model:
     """The pretrained network inside the classifier: its only layer that is a model."""
     (base,) = [layer for layer in model.layers if isinstance(layer, keras.Model)]

@@ -1,6 +1,7 @@
 """The command line's own behaviour: exit statuses and what it prints."""
 
 import json
+import os
 
 import pytest
 
@@ -36,3 +37,35 @@ def test_predict_refuses_a_top_k_below_one(top_k, tmp_path, capsys):
         main(["predict", str(tmp_path), "image.png", "--top-k", top_k])
     assert exited.value.code == 2
     assert f"argument --top-k: must be 1 or more, got {top_k}" in capsys.readouterr().err
+
+
+def test_retrain_refuses_weights_of_another_architecture_before_anything_runs(
+    sample_data, tiny_backbone, tmp_path, capsys
+):
+    settings = {
+        "data.root": sample_data,
+        "output_dir": str(tmp_path),
+        "model.weights": tiny_backbone.weights,  # MobileNetV2 at alpha 0.35
+        "model.base_model": "MobileNetV2",
+        "model.alpha": 1.0,
+        "model.image_size": 32,
+    }
+    assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
+    assert main(["retrain", *assignments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"imgclf retrain: model.weights file '{tiny_backbone.weights}' does not hold weights "
+        "for MobileNetV2"
+    )
+    assert "Traceback" not in err
+    assert not os.path.exists(load_config({"output_dir": str(tmp_path)}).metadata_path)
+
+
+def test_retrain_names_a_data_root_that_does_not_exist(tmp_path, capsys):
+    missing = tmp_path / "photos"
+    assert (
+        main(["retrain", "--set", f"data.root={missing}", "--set", f"output_dir={tmp_path}"]) == 2
+    )
+    assert capsys.readouterr().err == (
+        f"imgclf retrain: The data root {missing} does not exist (setting data.root).\n"
+    )

@@ -191,5 +191,7 @@ def test_imgclf_validate_prints_the_reports_and_exits_0_on_good_data(lenient_dat
 def test_imgclf_validate_exits_1_with_the_problems_on_bad_data(strict_data, tmp_path):
     result = _imgclf_validate(strict_data, tmp_path, {})
     assert result.returncode == 1
-    assert "The data failed validation; nothing was trained or pushed." in result.stderr
+    # The report once, as the command's answer: no traceback, no copies in the log.
+    assert result.stderr.count("The data failed validation; nothing was trained or pushed.") == 1
+    assert "Traceback" not in result.stderr
     assert "FAIL: eval: the split holds no records" in result.stderr

@@ -41,3 +41,17 @@ def test_data_without_spans_is_span_0(tmp_path):
     data = DataConfig(root=str(tmp_path / "flat"))
     assert newest_span(data).number == 0
     assert span_pattern(data, data.train_pattern, newest_span(data)) == f"{data.root}/train/*"
+
+
+def test_a_data_root_that_does_not_exist_is_named_not_read_as_span_0(tmp_path):
+    missing = DataConfig(root=str(tmp_path / "no-such-folder"))
+    with pytest.raises(NoSpanError, match=f"The data root {missing.root} does not exist"):
+        newest_span(missing)
+
+
+def test_a_split_whose_pattern_matches_no_file_is_named(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "data.tfrecord").touch()
+    data = DataConfig(root=str(tmp_path))
+    with pytest.raises(NoSpanError, match=f"No files match {tmp_path}/eval/\\*, the eval split"):
+        newest_span(data)

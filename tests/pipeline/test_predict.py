@@ -33,6 +33,7 @@ def test_the_latest_version_is_found_from_the_model_or_serving_folder(tmp_path):
     for version in ("1", "2", "10"):
         (tmp_path / "classifier" / version).mkdir(parents=True)
         (tmp_path / "classifier" / version / "saved_model.pb").touch()
+    (tmp_path / "classifier" / "11").write_text("a stray file, not a version")
     latest = str(tmp_path / "classifier" / "10")
     assert resolve_model_dir(str(tmp_path)) == latest
     assert resolve_model_dir(str(tmp_path / "classifier")) == latest
@@ -50,7 +51,7 @@ def test_predictions_equal_the_in_memory_model_s(serving):
     root, model, records, images = serving
     files = image_files([str(images)])
     assert [f.split("/")[-1] for f in files] == sorted(f"{r.id}.jpg" for r in records)
-    predictions = predict(resolve_model_dir(str(root)), files, top_k=4)
+    predictions = predict(resolve_model_dir(str(root)), files, top_k=4).scored
     pixels = tf.stack([decode_and_resize(r.image, 32) for r in sorted(records, key=lambda r: r.id)])
     expected = model(pixels, training=False).numpy()
     for prediction, row in zip(predictions, expected):
@@ -62,7 +63,7 @@ def test_predictions_equal_the_in_memory_model_s(serving):
 
 def test_the_csv_has_a_row_per_image_with_ranked_classes(serving, tmp_path):
     root, _, _, images = serving
-    predictions = predict(resolve_model_dir(str(root)), image_files([str(images)]), top_k=2)
+    predictions = predict(resolve_model_dir(str(root)), image_files([str(images)]), top_k=2).scored
     write_csv(predictions, str(tmp_path / "p.csv"))
     with open(tmp_path / "p.csv") as f:
         rows = list(csv.reader(f))
@@ -71,11 +72,14 @@ def test_the_csv_has_a_row_per_image_with_ranked_classes(serving, tmp_path):
     assert rows[1][1] == predictions[0].classes[0]
 
 
-def test_an_image_that_does_not_decode_is_named(serving, tmp_path):
+def test_an_image_that_does_not_decode_is_listed_and_the_others_are_scored(serving, tmp_path):
+    root, _, _, images = serving
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(ValueError, match=f"{bad} is not an image"):
-        predict(resolve_model_dir(str(serving[0])), [str(bad)])
+    files = [str(bad), *image_files([str(images)])]
+    predictions = predict(resolve_model_dir(str(root)), files)
+    assert predictions.unreadable == [str(bad)]
+    assert [p.path for p in predictions.scored] == files[1:]
 
 
 def test_the_rest_request_body_fits_the_exported_signature(serving):
@@ -103,3 +107,22 @@ def test_imgclf_predict_prints_top_k_or_writes_a_csv_for_a_folder(serving, tmp_p
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(root), str(images), "--csv", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 1 + len(records)
+
+
+def test_imgclf_predict_on_a_folder_with_a_bad_file_writes_the_rest_and_names_it(
+    serving, tmp_path, capsys
+):
+    root, _, records, images = serving
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image in images.iterdir():
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 cut short")
+    out = tmp_path / "predictions.csv"
+    capsys.readouterr()
+    assert main(["predict", str(root), str(folder), "--csv", str(out)]) == 1
+    assert len(out.read_text().splitlines()) == 1 + len(records)
+    assert capsys.readouterr().err == (
+        f"imgclf predict: 1 of {len(records) + 1} files are not images this model can decode, "
+        f"and were not scored:\n  {folder / 'broken.jpg'}\n"
+    )

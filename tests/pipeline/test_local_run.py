@@ -1,0 +1,112 @@
+"""What a local run mends before it starts: a killed run's leftovers, a lost metadata store."""
+
+import os
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX, set_aside_orphaned_outputs, starting_run
+from imgclf.pipeline.report import outcome_of
+from imgclf.pipeline.runs import KILLED, NODE, PIPELINE_RUN, list_runs
+from imgclf.settings.config import load_config
+
+
+def _config(tmp_path, **settings):
+    return load_config({"output_dir": str(tmp_path), **settings})
+
+
+def _write(path, text="x"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_outputs_of_a_lost_metadata_store_are_moved_aside_not_overwritten(tmp_path):
+    root = str(tmp_path / "root")
+    # The serving folder configured inside the pipeline root stays where servers look.
+    config = _config(tmp_path, pipeline_root=root, serving_root=f"{root}/serving")
+    model = os.path.join(root, "Trainer", "model", "5", "saved_model.pb")
+    served = os.path.join(config.serving_model_dir, "1", "saved_model.pb")
+    _write(model, "span 2's model")
+    _write(served)
+    with starting_run(config) as mended:
+        [line] = mended
+    [aside] = [p for p in os.listdir(tmp_path) if p.startswith("root" + SET_ASIDE_SUFFIX)]
+    assert line == (
+        f"no metadata store at {config.metadata_path}: the outputs of the runs it recorded "
+        f"were moved to {tmp_path / aside}, so that none is overwritten"
+    )
+    with open(tmp_path / aside / "Trainer" / "model" / "5" / "saved_model.pb") as f:
+        assert f.read() == "span 2's model"
+    assert os.listdir(root) == ["serving"] and os.path.exists(served)
+
+
+def test_outputs_stay_while_their_metadata_store_exists(tmp_path):
+    config = _config(tmp_path)
+    _write(os.path.join(config.pipeline_root, "Trainer", "model", "5", "saved_model.pb"))
+    _write(config.metadata_path, "")
+    assert set_aside_orphaned_outputs(config) is None
+    assert os.listdir(config.pipeline_root) == ["Trainer"]
+
+
+def _store_with_a_killed_trainer(config) -> None:
+    """An MLMD store as a run killed in its Trainer leaves it: the Trainer still RUNNING."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = config.metadata_path
+    store = metadata_store.MetadataStore(connection)
+    [run_type, node_type] = [
+        store.put_context_type(metadata_store_pb2.ContextType(name=name))
+        for name in (PIPELINE_RUN, NODE)
+    ]
+    execution_type = store.put_execution_type(metadata_store_pb2.ExecutionType(name="component"))
+    [run, *nodes] = store.put_contexts(
+        [
+            metadata_store_pb2.Context(type_id=run_type, name="run-1"),
+            *(
+                metadata_store_pb2.Context(type_id=node_type, name=f"{config.pipeline_name}.{n}")
+                for n in ("ImportExampleGen", "Trainer")
+            ),
+        ]
+    )
+    states = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.RUNNING)
+    executions = store.put_executions(
+        [metadata_store_pb2.Execution(type_id=execution_type, last_known_state=s) for s in states]
+    )
+    store.put_attributions_and_associations(
+        [],
+        [
+            metadata_store_pb2.Association(context_id=context, execution_id=execution)
+            for execution, node in zip(executions, nodes)
+            for context in (run, node)
+        ],
+    )
+
+
+def test_an_execution_a_killed_run_left_running_is_closed_and_reported_killed(tmp_path):
+    config = _config(tmp_path)
+    os.makedirs(os.path.dirname(config.metadata_path))
+    _store_with_a_killed_trainer(config)
+    [run] = list_runs(config.metadata_path, config.pipeline_name)
+    assert run.nodes["Trainer"].state == "RUNNING"
+    # Seen while no run holds the lock, it can only have been killed.
+    described = outcome_of(run).describe(min_accuracy=0.5)
+    assert "KILLED: Trainer never finished (the run's process died)" in described
+
+    with starting_run(config) as mended:
+        assert mended == ["marked as killed in ML Metadata: Trainer"]
+    [run] = list_runs(config.metadata_path, config.pipeline_name)
+    assert (run.nodes["Trainer"].state, run.nodes["Trainer"].stopped) == ("CANCELED", KILLED)
+    assert run.nodes["ImportExampleGen"].state == "COMPLETE"
+    assert "KILLED: Trainer never finished" in outcome_of(run).describe(min_accuracy=0.5)
+    with starting_run(config) as mended:
+        assert mended == []  # once closed, it stays closed
+
+
+def test_a_run_in_progress_is_reported_as_running(tmp_path):
+    config = _config(tmp_path)
+    os.makedirs(os.path.dirname(config.metadata_path))
+    _store_with_a_killed_trainer(config)
+    [run] = list_runs(config.metadata_path, config.pipeline_name)
+    outcome = outcome_of(run)
+    outcome.in_progress_by = "pid 7 on host, since 2026-11-24T03:00:00+00:00"
+    assert f"Still running ({outcome.in_progress_by}): Trainer." in outcome.describe(0.5)
