@@ -26,10 +26,12 @@ $(INSTALLED): setup.py constraints.txt
 demo: $(INSTALLED)
 	$(BIN)/imgclf demo --config configs/demo.yaml
 
+# Two workers (pytest-xdist), each taking whole files: a file's shared end-to-end run
+# (a module fixture) is made once, and the two cores each carry one.
 test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The fast lane, for every change: lint and the unit tests (under 3 minutes).
 check: $(INSTALLED)

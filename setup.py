@@ -30,6 +30,6 @@ setuptools.setup(
         "pydantic-settings>=2.7,<3",
         "pyyaml>=6",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.5"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.5"]},
     entry_points={"console_scripts": ["imgclf=imgclf.cli.main:main"]},
 )
