@@ -6,6 +6,7 @@
     imgclf validate                               validate the data only (no training)
     imgclf pretrain-backbone                      pretrain the offline demo's base
     imgclf scratch-baseline                       the same network from random weights
+    imgclf run                                    your data -> pushed model, via the TFX CLI
     imgclf demo                                   sample data -> pushed model, via the TFX CLI
     imgclf retrain                                one scheduled run on the newest span (cron)
     imgclf report                                 the latest run's accuracy and push
@@ -20,12 +21,16 @@ IMGCLF_* environment variables, so the TFX CLI's child processes see them too.
 from __future__ import annotations
 
 import argparse
+import collections
+import datetime
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +40,7 @@ import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 # isort: split
 from imgclf.cli import kubeflow as kubeflow_cli
 from imgclf.cli.options import add_settings_options, apply_settings
-from imgclf.pipeline.retrain import EXIT_BUSY
+from imgclf.pipeline.lock import EXIT_BUSY
 from imgclf.settings import names
 from imgclf.settings.config import ConfigError, load_config
 
@@ -45,6 +50,18 @@ LOCAL_RUNNER = REPO_ROOT / "local_runner.py"
 # `imgclf validate` records its runs apart from the full pipeline's.
 VALIDATION_SUFFIX = "-validation"
 PREDICTIONS_CSV = "predictions.csv"
+# What `imgclf run` shows of the TFX CLI's output (the rest goes to its log file): the
+# lines TFX's Beam runner logs as each component starts and ends, Keras' epoch lines,
+# the Trainer's own epoch lines, and errors logged by Python.
+NODE_RUNNING = re.compile(r"INFO:absl:node (\w+) is running\.")
+NODE_FINISHED = re.compile(r"INFO:absl:node (\w+) is finished\.")
+SHOWN_AS_IS = (
+    re.compile(r"Epoch \d+/\d+$"),
+    re.compile(r"\d+/\d+ - .*loss: "),
+    re.compile(r"\[trainer\] "),
+    re.compile(r"ERROR:"),
+)
+TAIL_LINES_ON_FAILURE = 60
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +143,17 @@ def _parser() -> argparse.ArgumentParser:
         _scratch_baseline,
         "Train the configured network from random weights at the pipeline's budget.",
     )
-    command("demo", _demo, "Run the pipeline on the sample data through the TFX CLI.")
+    run = command(
+        "run",
+        _run,
+        "Run the pipeline on the configured data through the TFX CLI (Beam), registering it "
+        "in the project's TFX home; writes the curated schema first if it is missing.",
+    )
+    demo = command("demo", _demo, "Run the pipeline on the sample data through the TFX CLI.")
+    for sub in (run, demo):
+        sub.add_argument(
+            "--verbose", action="store_true", help="Show the TFX CLI's whole log, not progress."
+        )
     retrain = command(
         "retrain",
         _retrain,
@@ -298,16 +325,41 @@ def _demo(args: argparse.Namespace) -> int:
     if not os.path.exists(config.data.root):
         print(f"Writing the sample dataset to {config.data.root}")
         write_sample_dataset(config.data.root)
-    if not os.path.exists(config.data.schema_path):
-        _make_schema(args)
     weights = config.model.weights
     if weights not in ("imagenet", "none") and not os.path.exists(weights):
         print(f"Pretraining the demo's base network into {weights} (once)")
         _pretrain_backbone(args)
     baseline, _ = _measured_scratch_baseline()
+    status = _run(args)
+    print(
+        f"  For comparison, the same network trained from random weights for the same "
+        f"{baseline['epochs']} epochs on the same images reached {baseline['eval_accuracy']:.3f} "
+        f"(measured on this machine by `imgclf scratch-baseline`)."
+    )
+    return status
 
+
+def _run(args: argparse.Namespace) -> int:
+    """The pipeline on the configured data through the TFX CLI, then the report.
+
+    What the TFX CLI would only find out inside a component is checked first:
+    the data's files, the curated schema (written if missing), the base weights.
+    """
+    from imgclf.imagedata.spans import newest_span
+    from imgclf.trainer.model import check_base_weights
+
+    config = load_config()
+    newest_span(config.data)
+    if not os.path.exists(config.data.schema_path):
+        print(
+            f"No curated schema at {config.data.schema_path}: writing one from the data "
+            "(review it; `imgclf make-schema` writes it again)."
+        )
+        _make_schema(args)
+    check_base_weights(config.model)
     env = dict(os.environ, BEAM_HOME=config.tfx_home)
     tfx = str(Path(sys.executable).with_name("tfx"))
+    # Registered in the project's TFX home: created once, updated on every later run.
     registered = os.path.isdir(os.path.join(config.tfx_home, config.pipeline_name))
     steps = [
         [
@@ -321,18 +373,59 @@ def _demo(args: argparse.Namespace) -> int:
         ],
         [tfx, "run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name],
     ]
-    for step in steps:
-        print(f"$ BEAM_HOME={config.tfx_home} {shlex.join(step)}", flush=True)
-        if subprocess.call(step, env=env) != 0:
-            print(f"imgclf demo: '{step[1]} {step[2]}' failed; see the log above.", file=sys.stderr)
-            return 1
-    status = _report(args)
-    print(
-        f"  For comparison, the same network trained from random weights for the same "
-        f"{baseline['epochs']} epochs on the same images reached {baseline['eval_accuracy']:.3f} "
-        f"(measured on this machine by `imgclf scratch-baseline`)."
-    )
-    return status
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = os.path.join(config.output_dir, "logs", f"{config.pipeline_name}-{stamp}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    print(f"The full log: {log_path}" + ("" if args.verbose else " (--verbose shows it here)"))
+    with open(log_path, "w") as log:
+        for step in steps:
+            print(f"$ BEAM_HOME={config.tfx_home} {shlex.join(step)}", flush=True)
+            if _logged_call(step, env, log, args.verbose) != 0:
+                log.flush()
+                print(
+                    f"imgclf {args.command}: '{step[1]} {step[2]}' failed; the end of its log "
+                    f"({log_path}):\n{_tail(log_path, TAIL_LINES_ON_FAILURE)}",
+                    file=sys.stderr,
+                )
+                return 1
+    return _report(args)
+
+
+def _logged_call(command: list[str], env: dict, log, verbose: bool) -> int:
+    """Runs `command`; all it prints goes to `log`, and to the screen what a user follows.
+
+    Shown: each component as it starts and ends, with its seconds; Keras' epoch
+    lines; errors logged by Python. Everything with `verbose`.
+    """
+    started: dict[str, float] = {}
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as child:
+        for line in child.stdout:
+            log.write(line)
+            if verbose:
+                print(line, end="", flush=True)
+            elif shown := _progress(line, started):
+                print(shown, flush=True)
+    return child.returncode
+
+
+def _progress(line: str, started: dict[str, float]) -> str | None:
+    """The screen's version of a line of the TFX CLI's output; None to leave it in the log."""
+    if node := NODE_RUNNING.match(line):
+        started[node[1]] = time.monotonic()
+        return f"  {node[1]} ..."
+    if node := NODE_FINISHED.match(line):
+        seconds = time.monotonic() - started.get(node[1], time.monotonic())
+        return f"  {node[1]} done in {seconds:.1f} s"
+    if any(pattern.match(line) for pattern in SHOWN_AS_IS):
+        return line.rstrip()
+    return None
+
+
+def _tail(path: str, lines: int) -> str:
+    with open(path) as f:
+        return "".join(collections.deque(f, maxlen=lines))
 
 
 def _retrain(args: argparse.Namespace) -> int:

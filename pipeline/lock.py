@@ -19,6 +19,9 @@ from contextlib import contextmanager
 
 from imgclf.settings.config import PipelineConfig
 
+# The exit status of a command that found another run holding the lock, and did nothing.
+EXIT_BUSY = 75  # EX_TEMPFAIL: cron's next run will try again
+
 
 class PipelineBusyError(RuntimeError):
     """Another run of the same pipeline holds the lock."""

@@ -45,7 +45,7 @@ from imgclf.imagedata.spans import input_splits, newest_span
 from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig, is_remote
-from imgclf.trainer.model import check_weights_file
+from imgclf.trainer.model import check_base_weights
 
 TRAINER_RUN_FN = "imgclf.trainer.task.run_fn"
 
@@ -71,7 +71,7 @@ def create_pipeline(
         else:
             # Built for a run here: a weights file of another architecture is refused now,
             # not once the data has been ingested and validated.
-            check_weights_file(config.model)
+            check_base_weights(config.model)
         components += model
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

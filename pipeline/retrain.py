@@ -21,10 +21,6 @@ from imgclf.pipeline.runs import UNFINISHED, PipelineRun
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig
 
-# Exit statuses: 0 success (promoted or not), 1 failure (a component failed, the data was
-# rejected), this when another run holds the lock.
-EXIT_BUSY = 75  # EX_TEMPFAIL: cron's next run will try again
-
 
 def scheduled(config: PipelineConfig) -> PipelineConfig:
     """The configuration of a scheduled run: warm start on by default when data has spans."""

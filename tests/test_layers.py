@@ -92,3 +92,20 @@ def test_the_settings_layer_loads_no_framework():
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_command_line_starts_without_loading_a_framework():
+    """`imgclf --help` and a mistyped setting answer at once: each command loads what it needs."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, imgclf.cli.main; "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(FRAMEWORKS)!r}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -22,14 +22,15 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imgclf.settings.architectures import ARCHITECTURES
-from imgclf.settings.config import ModelConfig
+from imgclf.settings.config import ConfigError, ModelConfig
 
 OUTPUT_NAME = "probabilities"
 POOLING_NAME = "pooling"
 
 
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be downloaded; the message says what to do instead."""
+class WeightsUnavailableError(ConfigError):
+    """Pretrained weights could not be downloaded; the message says what to do instead:
+    place the file, or change model.weights."""
 
 
 class WeightsMismatchError(ValueError):
@@ -146,12 +147,13 @@ def load_weights_file(base: keras.Model, path: str, architecture: str) -> None:
             ) from None
 
 
-def check_weights_file(config: ModelConfig) -> None:
-    """Refuses a model.weights file that does not fit the architecture, before any run.
+def check_base_weights(config: ModelConfig) -> None:
+    """Refuses base weights that cannot be had or do not fit the architecture, before any run.
 
     The Trainer would find out only after the data was ingested and validated.
+    ImageNet weights are fetched into Keras' cache now, or their absence explained.
     """
-    if config.weights in ("imagenet", "none"):
+    if config.weights == "none":
         return
     base = build_base(config.model_copy(update={"feature_layer": None}))
     del base

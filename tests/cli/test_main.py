@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from tf_keras.src.utils import data_utils
 
 from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
 from imgclf.settings.config import load_config
@@ -69,3 +70,21 @@ def test_retrain_names_a_data_root_that_does_not_exist(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"imgclf retrain: The data root {missing} does not exist (setting data.root).\n"
     )
+
+
+def test_run_says_how_to_place_imagenet_weights_it_cannot_fetch_before_anything_runs(
+    sample_data, tmp_path, monkeypatch, capsys
+):
+    def offline(fname, origin, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name unknown")
+
+    monkeypatch.setattr(data_utils, "get_file", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    settings = {"data.root": sample_data, "output_dir": str(tmp_path), "model.weights": "imagenet"}
+    assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
+    assert main(["run", *assignments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imgclf run: Could not download the ImageNet weights of ")
+    assert f"place it in {tmp_path / 'keras'}/models/" in err
+    assert "set model.weights to the path of a weights file" in err
+    assert not os.path.exists(load_config({"output_dir": str(tmp_path)}).tfx_home)

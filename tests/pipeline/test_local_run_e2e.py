@@ -1,20 +1,22 @@
-"""The whole pipeline on tiny data, run three times: through the TFX CLI, then in-process.
+"""The whole pipeline on tiny data, run five times: through the TFX CLI, then in-process.
 
-Run 1 goes the README's way (`tfx pipeline create` + `tfx run create` with
-the Beam engine) with MirroredStrategy over 2 logical CPU replicas, and must
+Run 1 goes the README's way for your own images, `imgclf run` on data without
+a curated schema: it writes the schema, registers the pipeline in the
+project's TFX home and runs it with the Beam engine (`tfx pipeline create` +
+`tfx run create`), with MirroredStrategy over 2 logical CPU replicas, and must
 push a model. Run 2 trains a deliberately broken model through BeamDagRunner
 directly; it must not be blessed and must leave the serving directory as it was.
 Run 3 gets a corrupted copy of the data: the gate stops it before the Trainer.
 Run 4 trains longer: a better model, blessed and pushed as the next version.
 """
 
+import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from PIL import Image
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from bad_records import defects, write_records
-from imgclf.cli.main import LOCAL_RUNNER
+from imgclf.cli.main import main
 from imgclf.components.data_gate import DataValidationError
 from imgclf.components.evaluation import ACCURACY
 from imgclf.components.model_report import (
@@ -40,7 +42,7 @@ from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.pipeline.predict import predict, resolve_model_dir
 from imgclf.pipeline.report import outcome_of
 from imgclf.pipeline.runs import latest_run
-from imgclf.settings.config import load_config, to_env
+from imgclf.settings.config import load_config
 from imgclf.trainer.export import (
     EXAMPLES_INPUT,
     IMAGES_INPUT,
@@ -84,20 +86,20 @@ def _settings(sample_data, backbone_weights, output_dir) -> dict:
     }
 
 
-def _run_through_tfx_cli(settings: dict, log_path: Path) -> None:
-    config = load_config(settings)
-    env = dict(os.environ, BEAM_HOME=config.tfx_home)
-    env.update(to_env(name, str(value)) for name, value in settings.items())
-    tfx = str(Path(sys.executable).with_name("tfx"))
-    with open(log_path, "w") as log:
-        for command in (
-            [tfx, "pipeline", "create", "--engine", "beam", "--pipeline_path", str(LOCAL_RUNNER)],
-            [tfx, "run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name],
-        ):
-            result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            if result.returncode != 0:
-                tail = log_path.read_text()[-4000:]
-                pytest.fail(f"{' '.join(command[1:3])} failed:\n{tail}")
+def _imgclf_run(settings: dict) -> tuple[int, str]:
+    """`imgclf run` as a user types it; its own lines (the TFX CLI's go to the log)."""
+    out = io.StringIO()
+    assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
+    with contextlib.redirect_stdout(out):
+        status = main(["run", *assignments])
+    return status, out.getvalue()
+
+
+def _without_schema(sample_data: str, copy: Path) -> str:
+    """The sample data as a user's own would arrive: images, labels, no curated schema."""
+    shutil.copytree(sample_data, copy)
+    os.remove(load_config({"data.root": str(copy)}).data.schema_path)
+    return str(copy)
 
 
 def _tree_digest(root: str) -> dict[str, str]:
@@ -113,10 +115,11 @@ def _tree_digest(root: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def runs(sample_data, backbone_weights, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("pipeline_output"))
-    settings = _settings(sample_data, backbone_weights, output_dir)
+    data = _without_schema(sample_data, tmp_path_factory.mktemp("own_images") / "data")
+    settings = _settings(data, backbone_weights, output_dir)
     config = load_config(settings)
 
-    _run_through_tfx_cli(settings, Path(output_dir) / "cli_run.log")
+    run_status, run_output = _imgclf_run(settings)
     first = latest_run(config.metadata_path, config.pipeline_name)
     serving_after_first = _tree_digest(config.serving_root)
 
@@ -136,6 +139,8 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
     serving_after_fourth = _tree_digest(config.serving_root)
     return {
         "config": config,
+        "run_status": run_status,
+        "run_output": run_output,
         "first": first,
         "second": second,
         "serving_after_first": serving_after_first,
@@ -161,6 +166,35 @@ def _corrupted_copy(sample_data: str, copy: Path) -> str:
     shutil.copytree(sample_data, copy)
     write_records(copy / "train" / "late-arrivals.tfrecord", defects().values())
     return str(copy)
+
+
+def test_imgclf_run_writes_the_missing_schema_registers_the_pipeline_and_reports(runs):
+    config = runs["config"]
+    assert runs["run_status"] == 0
+    output = runs["run_output"]
+    assert f"No curated schema at {config.data.schema_path}: writing one from the data" in output
+    assert os.path.exists(config.data.schema_path)
+    assert f"$ BEAM_HOME={config.tfx_home} " in output
+    assert os.path.isdir(os.path.join(config.tfx_home, config.pipeline_name))
+    assert f"  Pushed to: {config.serving_model_dir}/1" in output
+
+
+def test_imgclf_run_shows_progress_and_keeps_the_whole_log_in_a_file(runs):
+    lines = runs["run_output"].splitlines()
+    [log_path] = [line.split(": ", 1)[1].split(" (")[0] for line in lines if "full log" in line]
+    with open(log_path) as f:
+        log = f.read()
+    # Every component's start and end on the screen, in the order they ran, with seconds.
+    finished = [line.split()[0] for line in lines if line.endswith(" s") and " done in " in line]
+    assert finished == [
+        line.split()[1] for line in log.splitlines() if line.endswith(" is finished.")
+    ]
+    assert set(finished) == NODES
+    assert sum(line.startswith("[trainer] ") for line in lines) == 6 + 3  # both phases' epochs
+    # The TFX CLI's INFO dumps stay in the file.
+    assert "INFO:absl:node Trainer is running." in log
+    assert not any(line.startswith("INFO:") for line in lines)
+    assert len(lines) < len(log.splitlines()) / 10
 
 
 def test_the_cli_run_executes_every_component(runs):
@@ -329,7 +363,7 @@ def test_predict_on_the_serving_folder_uses_the_latest_version_like_the_trainer_
         images.append(str(path))
     serving = runs["config"].serving_model_dir
     assert resolve_model_dir(serving) == os.path.join(serving, "2")
-    predictions = predict(resolve_model_dir(serving), images, top_k=4)
+    predictions = predict(resolve_model_dir(serving), images, top_k=4).scored
     trainer_model = runs["fourth"].nodes["Trainer"].output("model").uri
     served = tf.saved_model.load(os.path.join(trainer_model, FORMAT_SERVING))
     expected = served.signatures[SERVING_IMAGES](

@@ -41,9 +41,8 @@ from imgclf.components.pusher import STAGING_PREFIX, versions
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
 from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX
-from imgclf.pipeline.lock import exclusive
+from imgclf.pipeline.lock import EXIT_BUSY, exclusive
 from imgclf.pipeline.report import outcome_of
-from imgclf.pipeline.retrain import EXIT_BUSY
 from imgclf.pipeline.runs import KILLED, list_runs
 from imgclf.settings.config import DataConfig, load_config, to_env
 from imgclf.trainer.schedule import FEATURE_EXTRACTION
