@@ -357,7 +357,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         _make_schema(args)
     check_base_weights(config.model)
-    env = dict(os.environ, BEAM_HOME=config.tfx_home)
+    # Unbuffered: Keras prints its epoch lines to a pipe here, which would hold them back.
+    env = dict(os.environ, BEAM_HOME=config.tfx_home, PYTHONUNBUFFERED="1")
     tfx = str(Path(sys.executable).with_name("tfx"))
     # Registered in the project's TFX home: created once, updated on every later run.
     registered = os.path.isdir(os.path.join(config.tfx_home, config.pipeline_name))
