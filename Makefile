@@ -33,7 +33,7 @@ test: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The fast lane, for every change: lint and the unit tests (under 3 minutes).
+# The fast lane, for every change: lint and the unit tests (about 3 minutes).
 check: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
