@@ -53,6 +53,7 @@ def set_aside_orphaned_outputs(config: PipelineConfig) -> str | None:
     """Moves the pipeline root's contents aside when its metadata store is gone; returns where.
 
     The serving folder and the metadata store stay, if configured inside the root.
+    A root on an object store (gs://, s3://) is left: folders cannot be renamed there.
     """
     root = config.pipeline_root
     if os.path.exists(config.metadata_path) or is_remote(root) or not os.path.isdir(root):
