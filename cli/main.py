@@ -249,7 +249,7 @@ def _validate(args: argparse.Namespace) -> int:
         with starting_run(config), _unlogged(DataValidationError):
             BeamDagRunner().run(create_pipeline(config, validate_only=True))
     except DataValidationError as error:
-        print(str(error).split(" [while running")[0], file=sys.stderr)
+        print(_without_beam_context(error), file=sys.stderr)
         return 1
     run = latest_run(config.metadata_path, name)
     for node, output, filename in (
@@ -259,6 +259,11 @@ def _validate(args: argparse.Namespace) -> int:
         with open(os.path.join(run.nodes[node].output(output).uri, filename)) as f:
             print(f.read(), end="")
     return 0
+
+
+def _without_beam_context(error: Exception) -> str:
+    """The component's own message: Beam appends " [while running 'Run[Node]']" to it."""
+    return str(error).split(" [while running")[0]
 
 
 @contextmanager
@@ -461,8 +466,7 @@ def _retrain(args: argparse.Namespace) -> int:
                 with _unlogged(DataValidationError):
                     BeamDagRunner().run(pipeline)
             except Exception as failure:  # the summary says what happened; this says why
-                error = (str(failure) or type(failure).__name__).splitlines()[0]
-                error = error.split(" [while running")[0]
+                error = (_without_beam_context(failure) or type(failure).__name__).splitlines()[0]
                 print(f"imgclf retrain: the run failed: {error}", file=sys.stderr)
             run = latest_run(config.metadata_path, config.pipeline_name)
     except PipelineBusyError as busy:

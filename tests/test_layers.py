@@ -29,6 +29,23 @@ def imported_modules(path: Path) -> set[str]:
     return modules
 
 
+def frameworks_loaded_by(modules: str) -> str:
+    """The FRAMEWORKS in sys.modules after a fresh interpreter imports `modules`, printed."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, {modules}; "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(FRAMEWORKS)!r}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return loaded.stdout.strip()
+
+
 def package_imports() -> dict[str, set[str]]:
     """Layer -> the other layers its modules import."""
     graph = {}
@@ -79,33 +96,9 @@ def test_the_settings_layer_loads_no_framework():
     for path in (REPO / "settings").glob("*.py"):
         frameworks = {m for m in imported_modules(path) if m.split(".")[0] in FRAMEWORKS}
         assert not frameworks, f"{path.name} imports {sorted(frameworks)}"
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, imgclf.settings.config, imgclf.settings.names; "
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(FRAMEWORKS)!r}))",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert loaded.stdout.strip() == "[]"
+    assert frameworks_loaded_by("imgclf.settings.config, imgclf.settings.names") == "[]"
 
 
 def test_the_command_line_starts_without_loading_a_framework():
     """`imgclf --help` and a mistyped setting answer at once: each command loads what it needs."""
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, imgclf.cli.main; "
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(FRAMEWORKS)!r}))",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert loaded.stdout.strip() == "[]"
+    assert frameworks_loaded_by("imgclf.cli.main") == "[]"

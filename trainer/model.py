@@ -155,8 +155,7 @@ def check_base_weights(config: ModelConfig) -> None:
     """
     if config.weights == "none":
         return
-    base = build_base(config.model_copy(update={"feature_layer": None}))
-    del base
+    build_base(config.model_copy(update={"feature_layer": None}))
     # Leaves no trace: layer names are numbered per session, and the Trainer may run here next.
     keras.backend.clear_session()
 

@@ -57,13 +57,11 @@ def run_identity(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> str:
         for pattern in (*fn_args.train_files, *fn_args.eval_files)
         for path in tf.io.gfile.glob(pattern)
     )
-    stats = [
-        (path, tf.io.gfile.stat(path).length, tf.io.gfile.stat(path).mtime_nsec) for path in files
-    ]
+    stats = [tf.io.gfile.stat(path) for path in files]
     described = {
         "config": config.model_dump(mode="json"),
         "base_model": fn_args.base_model,
-        "files": stats,
+        "files": [(path, stat.length, stat.mtime_nsec) for path, stat in zip(files, stats)],
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
