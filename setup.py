@@ -23,6 +23,7 @@ setuptools.setup(
         "tfx==1.16.0",
         "tensorflow==2.16.2",
         "tf-keras==2.16.0",
+        "tensorflow-serving-api==2.16.1",  # warmup requests: TF Serving's protos
         "kfp==2.7.0",
         "h5py>=3",
         "pillow>=10",

@@ -90,6 +90,11 @@ def images_in_file_order(
     return _decode(_read(files), data, image_size), count_records(files)
 
 
+def first_records(file_patterns: list[str], count: int) -> list[bytes]:
+    """The first `count` serialized records, in file order."""
+    return [record.numpy() for record in _read(_files(file_patterns)).take(count)]
+
+
 def make_augmentation(config: TrainingConfig) -> keras.Sequential:
     """Random flips, rotations, zooms and contrast; an identity when all are off."""
     layers = []

@@ -29,6 +29,10 @@ SERVING_IMAGES = "serving_images"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "image_bytes"
 SUMMARY_FILENAME = "training_summary.json"
+# Beside the SavedModel, for mobile: the Keras model alone, whose input is float
+# pixels in [0, 255] at the model's image size (decoding stays with the app).
+TFLITE_DIR = "tflite"
+TFLITE_FILE = "model.tflite"
 # TF Serving ignores this folder of a SavedModel; files here travel with the model.
 EXTRA_ASSETS_DIR = "assets.extra"
 
@@ -81,6 +85,23 @@ def export_model(
         # config: skipping the per-layer call traces makes exports about 3x faster.
         model.save(export_dir, signatures=signatures, include_optimizer=False, save_traces=False)
     write_summary(export_dir, summary)
+
+
+def export_tflite(model: keras.Model, export_dir: str, class_names: list[str]) -> str:
+    """Writes `tflite/model.tflite` and `tflite/labels.txt` in the export; returns the model's path.
+
+    Float32 weights, no quantisation: the predictions match the SavedModel's
+    to float rounding (tests/trainer/test_export.py measures it).
+    """
+    flat = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    folder = os.path.join(export_dir, TFLITE_DIR)
+    tf.io.gfile.makedirs(folder)
+    path = os.path.join(folder, TFLITE_FILE)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(flat)
+    with tf.io.gfile.GFile(os.path.join(folder, LABELS_FILENAME), "w") as f:
+        f.write("".join(f"{name}\n" for name in class_names))
+    return path
 
 
 def write_summary(export_dir: str, summary: dict) -> None:

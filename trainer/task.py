@@ -14,13 +14,14 @@ from tfx import v1 as tfx
 
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.config import TrainerConfig
-from imgclf.trainer.data import eval_input, train_input
+from imgclf.trainer.data import eval_input, first_records, train_input
 from imgclf.trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
-from imgclf.trainer.export import export_model
+from imgclf.trainer.export import export_model, export_tflite
 from imgclf.trainer.features import CachedPhase1, cache_phase1
 from imgclf.trainer.model import build_model
 from imgclf.trainer.schedule import claim_work_dir, combined_history, train_two_phases
 from imgclf.trainer.warm_start import start_from
+from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
 
 # Under the Trainer's model_run output: checkpoints that let a restarted
 # Trainer resume, removed once the model is exported.
@@ -133,5 +134,17 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
         export_dir = fn_args.serving_model_dir if chief else scratch
         export_model(model, export_dir, class_names, image_size, config.data.image_key, summary)
     if chief:
+        _add_serving_extras(fn_args, config, model, class_names)
         tf.io.gfile.rmtree(work_dir)
         logging.info("Exported the model to %s", fn_args.serving_model_dir)
+
+
+def _add_serving_extras(fn_args, config: TrainerConfig, model, class_names: list[str]) -> None:
+    """What the export carries for serving: warmup requests from eval images, and TFLite."""
+    serving = config.serving
+    if serving.warmup_images:
+        examples = first_records(fn_args.eval_files, serving.warmup_images)
+        requests = warmup_requests(examples, config.data.image_key)
+        write_warmup_requests(fn_args.serving_model_dir, requests)
+    if serving.tflite:
+        export_tflite(model, fn_args.serving_model_dir, class_names)

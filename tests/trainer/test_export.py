@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.records import to_example
@@ -11,9 +12,19 @@ from imgclf.trainer.export import (
     SERVING_DEFAULT,
     SERVING_IMAGES,
     export_model,
+    export_tflite,
     read_summary,
 )
 from imgclf.trainer.model import build_model
+from imgclf.trainer.warmup import (
+    answer,
+    read_warmup_requests,
+    warmup_requests,
+    write_warmup_requests,
+)
+
+# Largest difference allowed between a TFLite probability and the SavedModel's.
+TFLITE_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +72,55 @@ def test_signature_inputs_are_named_for_clients(exported):
         tf.string,
         [None],
     )
+
+
+def test_warmup_requests_replay_real_images_through_both_signatures(exported, tmp_path):
+    model, export_dir, records = exported
+    examples = [to_example(r).SerializeToString() for r in records]
+    write_warmup_requests(export_dir, warmup_requests(examples, "image"))
+
+    # Read back as TF Serving does: TFRecords of PredictionLog, each a PredictRequest.
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(
+            f"{export_dir}/assets.extra/tf_serving_warmup_requests"
+        )
+    ]
+    requests = [log.predict_log.request for log in logs]
+    assert [
+        (r.model_spec.signature_name, r.inputs[name].tensor_shape.dim[0].size)
+        for r, name in zip(requests, [IMAGES_INPUT] * 2 + [EXAMPLES_INPUT] * 2)
+    ] == [
+        (SERVING_IMAGES, 1),
+        (SERVING_IMAGES, len(records)),
+        (SERVING_DEFAULT, 1),
+        (SERVING_DEFAULT, len(records)),
+    ]
+    pixels = tf.stack([decode_and_resize(r.image, 32) for r in records])
+    expected = model(pixels, training=False).numpy()
+    loaded = tf.saved_model.load(export_dir)
+    for request in requests:
+        answered = answer(loaded, request)["probabilities"].numpy()
+        np.testing.assert_allclose(answered, expected[: len(answered)], atol=1e-5)
+    assert len(read_warmup_requests(export_dir)) == 4
+
+
+def test_the_tflite_model_predicts_what_the_saved_model_predicts(exported):
+    model, export_dir, records = exported
+    path = export_tflite(model, export_dir, list(DEFAULT_CLASSES))
+    with open(f"{export_dir}/tflite/labels.txt") as f:
+        assert f.read().split() == list(DEFAULT_CLASSES)
+
+    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    served = tf.saved_model.load(export_dir).signatures[SERVING_IMAGES]
+    for record in records:
+        pixels = decode_and_resize(record.image, 32)[tf.newaxis].numpy()
+        interpreter.set_tensor(given["index"], pixels)
+        interpreter.invoke()
+        on_device = interpreter.get_tensor(taken["index"])
+        expected = served(**{IMAGES_INPUT: tf.constant([record.image])})["probabilities"].numpy()
+        # Float32 throughout: only float rounding may differ.
+        np.testing.assert_allclose(on_device, expected, atol=TFLITE_TOLERANCE)
+        assert on_device.argmax() == expected.argmax()
