@@ -5,4 +5,5 @@
 .venv/bin/python -m bench.memory
 .venv/bin/python -m bench.distribution
 .venv/bin/python -m bench.pipeline_overhead
+.venv/bin/python -m bench.batch_predict
 """

@@ -72,8 +72,12 @@ def add_commands(commands) -> None:
     schedule.add_argument(
         "--catchup", action="store_true", help="Make up runs missed while paused or behind."
     )
-    action("schedules", _schedules, "List this pipeline's recurring runs.")
+    # Only the client: no TensorFlow to load.
+    action("schedules", _schedules, "List this pipeline's recurring runs.").set_defaults(
+        loads_tensorflow=False
+    )
     disable = action("disable", _disable, "Disable a recurring run.")
+    disable.set_defaults(loads_tensorflow=False)
     disable.add_argument("recurring_run_id")
 
 

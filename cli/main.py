@@ -11,6 +11,7 @@
     imgclf retrain                                one scheduled run on the newest span (cron)
     imgclf report                                 the latest run's accuracy and push
     imgclf predict MODEL IMAGE|FOLDER ...         top-k classes with a pushed model
+    imgclf batch-predict MODEL GLOB ... --out F   the same at scale, with Beam's RunInference
     imgclf timings                                each component's wall time in the latest run
     imgclf kubeflow compile|run|schedule|...      the pipeline on Kubeflow Pipelines
 
@@ -40,6 +41,7 @@ import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 # isort: split
 from imgclf.cli import kubeflow as kubeflow_cli
 from imgclf.cli.options import add_settings_options, apply_settings
+from imgclf.cli.startup import import_tensorflow_quietly
 from imgclf.pipeline.lock import EXIT_BUSY
 from imgclf.settings import names
 from imgclf.settings.config import ConfigError, load_config
@@ -55,6 +57,7 @@ PREDICTIONS_CSV = "predictions.csv"
 # the Trainer's own epoch lines, and errors logged by Python.
 NODE_RUNNING = re.compile(r"INFO:absl:node (\w+) is running\.")
 NODE_FINISHED = re.compile(r"INFO:absl:node (\w+) is finished\.")
+KEY_FIGURE = re.compile(rf"INFO:absl:{re.escape(names.KEY_FIGURE_PREFIX)}(\w+): (.*)")
 SHOWN_AS_IS = (
     re.compile(r"Epoch \d+/\d+$"),
     re.compile(r"\d+/\d+ - .*loss: "),
@@ -66,6 +69,8 @@ TAIL_LINES_ON_FAILURE = 60
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "loads_tensorflow", True):
+        import_tensorflow_quietly()
     try:
         apply_settings(args)
         return args.handler(args) or 0
@@ -173,6 +178,18 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--csv", help=f"Write a CSV here (default when a folder is given: {PREDICTIONS_CSV})."
     )
+    batch = command(
+        "batch-predict",
+        _batch_predict,
+        "Score image files (or TFRecords, --records) with a pushed model through Beam's "
+        "RunInference on the configured beam_pipeline_args' runner; one CSV row per input, "
+        "an error row for any that cannot be scored.",
+    )
+    batch.add_argument("model", help="A pushed version, or the serving folder (latest version).")
+    batch.add_argument("patterns", nargs="+", help="Globs of image files, or of TFRecord files.")
+    batch.add_argument("--out", required=True, help="The CSV to write.")
+    batch.add_argument("--records", action="store_true", help="The globs match TFRecord files.")
+    batch.add_argument("--top-k", type=_at_least_one, default=3)
     timings = command(
         "timings", _timings, "Each component's wall time in the latest run, from MLMD."
     )
@@ -404,6 +421,7 @@ def _logged_call(command: list[str], env: dict, log, verbose: bool) -> int:
     lines; errors logged by Python. Everything with `verbose`.
     """
     started: dict[str, float] = {}
+    figures: dict[str, str] = {}
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as child:
@@ -411,19 +429,27 @@ def _logged_call(command: list[str], env: dict, log, verbose: bool) -> int:
             log.write(line)
             if verbose:
                 print(line, end="", flush=True)
-            elif shown := _progress(line, started):
+            elif shown := _progress(line, started, figures):
                 print(shown, flush=True)
     return child.returncode
 
 
-def _progress(line: str, started: dict[str, float]) -> str | None:
-    """The screen's version of a line of the TFX CLI's output; None to leave it in the log."""
+def _progress(line: str, started: dict[str, float], figures: dict[str, str]) -> str | None:
+    """The screen's version of a line of the TFX CLI's output; None to leave it in the log.
+
+    `started` and `figures` keep, per component, its start and its key figure
+    until the line that says it finished.
+    """
     if node := NODE_RUNNING.match(line):
         started[node[1]] = time.monotonic()
         return f"  {node[1]} ..."
+    if figure := KEY_FIGURE.match(line):
+        figures[figure[1]] = figure[2].rstrip()
+        return None
     if node := NODE_FINISHED.match(line):
         seconds = time.monotonic() - started.get(node[1], time.monotonic())
-        return f"  {node[1]} done in {seconds:.1f} s"
+        figure = figures.pop(node[1], None)
+        return f"  {node[1]} done in {seconds:.1f} s" + (f": {figure}" if figure else "")
     if any(pattern.match(line) for pattern in SHOWN_AS_IS):
         return line.rstrip()
     return None
@@ -515,6 +541,33 @@ def _predict(args: argparse.Namespace) -> int:
             "this model can decode, and were not scored:",
             *predictions.unreadable,
             sep="\n  ",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _batch_predict(args: argparse.Namespace) -> int:
+    """Exit 1 if some input could not be scored; its row says why."""
+    from imgclf.pipeline.batch_predict import batch_predict
+    from imgclf.pipeline.predict import resolve_model_dir
+
+    config = load_config()
+    model_dir = resolve_model_dir(args.model)
+    result = batch_predict(
+        model_dir,
+        args.patterns,
+        args.out,
+        top_k=args.top_k,
+        records=args.records,
+        image_key=config.data.image_key,
+        beam_pipeline_args=config.beam_pipeline_args,
+    )
+    print(f"Wrote {result.scored + result.errors} rows by {model_dir} to {result.output}")
+    if result.errors:
+        print(
+            f"imgclf batch-predict: {result.errors} inputs could not be scored; "
+            f"their rows in {result.output} say why.",
             file=sys.stderr,
         )
         return 1

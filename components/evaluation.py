@@ -84,6 +84,9 @@ class ModelMetrics:
     accuracy_by_label: dict[int, float] = field(default_factory=dict)
 
 
+CANDIDATE = "candidate"
+
+
 def read_metrics(evaluation_uri: str, label_key: str) -> dict[str, ModelMetrics]:
     """Per model ("candidate", and "baseline" when there was one), what TFMA measured."""
     models: dict[str, ModelMetrics] = {}
@@ -94,7 +97,7 @@ def read_metrics(evaluation_uri: str, label_key: str) -> dict[str, ModelMetrics]
             key = item.key
             if key.is_diff or not item.value.HasField("double_value"):
                 continue
-            model = BASELINE if key.model_name == BASELINE else "candidate"
+            model = BASELINE if key.model_name == BASELINE else CANDIDATE
             metrics = models.setdefault(model, ModelMetrics())
             value = item.value.double_value.value
             if by_label:

@@ -9,16 +9,26 @@ judges by the absolute thresholds alone, as it does without a baseline.
 import os
 from typing import ClassVar
 
+import tensorflow_model_analysis as tfma
+from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
-from tfx.utils import json_utils
+from tfx.utils import json_utils, proto_utils
 
+from imgclf.components.evaluation import ACCURACY, CANDIDATE, read_metrics
 from imgclf.components.serving_history import served_model
-from imgclf.settings.names import BASELINE_VERSION, NO_VERSION, SERVING_MODEL_DIR
+from imgclf.settings.names import (
+    BASELINE_VERSION,
+    BLESSED_PROPERTY,
+    EVALUATOR,
+    NO_VERSION,
+    SERVING_MODEL_DIR,
+    key_figure,
+)
 
 
 class Executor(evaluator_executor.Executor):
@@ -32,9 +42,21 @@ class Executor(evaluator_executor.Executor):
             baseline = served_model(serving_model_dir, version, self._get_tmp_dir())
             inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]
         super().Do(inputs, output_dict, properties)
+        blessing = output_dict[standard_component_specs.BLESSING_KEY][0]
         if version != NO_VERSION:
-            blessing = output_dict[standard_component_specs.BLESSING_KEY][0]
             _name_the_served_baseline(blessing, os.path.join(serving_model_dir, str(version)))
+        evaluation = output_dict[standard_component_specs.EVALUATION_KEY][0]
+        eval_config = proto_utils.json_to_proto(
+            properties[standard_component_specs.EVAL_CONFIG_KEY], tfma.EvalConfig()
+        )
+        label_key = eval_config.model_specs[0].label_key
+        logging.info(key_figure(EVALUATOR, _key_figure(evaluation.uri, label_key, blessing)))
+
+
+def _key_figure(evaluation_uri: str, label_key: str, blessing: types.Artifact) -> str:
+    accuracy = read_metrics(evaluation_uri, label_key)[CANDIDATE].overall[ACCURACY]
+    blessed = "blessed" if blessing.get_int_custom_property(BLESSED_PROPERTY) else "not blessed"
+    return f"accuracy {accuracy:.3f}; {blessed}"
 
 
 def _name_the_served_baseline(blessing: types.Artifact, served: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import apache_beam as beam
 import tensorflow as tf
+from absl import logging
 from tfx import types
 from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME
 from tfx.components.util import examples_utils
@@ -41,7 +42,7 @@ from imgclf.components.inspection import (
 )
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.config import ValidationConfig
-from imgclf.settings.names import PASSED_PROPERTY, SPANS_PROPERTY
+from imgclf.settings.names import IMAGE_VALIDATOR, PASSED_PROPERTY, SPANS_PROPERTY, key_figure
 
 REPORT_JSON = "report.json"
 REPORT_TEXT = "report.txt"
@@ -173,6 +174,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
             f.write(render_text(summaries, class_names, verdict) + "\n")
         report.set_int_custom_property(PASSED_PROPERTY, int(verdict.passed))
+        counts = ", ".join(
+            f"{split} {summary.good} of {summary.total} valid"
+            for split, summary in summaries.items()
+        )
+        verdict_word = "passed" if verdict.passed else "FAILED"
+        logging.info(key_figure(IMAGE_VALIDATOR, f"{counts}; {verdict_word}"))
         # The span the report describes, as on every artifact made from the examples.
         report.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
 

@@ -26,6 +26,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from imgclf.components.evaluation import (
     ACCURACY,
     BASELINE,
+    CANDIDATE,
     EXAMPLE_COUNT,
     ModelMetrics,
     read_confusion_matrix,
@@ -186,7 +187,7 @@ def ModelReport(
 ) -> None:
     class_names = read_labels(labels_path)
     models = read_metrics(evaluation.uri, label_key)
-    candidate, baseline = models["candidate"], models.get(BASELINE)
+    candidate, baseline = models[CANDIDATE], models.get(BASELINE)
     blessed, failures = read_failures(evaluation.uri)
     rows = metric_rows(candidate, baseline, class_names)
     with tf.io.gfile.GFile(os.path.join(report.uri, COMPARISON_TEXT), "w") as f:

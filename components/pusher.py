@@ -32,6 +32,8 @@ from imgclf.settings.names import (
     PUSHED_DESTINATION_PROPERTY,
     PUSHED_PROPERTY,
     PUSHED_VERSION_PROPERTY,
+    PUSHER,
+    key_figure,
 )
 from imgclf.trainer.export import EXTRA_ASSETS_DIR, read_summary
 
@@ -219,13 +221,25 @@ def VersionedPusher(
     image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
     pushed_model: tfx.dsl.components.OutputArtifact[standard_artifacts.PushedModel],
     serving_model_dir: tfx.dsl.components.Parameter[str],
+    infra_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.InfraBlessing] = None,
 ) -> None:
-    """Pushes the model if the Evaluator blessed it; records what it did either way.
+    """Pushes the model if the Evaluator blessed it and it passed the serving check, if any;
+    records what it did either way.
 
     `statistics` and `image_report`: the profile of the data the model was trained on.
+    `infra_blessing`: the serving check's (or TFX's InfraValidator's) verdict.
     """
-    if not model_blessing.get_int_custom_property(BLESSED_PROPERTY):
-        logging.info("The model was not blessed; nothing is pushed.")
+    refused = [
+        why
+        for why, blessing in (
+            ("the Evaluator did not bless it", model_blessing),
+            ("it failed the serving check", infra_blessing),
+        )
+        if blessing is not None and not blessing.get_int_custom_property(BLESSED_PROPERTY)
+    ]
+    if refused:
+        logging.info("Nothing is pushed: %s.", " and ".join(refused))
+        logging.info(key_figure(PUSHER, "nothing pushed"))
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         return
     model_dir = os.path.join(model.uri, FORMAT_SERVING)
@@ -233,6 +247,7 @@ def VersionedPusher(
     already = latest_is(model_dir, serving_model_dir)
     if already is not None:
         logging.info("Version %d already is this model; nothing is pushed.", already)
+        logging.info(key_figure(PUSHER, f"version {already} already is this model"))
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         pushed_model.set_int_custom_property(PUSHED_VERSION_PROPERTY, already)
         return
@@ -248,6 +263,7 @@ def VersionedPusher(
         }
         destination = push(model_dir, serving_model_dir, records)
     logging.info("Pushed the model to %s", destination)
+    logging.info(key_figure(PUSHER, f"pushed version {os.path.basename(destination)}"))
     pushed_model.set_int_custom_property(PUSHED_PROPERTY, 1)
     pushed_model.set_string_custom_property(PUSHED_DESTINATION_PROPERTY, destination)
     pushed_model.set_int_custom_property(

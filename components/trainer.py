@@ -14,13 +14,14 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from absl import logging
 from tfx import v1 as tfx
 from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME
 from tfx.components.trainer.executor import GenericExecutor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
-from tfx.utils import json_utils
+from tfx.utils import json_utils, path_utils
 
 from imgclf.components.example_gen import span_of
 from imgclf.imagedata.records import read_labels
@@ -29,9 +30,13 @@ from imgclf.settings.names import (
     CLASS_NAMES_PROPERTY,
     NO_VERSION,
     SERVING_MODEL_DIR,
+    TRAINER,
     TRAINING_PARAMETERS,
     WARM_START_VERSION,
+    key_figure,
 )
+from imgclf.trainer.export import read_summary
+from imgclf.trainer.schedule import MONITOR
 
 CUSTOM_CONFIG = standard_component_specs.CUSTOM_CONFIG_KEY
 EXAMPLES = standard_component_specs.EXAMPLES_KEY
@@ -82,6 +87,16 @@ class Executor(GenericExecutor):
         model.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
         labels_path = TrainerConfig.model_validate_json(properties[CUSTOM_CONFIG]).data.labels_path
         model.set_string_custom_property(CLASS_NAMES_PROPERTY, json.dumps(read_labels(labels_path)))
+        logging.info(
+            key_figure(TRAINER, _key_figure(read_summary(path_utils.serving_model_path(model.uri))))
+        )
+
+
+def _key_figure(summary: dict) -> str:
+    """The final phase's best validation accuracy, and the epochs trained in all."""
+    last = summary["phases"][-1]
+    epochs = sum(len(phase["epochs"]) for phase in summary["phases"])
+    return f"validation accuracy {max(last['history'][MONITOR]):.3f} after {epochs} epochs"
 
 
 class Trainer(base_component.BaseComponent):

@@ -11,6 +11,8 @@
   -> Trainer (warm-started from the served model of an earlier span, if so configured)
   -> Evaluator (against the newest served model of the same classes) -> Pusher (next version)
                -> ModelReport (comparison, most confident mistakes)
+  -> ServingCheck (loaded as a server would, warmup requests answered) -> Pusher
+     (or TFX's InfraValidator with TF Serving, or none: serving.check)
 
 What a run builds on is found in the serving folder by the same code on every
 orchestrator (components/serving_history.py), not by resolver executors, which
@@ -37,6 +39,7 @@ from imgclf.components.example_gen import import_example_gen
 from imgclf.components.image_validator import ImageValidator
 from imgclf.components.model_report import ModelReport
 from imgclf.components.pusher import VersionedPusher
+from imgclf.components.serving_check import ServingCheck
 from imgclf.components.serving_history import ServingHistory, find_versions
 from imgclf.components.span_resolver import SpanResolver
 from imgclf.components.trainer import Trainer
@@ -45,6 +48,7 @@ from imgclf.imagedata.spans import input_splits, newest_span
 from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig, is_remote
+from imgclf.trainer.export import SERVING_DEFAULT
 from imgclf.trainer.model import check_base_weights
 
 TRAINER_RUN_FN = "imgclf.trainer.task.run_fn"
@@ -227,11 +231,46 @@ def _model_components(
         label_key=config.data.label_key,
         most_wrong=config.evaluation.most_wrong,
     ).with_id(names.MODEL_REPORT)
+    serving_check = _serving_check(config, trainer, data)
     pusher = VersionedPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"] if serving_check else None,
         statistics=data.statistics,
         image_report=data.image_report,
         serving_model_dir=config.serving_model_dir,
     ).with_id(names.PUSHER)
-    return [trainer, evaluator, model_report, pusher]
+    checks = [serving_check] if serving_check else []
+    return [trainer, evaluator, model_report, *checks, pusher]
+
+
+def _serving_check(
+    config: PipelineConfig, trainer: base_node.BaseNode, data: _DataComponents
+) -> base_node.BaseNode | None:
+    """What stands between the Trainer's model and the Pusher, as serving.check says."""
+    serving = config.serving
+    model = trainer.outputs["model"]
+    if serving.check == "local":
+        return ServingCheck(
+            model=model,
+            timeout_seconds=serving.check_timeout_seconds,
+            max_latency_ms=serving.max_latency_ms or 0.0,
+        ).with_id(names.SERVING_CHECK)
+    if serving.check == "infra_validator":
+        # TF Serving itself, in the local Docker (PipelineConfig.for_kubeflow says why not there).
+        return tfx.components.InfraValidator(
+            model=model,
+            examples=data.valid_examples,
+            serving_spec=tfx.proto.ServingSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServing(
+                    image_name=serving.serving_image, tags=[serving.serving_image_tag]
+                ),
+                local_docker=tfx.proto.LocalDockerConfig(),
+            ),
+            request_spec=tfx.proto.RequestSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(
+                    signature_names=[SERVING_DEFAULT]
+                ),
+            ),
+        ).with_id(names.SERVING_CHECK)
+    return None

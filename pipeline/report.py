@@ -12,12 +12,14 @@ from imgclf.components.data_gate import anomaly_findings, load_anomalies
 from imgclf.components.evaluation import (
     ACCURACY,
     BASELINE,
+    CANDIDATE,
     EXAMPLE_COUNT,
     read_failures,
     read_metrics,
 )
 from imgclf.components.image_validator import REPORT_TEXT
 from imgclf.components.pusher import FORMAT_SERVING
+from imgclf.components.serving_check import RESULT_JSON, describe, read_result
 from imgclf.pipeline.lock import holder
 from imgclf.pipeline.runs import UNFINISHED, PipelineRun, latest_run
 from imgclf.settings import names
@@ -39,6 +41,7 @@ class RunOutcome:
     training: dict | None = None
     data_rejected: str | None = None  # the image validation report, when the gate failed
     report_dir: str | None = None  # the ModelReport: comparison and most wrong predictions
+    serving_check: dict | None = None  # the ServingCheck's figures and verdict
     unfinished: dict[str, str] = field(default_factory=dict)  # node id -> its state
     in_progress_by: str | None = None  # the lock's holder, while a run is in progress
 
@@ -63,10 +66,14 @@ class RunOutcome:
             lines.append(f"  Last blessed model: accuracy {self.baseline_accuracy:.3f}")
         lines.append(f"  Blessed: {'yes' if self.blessed else 'no'}")
         lines += [f"    {failure}" for failure in self.failures]
+        if self.serving_check:
+            lines.append(f"  Serving check: {describe(self.serving_check)}")
         if self.pushed_to:
             lines.append(f"  Pushed to: {self.pushed_to}")
         elif names.PUSHER in self.unfinished:
             lines.append("  Not pushed: the Pusher did not finish.")
+        elif self.blessed and self.serving_check and not self.serving_check["passed"]:
+            lines.append("  Not pushed: it failed the serving check.")
         elif self.already_served is not None:
             lines.append(f"  Not pushed: version {self.already_served} already is this model.")
         else:
@@ -157,7 +164,7 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     evaluation = evaluator.output("evaluation") if evaluator else None
     if evaluation is not None:
         models = read_metrics(evaluation.uri, label_key)
-        candidate, baseline = models["candidate"], models.get(BASELINE)
+        candidate, baseline = models[CANDIDATE], models.get(BASELINE)
         outcome.accuracy = candidate.overall[ACCURACY]
         outcome.example_count = int(candidate.overall[EXAMPLE_COUNT])
         outcome.baseline_accuracy = baseline.overall[ACCURACY] if baseline else None
@@ -166,6 +173,11 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     comparison = model_report.output("report") if model_report else None
     if comparison is not None:
         outcome.report_dir = comparison.uri
+    check = run.nodes.get(names.SERVING_CHECK)
+    blessing = check.output("blessing") if check else None
+    # TFX's InfraValidator, when it stands in, writes no figures.
+    if blessing is not None and tf.io.gfile.exists(os.path.join(blessing.uri, RESULT_JSON)):
+        outcome.serving_check = read_result(blessing.uri)
     pusher = run.nodes.get(names.PUSHER)
     pushed = pusher.output("pushed_model") if pusher else None
     if pushed is not None and pushed.properties.get(names.PUSHED_PROPERTY):

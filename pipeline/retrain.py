@@ -108,6 +108,9 @@ class Summary:
     def _push(self) -> str:
         if self.pushed:
             return f"pushed version {', '.join(map(str, self.pushed))}"
+        check = self.outcome.serving_check
+        if self.outcome.blessed and check and not check["passed"]:
+            return f"nothing pushed: the serving check failed ({check['reason'].splitlines()[0]})"
         if self.outcome.already_served is not None:
             return f"nothing pushed: version {self.outcome.already_served} already is this model"
         return "nothing pushed"

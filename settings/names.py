@@ -30,7 +30,16 @@ DATA_GATE = "DataGate"
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 MODEL_REPORT = "ModelReport"
+SERVING_CHECK = "ServingCheck"  # or TFX's InfraValidator, when serving.check asks for it
 PUSHER = "Pusher"
+
+# Each component logs one line with its key figure; `imgclf run` shows it when the component ends.
+KEY_FIGURE_PREFIX = "[key figure] "
+
+
+def key_figure(node: str, text: str) -> str:
+    return f"{KEY_FIGURE_PREFIX}{node}: {text}"
+
 
 # Custom properties of output artifacts, written by one component and read by others.
 SPANS_PROPERTY = "spans"  # Examples: the spans a rolling window read, "2,3"

@@ -93,6 +93,16 @@ def backbone_weights(tmp_path_factory) -> str:
     return path
 
 
+# The longest end-to-end files (about 13 minutes each), started first among them, so that
+# two test workers (`--dist loadfile` hands out files in this order) finish together.
+LONGEST_FILES = ("test_backend_e2e_open_source.py", "test_backend_e2e_vertex.py")
+
+
 def pytest_collection_modifyitems(items):
-    """Fast unit tests first; whole-pipeline runs (minutes each) last."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+    """Fast unit tests first; whole-pipeline runs (minutes each) last, the longest first."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("e2e") is not None,
+            item.path.name not in LONGEST_FILES,
+        )
+    )

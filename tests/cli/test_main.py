@@ -2,11 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from tf_keras.src.utils import data_utils
 
 from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
+from imgclf.cli.startup import without_startup_noise
 from imgclf.settings.config import load_config
 
 
@@ -88,3 +91,26 @@ def test_run_says_how_to_place_imagenet_weights_it_cannot_fetch_before_anything_
     assert f"place it in {tmp_path / 'keras'}/models/" in err
     assert "set model.weights to the path of a weights file" in err
     assert not os.path.exists(load_config({"output_dir": str(tmp_path)}).tfx_home)
+
+
+def test_a_command_that_loads_tensorflow_shows_none_of_its_start_up_chatter(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [sys.executable, "-m", "imgclf.cli.main", "report", "--set", f"output_dir={tmp_path}"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    metadata = tmp_path / "metadata" / "image-classifier.db"
+    assert done.stderr == (f"imgclf report: No ML Metadata database at '{metadata}': no run yet?\n")
+    assert done.returncode == 2
+
+
+def test_only_the_known_start_up_chatter_is_filtered():
+    text = (
+        "2026-11-24 05:37:57.527454: E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc:"
+        "479] Unable to register cuFFT factory: Attempting to register factory for plugin cuFFT "
+        "when one has already been registered\n"
+        "2026-11-24 05:37:57.336435: I external/local_tsl/tsl/cuda/cudart_stub.cc:32] Could not "
+        "find cuda drivers on your machine, GPU will not be used.\n"
+        "2026-11-24 05:37:59.268409: E tensorflow/core/framework/op_kernel.cc:1] Out of memory\n"
+    )
+    assert without_startup_noise(text) == (
+        "2026-11-24 05:37:59.268409: E tensorflow/core/framework/op_kernel.cc:1] Out of memory\n"
+    )

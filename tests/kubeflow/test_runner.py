@@ -15,7 +15,7 @@ import yaml
 
 from imgclf.kubeflow.runner import ENTRYPOINT, compile_pipeline
 from imgclf.pipeline.retrain import scheduled
-from imgclf.settings.config import load_config
+from imgclf.settings.config import ConfigError, load_config
 
 IMAGE = "registry.example.com/image-classifier:test"
 DATA_ROOT = "ram://bucket/data"  # the remote_data fixture's
@@ -40,7 +40,8 @@ TASKS_AND_UPSTREAM = {
     "Trainer": ["DataGate", "ImageValidator", "ServingHistory"],
     "Evaluator": ["ImageValidator", "ServingHistory", "Trainer"],
     "ModelReport": ["Evaluator", "ImageValidator", "Trainer"],
-    "Pusher": ["Evaluator", "ImageValidator", "StatisticsGen", "Trainer"],
+    "ServingCheck": ["Trainer"],
+    "Pusher": ["Evaluator", "ImageValidator", "ServingCheck", "StatisticsGen", "Trainer"],
 }
 
 
@@ -283,6 +284,26 @@ def test_a_scheduled_pipeline_on_spans_warm_starts_and_compares_spans(remote_dat
     history_inputs = tasks["ServingHistory"]["inputs"]["parameters"]
     assert history_inputs["warm_start"] == {"runtimeValue": {"constant": 1.0}}
     assert tasks["ServingHistory"]["cachingOptions"] == {"enableCache": False}
+
+
+def test_tfx_infra_validator_is_refused_on_kubeflow_with_the_reason(remote_data, tmp_path):
+    with pytest.raises(ConfigError, match="compiler does not support InfraValidator"):
+        compile_pipeline(
+            cluster_config(**{"serving.check": "infra_validator"}), str(tmp_path / "infra.yaml")
+        )
+
+
+def test_with_no_serving_check_the_pusher_waits_for_the_evaluator_alone(remote_data, tmp_path):
+    path = tmp_path / "unchecked.yaml"
+    compile_pipeline(cluster_config(**{"serving.check": "none"}), str(path))
+    tasks = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]
+    assert "ServingCheck" not in tasks
+    assert upstream_of(tasks["Pusher"]) == [
+        "Evaluator",
+        "ImageValidator",
+        "StatisticsGen",
+        "Trainer",
+    ]
 
 
 @pytest.mark.parametrize(

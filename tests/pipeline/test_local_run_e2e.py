@@ -16,8 +16,10 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -36,6 +38,7 @@ from imgclf.components.model_report import (
     MOST_WRONG_PNG,
 )
 from imgclf.components.pusher import FORMAT_SERVING
+from imgclf.components.serving_check import describe
 from imgclf.imagedata.records import read_records, to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES
 from imgclf.pipeline.pipeline import create_pipeline
@@ -50,6 +53,7 @@ from imgclf.trainer.export import (
     SERVING_IMAGES,
     read_summary,
 )
+from imgclf.trainer.warmup import read_warmup_requests
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +68,7 @@ NODES = {
     "Trainer",
     "Evaluator",
     "ModelReport",
+    "ServingCheck",
     "Pusher",
 }
 
@@ -90,7 +95,8 @@ def _imgclf_run(settings: dict) -> tuple[int, str]:
     """`imgclf run` as a user types it; its own lines (the TFX CLI's go to the log)."""
     out = io.StringIO()
     assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
-    with contextlib.redirect_stdout(out):
+    # --set becomes IMGCLF_* variables for the TFX CLI: gone again for the later runs.
+    with contextlib.redirect_stdout(out), mock.patch.dict(os.environ):
         status = main(["run", *assignments])
     return status, out.getvalue()
 
@@ -119,7 +125,8 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
     settings = _settings(data, backbone_weights, output_dir)
     config = load_config(settings)
 
-    run_status, run_output = _imgclf_run(settings)
+    # The first model also ships a TFLite copy.
+    run_status, run_output = _imgclf_run({**settings, "serving.tflite": True})
     first = latest_run(config.metadata_path, config.pipeline_name)
     serving_after_first = _tree_digest(config.serving_root)
 
@@ -185,11 +192,24 @@ def test_imgclf_run_shows_progress_and_keeps_the_whole_log_in_a_file(runs):
     with open(log_path) as f:
         log = f.read()
     # Every component's start and end on the screen, in the order they ran, with seconds.
-    finished = [line.split()[0] for line in lines if line.endswith(" s") and " done in " in line]
+    finished = [line.split()[0] for line in lines if " done in " in line]
     assert finished == [
         line.split()[1] for line in log.splitlines() if line.endswith(" is finished.")
     ]
     assert set(finished) == NODES
+    # Each of the project's components ends its line with its key figure.
+    figures = {line.split()[0]: line.split(" s: ", 1)[1] for line in lines if " s: " in line}
+    assert figures["ImageValidator"] == (
+        f"train {4 * 32} of {4 * 32} valid, eval {4 * 16} of {4 * 16} valid; passed"
+    )
+    assert figures["DataGate"] == "passed"
+    assert re.fullmatch(r"validation accuracy 0\.\d{3} after 9 epochs", figures["Trainer"])
+    accuracy = outcome_of(runs["first"]).accuracy
+    assert figures["Evaluator"] == f"accuracy {accuracy:.3f}; blessed"
+    assert re.fullmatch(
+        r"loaded in [\d.]+ s; 4 warmup requests, .*; passed", figures["ServingCheck"]
+    )
+    assert figures["Pusher"] == "pushed version 1"
     assert sum(line.startswith("[trainer] ") for line in lines) == 6 + 3  # both phases' epochs
     # The TFX CLI's INFO dumps stay in the file.
     assert "INFO:absl:node Trainer is running." in log
@@ -224,6 +244,23 @@ def test_the_first_model_is_blessed_and_pushed_where_tf_serving_looks(runs):
     assert (pushed / "saved_model.pb").exists()
     assert (pushed / "assets" / "labels.txt").read_text().split() == list(DEFAULT_CLASSES)
     assert read_summary(str(pushed)) == outcome.training
+
+
+def test_the_pushed_version_is_warmed_up_checked_and_carries_tflite(runs, sample_data):
+    outcome = outcome_of(runs["first"])
+    pushed = outcome.pushed_to
+    requests = read_warmup_requests(pushed)
+    eval_images = {r.image for r in read_records(f"{sample_data}/eval/*")}
+    images = tf.make_ndarray(requests[1].inputs[IMAGES_INPUT])
+    assert len(images) == 8 and set(images) <= eval_images  # real eval images
+    check = outcome.serving_check
+    assert check["passed"] and len(check["latency_ms"]) == len(requests) == 4
+    assert f"  Serving check: {describe(check)}" in runs["run_output"]
+    interpreter = tf.lite.Interpreter(model_path=f"{pushed}/tflite/model.tflite")
+    assert list(interpreter.get_input_details()[0]["shape"]) == [1, 64, 64, 3]
+    assert Path(f"{pushed}/tflite/labels.txt").read_text().split() == list(DEFAULT_CLASSES)
+    # The later runs did not ask for TFLite.
+    assert not os.path.exists(f"{outcome_of(runs['fourth']).pushed_to}/tflite")
 
 
 def test_the_pushed_model_predicts_through_both_signatures(runs, sample_data):

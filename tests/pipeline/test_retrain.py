@@ -89,6 +89,32 @@ def test_a_failed_push_fails_the_run_and_says_why():
     )
 
 
+def test_a_blessed_model_that_failed_the_serving_check_is_said_not_pushed():
+    slow = RunOutcome("run", accuracy=0.9, baseline_accuracy=0.8, blessed=True)
+    slow.training = {"start": WARM}
+    slow.serving_check = {
+        "load_seconds": 1.5,
+        "latency_ms": [3.0, 90.0],
+        "passed": False,
+        "reason": "the slowest request took 90.0 ms (serving.max_latency_ms 50)",
+    }
+    assert (
+        _summary(slow)
+        .line()
+        .endswith(
+            "; nothing pushed: the serving check failed (the slowest request took 90.0 ms "
+            "(serving.max_latency_ms 50)); serving version 2"
+        )
+    )
+    slow.training = None  # the report's training lines are not this test's
+    report = slow.describe(0.5)
+    assert (
+        "  Serving check: loaded in 1.5 s; 2 warmup requests, median 90.0 ms, slowest 90.0 ms; "
+        "FAILED: the slowest request took 90.0 ms (serving.max_latency_ms 50)"
+    ) in report
+    assert "  Not pushed: it failed the serving check." in report
+
+
 def test_scheduled_runs_warm_start_by_default_when_data_has_spans(tmp_path):
     assert scheduled(load_config(SPANS)).training.warm_start is True
     off = load_config({**SPANS, "training.warm_start": False})

@@ -1,4 +1,8 @@
-"""The compiled pipeline run as a KFP 2 backend runs it (tests/kubeflow/backend.py), in both modes.
+"""The compiled pipeline run as a KFP 2 backend runs it (tests/kubeflow/backend.py).
+
+The tests of one backend mode: test_backend_e2e_open_source.py and
+test_backend_e2e_vertex.py collect them, each with its `mode` fixture (two
+files, so that two test workers run the two modes side by side).
 
 One sequence of scheduled runs per backend, as a recurring run would make
 them, over data arriving in spans:
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import OPEN_SOURCE, REPO, VERTEX, Backend, RunRefused
+from backend import OPEN_SOURCE, REPO, Backend, RunRefused
 from bad_records import defects, write_records
 from imgclf.components.pusher import versions
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
@@ -50,6 +54,7 @@ ALL_TASKS = {
     "Trainer",
     "Evaluator",
     "ModelReport",
+    "ServingCheck",
     "Pusher",
 }
 
@@ -85,9 +90,8 @@ def with_bad_records(root: str, span: int) -> None:
     write_records(Path(root) / f"span-{span}" / "train" / "bad.gz", defects().values())
 
 
-@pytest.fixture(scope="module", params=[OPEN_SOURCE, VERTEX])
-def sequence(request, backbone_weights, tmp_path_factory):
-    mode = request.param
+@pytest.fixture(scope="module")
+def sequence(mode, backbone_weights, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"backend-{mode}")
     data = str(root / "data")
     write_sample_span(data, 1, train_per_class=8, eval_per_class=16, num_shards=2)
@@ -212,7 +216,7 @@ def test_a_rejected_dataset_trains_nothing(sequence):
     rejected = sequence["rejected"]
     assert not rejected.succeeded
     assert rejected.tasks["DataGate"].state == "failed"
-    for task in ("Trainer", "Evaluator", "ModelReport", "Pusher"):
+    for task in ("Trainer", "Evaluator", "ModelReport", "ServingCheck", "Pusher"):
         assert rejected.tasks[task].state == "not run"
     log = Path(rejected.tasks["DataGate"].log).read_text()
     assert "The data failed validation" in log

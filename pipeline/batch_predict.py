@@ -1,0 +1,207 @@
+"""Batch prediction with a pushed model through Beam's RunInference.
+
+The same Beam pipeline scores image files (a glob) or TFRecords of the
+project's image records on the DirectRunner here and on Dataflow or Flink
+unchanged (the runner is in `beam_pipeline_args`). Each input becomes one
+CSV row: its path (or the record's id), the top classes with their
+probabilities, and an empty error; an input that cannot be scored becomes a
+row with the error instead, never a crash and never a silent drop.
+
+The model answers through its `serving_images` signature, the one TF Serving
+exposes, so a batch score is what a served request would return.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+from apache_beam.io import fileio
+from apache_beam.ml.inference.base import (
+    KeyedModelHandler,
+    ModelHandler,
+    PredictionResult,
+    RunInference,
+)
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from imgclf.imagedata.decode import decode_image
+from imgclf.imagedata.records import read_labels
+from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABELS_FILENAME
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES
+
+COUNTERS = "imgclf.batch_predict"
+BATCH_SIZE = 64
+
+
+class ServingImagesHandler(ModelHandler[bytes, PredictionResult, object]):
+    """RunInference's model: a SavedModel's `serving_images` signature, encoded images in."""
+
+    def __init__(self, model_dir: str, max_batch_size: int = BATCH_SIZE):
+        self._model_dir = model_dir
+        self._max_batch_size = max_batch_size
+
+    def load_model(self):
+        return tf.saved_model.load(self._model_dir)
+
+    def run_inference(
+        self, batch: Sequence[bytes], model, inference_args=None
+    ) -> Iterable[PredictionResult]:
+        serve = model.signatures[SERVING_IMAGES]
+        probabilities = serve(**{IMAGES_INPUT: tf.constant(list(batch))})["probabilities"]
+        return [PredictionResult(image, row) for image, row in zip(batch, probabilities.numpy())]
+
+    def batch_elements_kwargs(self):
+        return {"max_batch_size": self._max_batch_size}
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # the file's path, or the record's id
+    classes: tuple[str, ...] = ()
+    probabilities: tuple[float, ...] = ()
+    error: str = ""
+
+    def to_csv(self, top_k: int) -> str:
+        cells = [self.key]
+        for rank in range(top_k):
+            if rank < len(self.classes):
+                cells += [self.classes[rank], f"{self.probabilities[rank]:.6f}"]
+            else:
+                cells += ["", ""]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow([*cells, self.error])
+        return out.getvalue()
+
+
+def csv_header(top_k: int) -> str:
+    ranks = [f"class_{rank},p_{rank}" for rank in range(1, top_k + 1)]
+    return ",".join(["key", *ranks, "error"])
+
+
+class _Decodable(beam.DoFn):
+    """(key, encoded image) passes on when it decodes; otherwise it becomes an error row."""
+
+    ERRORS = "errors"
+
+    def process(self, keyed: tuple[str, bytes]) -> Iterator:
+        key, encoded = keyed
+        try:
+            decode_image(encoded)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+            beam.metrics.Metrics.counter(COUNTERS, "errors").inc()
+            message = error.message.splitlines()[0] if error.message else type(error).__name__
+            yield beam.pvalue.TaggedOutput(self.ERRORS, Row(key, error=f"not an image: {message}"))
+            return
+        yield keyed
+
+
+def _file_bytes(readable: fileio.ReadableFile) -> tuple[str, bytes]:
+    return readable.metadata.path, readable.read()
+
+
+def _record_image(named: tuple[str, bytes], image_key: str) -> tuple[str, bytes]:
+    """(file, serialized tf.Example) to (the record's id, or file#digest; its image bytes)."""
+    filename, serialized = named
+    features = tf.train.Example.FromString(serialized).features.feature
+    image = features[image_key].bytes_list.value
+    ids = features[ID_KEY].bytes_list.value
+    key = ids[0].decode() if ids else f"{filename}#{_digest(serialized)}"
+    return key, image[0] if image else b""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def _ranked(keyed: tuple[str, PredictionResult], names: list[str], top_k: int) -> Row:
+    key, result = keyed
+    row = np.asarray(result.inference)
+    best = np.argsort(-row, kind="stable")[:top_k]
+    beam.metrics.Metrics.counter(COUNTERS, "scored").inc()
+    return Row(key, tuple(names[i] for i in best), tuple(float(row[i]) for i in best))
+
+
+def _failed_batch(failure: tuple) -> Iterator[Row]:
+    """RunInference's dead letters: a batch the model refused, each input a row of its own."""
+    batch, error = failure
+    for key, _ in batch:
+        beam.metrics.Metrics.counter(COUNTERS, "errors").inc()
+        yield Row(key, error=f"the model failed on its batch: {error}")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    output: str
+    scored: int
+    errors: int
+
+
+def batch_predict(
+    model_dir: str,
+    patterns: list[str],
+    output: str,
+    top_k: int = 3,
+    records: bool = False,
+    image_key: str = IMAGE_KEY,
+    beam_pipeline_args: list[str] | None = None,
+) -> BatchResult:
+    """Scores every image matched by `patterns` (TFRecords with `records`); one CSV at `output`."""
+    for pattern in patterns:
+        if not tf.io.gfile.glob(pattern):
+            raise FileNotFoundError(f"No file matches {pattern}.")
+    names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
+    top_k = min(top_k, len(names))
+    options = PipelineOptions(beam_pipeline_args or [])
+    with beam.Pipeline(options=options) as pipeline:
+        matched = pipeline | "Patterns" >> beam.Create(patterns)
+        if records:
+            inputs = (
+                matched
+                | "ReadRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True)
+                | "Images" >> beam.Map(_record_image, image_key)
+            )
+        else:
+            inputs = (
+                matched
+                | "Match" >> fileio.MatchAll()
+                | "Open" >> fileio.ReadMatches()
+                | "Read" >> beam.Map(_file_bytes)
+            )
+        checked = inputs | "Decodable" >> beam.ParDo(_Decodable()).with_outputs(
+            _Decodable.ERRORS, main="images"
+        )
+        scored, refused = (
+            checked.images
+            | "RunInference"
+            >> RunInference(
+                KeyedModelHandler(ServingImagesHandler(model_dir))
+            ).with_exception_handling()
+        )
+        rows = (
+            scored | "Rank" >> beam.Map(_ranked, names, top_k),
+            checked[_Decodable.ERRORS],
+            refused.failed_inferences | "Refused" >> beam.FlatMap(_failed_batch),
+        )
+        (
+            rows
+            | "AllRows" >> beam.Flatten()
+            | "Csv" >> beam.Map(lambda row: row.to_csv(top_k))
+            | "Write"
+            >> beam.io.WriteToText(
+                output, num_shards=1, shard_name_template="", header=csv_header(top_k)
+            )
+        )
+    counters = {
+        counter.key.metric.name: counter.committed
+        for counter in pipeline.result.metrics().query()["counters"]
+        if counter.key.metric.namespace == COUNTERS
+    }
+    return BatchResult(output, counters.get("scored", 0), counters.get("errors", 0))

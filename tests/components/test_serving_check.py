@@ -1,0 +1,108 @@
+"""The serving check loads a model in a process of its own and replays its warmup requests;
+the Pusher pushes only a model that passed."""
+
+import os
+import shutil
+
+import pytest
+from tfx.types import standard_artifacts
+
+from imgclf.components.pusher import FORMAT_SERVING, VersionedPusher, versions
+from imgclf.components.serving_check import (
+    BLESSED_FILE,
+    NOT_BLESSED_FILE,
+    ServingCheck,
+    describe,
+    read_result,
+)
+from imgclf.imagedata.records import to_example
+from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.settings.names import BLESSED_PROPERTY, PUSHED_PROPERTY
+from imgclf.trainer.export import export_model
+from imgclf.trainer.model import build_model
+from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
+
+TIMEOUT_SECONDS = 120.0
+
+
+@pytest.fixture(scope="module")
+def model_artifact(tiny_backbone, tmp_path_factory):
+    """A Trainer's Model artifact: an exported model with 3 eval images as warmup requests."""
+    root = tmp_path_factory.mktemp("trainer_model")
+    export_dir = str(root / FORMAT_SERVING)
+    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
+    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {"phases": []})
+    records = generate_split(DEFAULT_CLASSES, "eval", 1, size=40, image_format="jpeg")
+    examples = [to_example(r).SerializeToString() for r in list(records)[:3]]
+    write_warmup_requests(export_dir, warmup_requests(examples, "image"))
+    return _artifact(standard_artifacts.Model, str(root))
+
+
+def _artifact(kind, uri: str):
+    artifact = kind()
+    artifact.uri = uri
+    return artifact
+
+
+def _check(model, tmp_path, timeout=TIMEOUT_SECONDS, max_latency_ms=0.0):
+    blessing = _artifact(standard_artifacts.InfraBlessing, str(tmp_path / "blessing"))
+    ServingCheck.test_call(
+        model=model, blessing=blessing, timeout_seconds=timeout, max_latency_ms=max_latency_ms
+    )
+    return blessing, read_result(blessing.uri)
+
+
+def test_a_sound_model_loads_elsewhere_and_answers_every_warmup_request(model_artifact, tmp_path):
+    blessing, result = _check(model_artifact, tmp_path)
+    assert blessing.get_int_custom_property(BLESSED_PROPERTY) == 1
+    assert os.path.exists(os.path.join(blessing.uri, BLESSED_FILE))
+    assert set(result) == {"load_seconds", "latency_ms", "passed"}
+    assert result["passed"]
+    assert result["load_seconds"] > 0
+    # Both signatures, one image alone and the three together.
+    assert len(result["latency_ms"]) == 4
+    assert all(latency > 0 for latency in result["latency_ms"])
+    assert describe(result).startswith(f"loaded in {result['load_seconds']:.1f} s; 4 warmup")
+
+
+def test_a_model_slower_than_the_bound_fails_and_says_which_setting(model_artifact, tmp_path):
+    blessing, result = _check(model_artifact, tmp_path, max_latency_ms=1e-6)
+    assert blessing.get_int_custom_property(BLESSED_PROPERTY) == 0
+    assert os.path.exists(os.path.join(blessing.uri, NOT_BLESSED_FILE))
+    assert "(serving.max_latency_ms 1e-06)" in result["reason"]
+
+
+def test_a_model_that_does_not_load_fails_with_the_loaders_error(model_artifact, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_artifact.uri, broken)
+    (broken / FORMAT_SERVING / "saved_model.pb").write_bytes(b"not a graph")
+    blessing, result = _check(_artifact(standard_artifacts.Model, str(broken)), tmp_path)
+    assert blessing.get_int_custom_property(BLESSED_PROPERTY) == 0
+    assert result["reason"].startswith("the serving process failed (exit 1):")
+    assert "saved_model.pb" in result["reason"]
+
+
+def test_a_model_not_answering_before_the_deadline_fails(model_artifact, tmp_path):
+    blessing, result = _check(model_artifact, tmp_path, timeout=0.05)
+    assert blessing.get_int_custom_property(BLESSED_PROPERTY) == 0
+    assert result["reason"] == "not loaded and answering within 0.05 s"
+
+
+def test_the_pusher_pushes_nothing_that_failed_the_serving_check(model_artifact, tmp_path):
+    evaluated = _artifact(standard_artifacts.ModelBlessing, str(tmp_path / "evaluation"))
+    evaluated.set_int_custom_property(BLESSED_PROPERTY, 1)
+    failed = _artifact(standard_artifacts.InfraBlessing, str(tmp_path / "check"))
+    failed.set_int_custom_property(BLESSED_PROPERTY, 0)
+    pushed = _artifact(standard_artifacts.PushedModel, str(tmp_path / "pushed"))
+    serving = tmp_path / "serving"
+    VersionedPusher.test_call(
+        model=model_artifact,
+        model_blessing=evaluated,
+        infra_blessing=failed,
+        statistics=None,
+        image_report=None,
+        pushed_model=pushed,
+        serving_model_dir=str(serving),
+    )
+    assert pushed.get_int_custom_property(PUSHED_PROPERTY) == 0
+    assert versions(str(serving)) == []

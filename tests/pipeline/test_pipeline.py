@@ -1,0 +1,57 @@
+"""What stands between the Trainer's model and the Pusher, as serving.check says."""
+
+import json
+
+from tfx import v1 as tfx
+
+from imgclf.components.pusher import VersionedPusher
+from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.settings.config import load_config
+
+
+def _nodes(sample_data, tmp_path, check: str) -> dict:
+    config = load_config(
+        {
+            "output_dir": str(tmp_path),
+            "data.root": sample_data,
+            "model.base_model": "MobileNetV2",
+            "model.alpha": 0.35,
+            "model.image_size": 32,
+            "model.weights": "none",
+            "serving.check": check,
+        }
+    )
+    return {node.id: node for node in create_pipeline(config).components}
+
+
+def _pusher_checked_by(nodes: dict):
+    pusher = nodes["Pusher"]
+    assert isinstance(pusher, VersionedPusher)
+    blessing = pusher.inputs.get("infra_blessing")
+    return blessing.producer_component_id if blessing is not None else None
+
+
+def test_by_default_the_local_serving_check_gates_the_push(sample_data, tmp_path):
+    nodes = _nodes(sample_data, tmp_path, "local")
+    assert type(nodes["ServingCheck"]).__name__ == "ServingCheck"
+    assert nodes["ServingCheck"].exec_properties["timeout_seconds"] == 300.0
+    assert _pusher_checked_by(nodes) == "ServingCheck"
+
+
+def test_tfx_infra_validator_runs_tf_serving_in_docker_when_chosen(sample_data, tmp_path):
+    nodes = _nodes(sample_data, tmp_path, "infra_validator")
+    validator = nodes["ServingCheck"]
+    assert isinstance(validator, tfx.components.InfraValidator)
+    serving_spec = json.loads(validator.exec_properties["serving_spec"])
+    assert serving_spec == {
+        "tensorflow_serving": {"image_name": "tensorflow/serving", "tags": ["2.16.1"]},
+        "local_docker": {},
+    }
+    assert validator.inputs["examples"].producer_component_id == "ImageValidator"
+    assert _pusher_checked_by(nodes) == "ServingCheck"
+
+
+def test_with_no_check_the_pusher_takes_the_evaluators_word_alone(sample_data, tmp_path):
+    nodes = _nodes(sample_data, tmp_path, "none")
+    assert "ServingCheck" not in nodes
+    assert _pusher_checked_by(nodes) is None
