@@ -159,49 +159,65 @@ def batch_predict(
             raise FileNotFoundError(f"No file matches {pattern}.")
     names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
     top_k = min(top_k, len(names))
-    options = PipelineOptions(beam_pipeline_args or [])
-    with beam.Pipeline(options=options) as pipeline:
-        matched = pipeline | "Patterns" >> beam.Create(patterns)
-        if records:
-            inputs = (
-                matched
-                | "ReadRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True)
-                | "Images" >> beam.Map(_record_image, image_key)
-            )
-        else:
-            inputs = (
-                matched
-                | "Match" >> fileio.MatchAll()
-                | "Open" >> fileio.ReadMatches()
-                | "Read" >> beam.Map(_file_bytes)
-            )
-        checked = inputs | "Decodable" >> beam.ParDo(_Decodable()).with_outputs(
-            _Decodable.ERRORS, main="images"
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_pipeline_args or []))
+    inputs = pipeline | "Patterns" >> beam.Create(patterns)
+    if records:
+        images = (
+            inputs
+            | "ReadRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True)
+            | "Images" >> beam.Map(_record_image, image_key)
         )
-        scored, refused = (
-            checked.images
-            | "RunInference"
-            >> RunInference(
-                KeyedModelHandler(ServingImagesHandler(model_dir))
-            ).with_exception_handling()
+    else:
+        images = (
+            inputs
+            | "Match" >> fileio.MatchAll()
+            | "Open" >> fileio.ReadMatches()
+            | "Read" >> beam.Map(_file_bytes)
         )
-        rows = (
-            scored | "Rank" >> beam.Map(_ranked, names, top_k),
-            checked[_Decodable.ERRORS],
-            refused.failed_inferences | "Refused" >> beam.FlatMap(_failed_batch),
+    rows = images | "Score" >> _Score(model_dir, names, top_k)
+    (
+        rows
+        | "Csv" >> beam.Map(lambda row: row.to_csv(top_k))
+        | "Write"
+        >> beam.io.WriteToText(
+            output, num_shards=1, shard_name_template="", header=csv_header(top_k)
         )
-        (
-            rows
-            | "AllRows" >> beam.Flatten()
-            | "Csv" >> beam.Map(lambda row: row.to_csv(top_k))
-            | "Write"
-            >> beam.io.WriteToText(
-                output, num_shards=1, shard_name_template="", header=csv_header(top_k)
-            )
-        )
+    )
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except ValueError as error:
+        if records and "Not a valid TFRecord" in str(error):
+            raise ValueError(
+                f"{', '.join(patterns)}: a file is not a TFRecord file "
+                f"({str(error).split(' [while')[0]}); --records reads TFRecords only."
+            ) from None
+        raise
     counters = {
         counter.key.metric.name: counter.committed
-        for counter in pipeline.result.metrics().query()["counters"]
+        for counter in result.metrics().query()["counters"]
         if counter.key.metric.namespace == COUNTERS
     }
     return BatchResult(output, counters.get("scored", 0), counters.get("errors", 0))
+
+
+class _Score(beam.PTransform):
+    """(key, encoded image) pairs to Rows: ranked classes, or the error that stopped them."""
+
+    def __init__(self, model_dir: str, names: list[str], top_k: int):
+        super().__init__()
+        self._model_dir, self._names, self._top_k = model_dir, names, top_k
+
+    def expand(self, images):
+        checked = images | "Decodable" >> beam.ParDo(_Decodable()).with_outputs(
+            _Decodable.ERRORS, main="images"
+        )
+        handler = KeyedModelHandler(ServingImagesHandler(self._model_dir))
+        scored, refused = (
+            checked.images | "RunInference" >> RunInference(handler).with_exception_handling()
+        )
+        return (
+            scored | "Rank" >> beam.Map(_ranked, self._names, self._top_k),
+            checked[_Decodable.ERRORS],
+            refused.failed_inferences | "Refused" >> beam.FlatMap(_failed_batch),
+        ) | "AllRows" >> beam.Flatten()

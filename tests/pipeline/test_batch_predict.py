@@ -81,3 +81,11 @@ def test_the_command_exits_1_when_an_input_could_not_be_scored(model_dir, images
     assert "1 inputs could not be scored" in captured.err
     assert main(["batch-predict", model_dir, str(images / "*.jpg"), "--out", str(out)]) == 2
     assert f"No file matches {images / '*.jpg'}." in capsys.readouterr().err
+
+
+def test_image_files_read_as_records_are_refused_with_the_pattern_named(
+    model_dir, images, tmp_path
+):
+    pattern = str(images / "*.png")
+    with pytest.raises(ValueError, match=r"\*\.png: a file is not a TFRecord file \(Not a valid"):
+        batch_predict(model_dir, [pattern], str(tmp_path / "out.csv"), records=True)
