@@ -4,10 +4,12 @@ The role of TFX's InfraValidator without a TF Serving binary: a separate
 Python process (components/serving_probe.py) loads the SavedModel by its
 `serve` tag with TensorFlow's loader (not Keras, not the training code), replays
 every request of its `assets.extra/tf_serving_warmup_requests` through the
-signature the request names, and reports its load time and each request's
-latency. A model that fails to load, fails a request, answers with the wrong
-batch size, or is slower than the configured bound, within a deadline, is
-not blessed, and the Pusher does not push it. Its output is an InfraBlessing,
+signature the request names, once as TF Serving does at load and once more, and
+reports its load time, the warmup pass and each request's latency after it
+(what `serving.max_latency_ms` bounds: a client meets a warmed-up model). A
+model that fails to load, fails a request, answers with the wrong batch size,
+or is slower than the configured bound, within a deadline, is not blessed,
+and the Pusher does not push it. Its output is an InfraBlessing,
 as InfraValidator writes, so TFX's own InfraValidator can take its place.
 """
 
@@ -67,8 +69,8 @@ def describe(result: dict) -> str:
         return f"FAILED: {result['reason'].splitlines()[0]}"
     latencies = sorted(result["latency_ms"])
     answered = (
-        f"{len(latencies)} warmup requests, median {latencies[len(latencies) // 2]:.1f} ms, "
-        f"slowest {latencies[-1]:.1f} ms"
+        f"{len(latencies)} warmup requests (first pass {sum(result['warmup_ms']):.0f} ms), "
+        f"then median {latencies[len(latencies) // 2]:.1f} ms, slowest {latencies[-1]:.1f} ms"
         if latencies
         else "no warmup requests shipped (serving.warmup_images is 0)"
     )

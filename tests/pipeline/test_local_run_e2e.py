@@ -207,7 +207,8 @@ def test_imgclf_run_shows_progress_and_keeps_the_whole_log_in_a_file(runs):
     accuracy = outcome_of(runs["first"]).accuracy
     assert figures["Evaluator"] == f"accuracy {accuracy:.3f}; blessed"
     assert re.fullmatch(
-        r"loaded in [\d.]+ s; 4 warmup requests, .*; passed", figures["ServingCheck"]
+        r"loaded in [\d.]+ s; 4 warmup requests \(first pass \d+ ms\), then .*; passed",
+        figures["ServingCheck"],
     )
     assert figures["Pusher"] == "pushed version 1"
     assert sum(line.startswith("[trainer] ") for line in lines) == 6 + 3  # both phases' epochs
@@ -254,7 +255,8 @@ def test_the_pushed_version_is_warmed_up_checked_and_carries_tflite(runs, sample
     images = tf.make_ndarray(requests[1].inputs[IMAGES_INPUT])
     assert len(images) == 8 and set(images) <= eval_images  # real eval images
     check = outcome.serving_check
-    assert check["passed"] and len(check["latency_ms"]) == len(requests) == 4
+    assert check["passed"] and len(check["latency_ms"]) == len(check["warmup_ms"]) == 4
+    assert len(requests) == 4
     assert f"  Serving check: {describe(check)}" in runs["run_output"]
     interpreter = tf.lite.Interpreter(model_path=f"{pushed}/tflite/model.tflite")
     assert list(interpreter.get_input_details()[0]["shape"]) == [1, 64, 64, 3]

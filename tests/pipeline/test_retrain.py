@@ -94,6 +94,7 @@ def test_a_blessed_model_that_failed_the_serving_check_is_said_not_pushed():
     slow.training = {"start": WARM}
     slow.serving_check = {
         "load_seconds": 1.5,
+        "warmup_ms": [200.0, 120.0],
         "latency_ms": [3.0, 90.0],
         "passed": False,
         "reason": "the slowest request took 90.0 ms (serving.max_latency_ms 50)",
@@ -109,8 +110,9 @@ def test_a_blessed_model_that_failed_the_serving_check_is_said_not_pushed():
     slow.training = None  # the report's training lines are not this test's
     report = slow.describe(0.5)
     assert (
-        "  Serving check: loaded in 1.5 s; 2 warmup requests, median 90.0 ms, slowest 90.0 ms; "
-        "FAILED: the slowest request took 90.0 ms (serving.max_latency_ms 50)"
+        "  Serving check: loaded in 1.5 s; 2 warmup requests (first pass 320 ms), then median "
+        "90.0 ms, slowest 90.0 ms; FAILED: the slowest request took 90.0 ms "
+        "(serving.max_latency_ms 50)"
     ) in report
     assert "  Not pushed: it failed the serving check." in report
 
