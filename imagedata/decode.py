@@ -16,6 +16,15 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(encoded, channels=CHANNELS, expand_animations=False)
 
 
+def why_undecodable(encoded: bytes) -> str | None:
+    """None when the bytes decode as an image; otherwise the decoder's reason, in one line."""
+    try:
+        decode_image(encoded)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        return error.message.splitlines()[0] if error.message else type(error).__name__
+    return None
+
+
 def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     """Encoded bytes to float32 [image_size, image_size, 3] pixels in [0, 255]."""
     image = tf.image.resize(decode_image(encoded), [image_size, image_size])

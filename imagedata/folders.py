@@ -15,9 +15,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-import tensorflow as tf
-
-from imgclf.imagedata.decode import decode_image
+from imgclf.imagedata.decode import why_undecodable
 from imgclf.imagedata.records import (
     LabelledImage,
     known_classes,
@@ -145,9 +143,4 @@ def _class_folders(split_dir: str) -> list[str]:
 
 def _decodes(path: str) -> bool:
     with open(path, "rb") as f:
-        encoded = f.read()
-    try:
-        decode_image(encoded)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        return False
-    return True
+        return why_undecodable(f.read()) is None

@@ -32,7 +32,7 @@ from apache_beam.ml.inference.base import (
 )
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from imgclf.imagedata.decode import decode_image
+from imgclf.imagedata.decode import why_undecodable
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABELS_FILENAME
 from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES
@@ -93,14 +93,12 @@ class _Decodable(beam.DoFn):
 
     def process(self, keyed: tuple[str, bytes]) -> Iterator:
         key, encoded = keyed
-        try:
-            decode_image(encoded)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-            beam.metrics.Metrics.counter(COUNTERS, "errors").inc()
-            message = error.message.splitlines()[0] if error.message else type(error).__name__
-            yield beam.pvalue.TaggedOutput(self.ERRORS, Row(key, error=f"not an image: {message}"))
+        why = why_undecodable(encoded)
+        if why is None:
+            yield keyed
             return
-        yield keyed
+        beam.metrics.Metrics.counter(COUNTERS, "errors").inc()
+        yield beam.pvalue.TaggedOutput(self.ERRORS, Row(key, error=f"not an image: {why}"))
 
 
 def _file_bytes(readable: fileio.ReadableFile) -> tuple[str, bytes]:

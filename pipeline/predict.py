@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from imgclf.components.pusher import SAVED_MODEL_FILE, versions
+from imgclf.imagedata.decode import why_undecodable
 from imgclf.imagedata.folders import IMAGE_EXTENSIONS
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import LABELS_FILENAME
@@ -100,11 +101,7 @@ def _read(path: str) -> bytes | None:
     """The file's bytes; None if they do not decode as an image."""
     with open(path, "rb") as f:
         encoded = f.read()
-    try:
-        tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        return None
-    return encoded
+    return encoded if why_undecodable(encoded) is None else None
 
 
 def write_csv(predictions: list[Prediction], path: str) -> None:
