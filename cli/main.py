@@ -351,14 +351,8 @@ def _demo(args: argparse.Namespace) -> int:
     if weights not in ("imagenet", "none") and not os.path.exists(weights):
         print(f"Pretraining the demo's base network into {weights} (once)")
         _pretrain_backbone(args)
-    baseline, _ = _measured_scratch_baseline()
-    status = _run(args)
-    print(
-        f"  For comparison, the same network trained from random weights for the same "
-        f"{baseline['epochs']} epochs on the same images reached {baseline['eval_accuracy']:.3f} "
-        f"(measured on this machine by `imgclf scratch-baseline`)."
-    )
-    return status
+    # The report's "What transfer is worth" line: configs/demo.yaml sets training.compare_scratch.
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -28,8 +28,10 @@ def make_eval_config(
 
     Accuracy must reach `min_accuracy`, and must not fall below the last
     blessed model's by more than `min_improvement` allows. On the first run
-    there is no blessed model: TFMA then checks only the absolute bound. The
-    bars apply to the overall slice only, not to each class's slice.
+    there is no blessed model: TFMA then checks only the absolute bound. Each
+    class's recall must reach `min_class_recall`, so a model that never finds
+    a class is not blessed however accurate it is overall. The bars apply to
+    the overall slice only, not to each true label's slice.
     """
     overall = tfma.SlicingSpec()
     accuracy_bar = tfma.MetricThreshold(
@@ -57,8 +59,22 @@ def make_eval_config(
                 config=json.dumps({"k": top_k, "name": TOP_K_ACCURACY}),
             )
         )
+    recall_bar = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(
+            lower_bound={"value": evaluation.min_class_recall}
+        )
+    )
     per_class = tfma.MetricsSpec(
-        metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
+        metrics=[
+            tfma.MetricConfig(class_name="Precision"),
+            tfma.MetricConfig(
+                class_name="Recall",
+                per_slice_thresholds=[
+                    tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=recall_bar)
+                ],
+            ),
+        ],
+        # One binary metric per class: TFMA applies the recall bar to each of them.
         binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))}),
     )
     return tfma.EvalConfig(
@@ -130,9 +146,20 @@ def read_confusion_matrix(evaluation_uri: str, num_classes: int) -> list[list[in
     return matrix
 
 
-def describe_failure(failure) -> str:
+def balanced_accuracy(metrics: ModelMetrics) -> float | None:
+    """The mean of the classes' recalls: accuracy as if every class were equally common."""
+    return sum(metrics.recall.values()) / len(metrics.recall) if metrics.recall else None
+
+
+def describe_failure(failure, class_names: list[str] | None = None) -> str:
     """One failed TFMA threshold as a sentence, e.g. why a model was not blessed."""
     name, value = failure.metric_key.name, failure.metric_value.double_value.value
+    if failure.metric_key.sub_key.HasField("class_id"):
+        class_id = failure.metric_key.sub_key.class_id.value
+        known = class_names and class_id < len(class_names)
+        name = (
+            f"{name} of class {class_names[class_id]!r}" if known else f"{name} of class {class_id}"
+        )
     threshold = failure.metric_threshold
     if threshold.HasField("value_threshold"):
         bounds = threshold.value_threshold
@@ -147,11 +174,13 @@ def describe_failure(failure) -> str:
     )
 
 
-def read_failures(evaluation_uri: str) -> tuple[bool, list[str]]:
-    """(blessed by the thresholds, every failed threshold as a sentence)."""
+def read_failures(
+    evaluation_uri: str, class_names: list[str] | None = None
+) -> tuple[bool, list[str]]:
+    """(blessed by the thresholds, every failed threshold as a sentence, classes by name)."""
     validation = tfma.load_validation_result(evaluation_uri)
     failures = [
-        describe_failure(failure)
+        describe_failure(failure, class_names)
         for per_slice in validation.metric_validations_per_slice
         for failure in per_slice.failures
     ]

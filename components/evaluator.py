@@ -24,6 +24,7 @@ from imgclf.components.serving_history import served_model
 from imgclf.settings.names import (
     BASELINE_VERSION,
     BLESSED_PROPERTY,
+    EVAL_SPLIT,
     EVALUATOR,
     NO_VERSION,
     SERVING_MODEL_DIR,
@@ -95,7 +96,8 @@ class Evaluator(base_beam_component.BaseBeamComponent):
             examples=examples,
             model=model,
             eval_config=eval_config,
-            example_splits=json_utils.dumps(None),
+            # The test split only: the Trainer chose its epochs on the validation records.
+            example_splits=json_utils.dumps([EVAL_SPLIT]),
             fairness_indicator_thresholds=json_utils.dumps(None),
             serving_model_dir=serving_model_dir,
             baseline_version=baseline_version,

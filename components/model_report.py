@@ -29,16 +29,18 @@ from imgclf.components.evaluation import (
     CANDIDATE,
     EXAMPLE_COUNT,
     ModelMetrics,
+    balanced_accuracy,
     read_confusion_matrix,
     read_failures,
     read_metrics,
 )
 from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.imagedata.records import read_labels
-from imgclf.settings.names import BLESSED_PROPERTY, ID_KEY
+from imgclf.settings.names import BLESSED_PROPERTY, EVAL_SPLIT, ID_KEY
 from imgclf.trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT
 
 COMPARISON_TEXT = "comparison.txt"
+BALANCED_ACCURACY = "balanced_accuracy"
 COMPARISON_JSON = "comparison.json"
 MOST_WRONG_CSV = "most_wrong.csv"
 MOST_WRONG_PNG = "most_wrong.png"
@@ -69,6 +71,8 @@ def metric_rows(
 
     def named(metrics: ModelMetrics) -> dict[str, float]:
         values = dict(metrics.overall)
+        if metrics.recall:
+            values[BALANCED_ACCURACY] = balanced_accuracy(metrics)
         for label, name in enumerate(class_names):
             for kind, per_class in (("precision", metrics.precision), ("recall", metrics.recall)):
                 if label in per_class:
@@ -188,14 +192,14 @@ def ModelReport(
     class_names = read_labels(labels_path)
     models = read_metrics(evaluation.uri, label_key)
     candidate, baseline = models[CANDIDATE], models.get(BASELINE)
-    blessed, failures = read_failures(evaluation.uri)
+    blessed, failures = read_failures(evaluation.uri, class_names)
     rows = metric_rows(candidate, baseline, class_names)
     with tf.io.gfile.GFile(os.path.join(report.uri, COMPARISON_TEXT), "w") as f:
         f.write(render_comparison(rows, baseline is not None, blessed, failures) + "\n")
 
     mistakes = find_mistakes(
         os.path.join(model.uri, FORMAT_SERVING),
-        os.path.join(artifact_utils.get_split_uri([examples], "eval"), "*"),
+        os.path.join(artifact_utils.get_split_uri([examples], EVAL_SPLIT), "*"),
         class_names,
         label_key,
         image_key,

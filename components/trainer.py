@@ -30,13 +30,14 @@ from imgclf.settings.names import (
     CLASS_NAMES_PROPERTY,
     NO_VERSION,
     SERVING_MODEL_DIR,
+    TRAIN_SPLIT,
     TRAINER,
     TRAINING_PARAMETERS,
     WARM_START_VERSION,
     key_figure,
 )
 from imgclf.trainer.export import read_summary
-from imgclf.trainer.schedule import MONITOR
+from imgclf.trainer.schedule import kept_accuracy
 
 CUSTOM_CONFIG = standard_component_specs.CUSTOM_CONFIG_KEY
 EXAMPLES = standard_component_specs.EXAMPLES_KEY
@@ -93,10 +94,14 @@ class Executor(GenericExecutor):
 
 
 def _key_figure(summary: dict) -> str:
-    """The final phase's best validation accuracy, and the epochs trained in all."""
-    last = summary["phases"][-1]
-    epochs = sum(len(phase["epochs"]) for phase in summary["phases"])
-    return f"validation accuracy {max(last['history'][MONITOR]):.3f} after {epochs} epochs"
+    """The kept epoch's validation accuracy (the best of both phases), and the epochs trained."""
+    phases = summary["phases"]
+    epochs = sum(len(phase["epochs"]) for phase in phases)
+    figure = f"validation accuracy {kept_accuracy(phases):.3f} after {epochs} epochs"
+    scratch = summary.get("scratch")
+    if scratch:
+        figure += f" (from scratch: {scratch['validation_accuracy']:.3f})"
+    return figure
 
 
 class Trainer(base_component.BaseComponent):
@@ -113,8 +118,12 @@ class Trainer(base_component.BaseComponent):
         schedule: Mapping[str, Any] | None = None,
         serving_model_dir: str | None = None,
         warm_start_version: Any = None,
+        validation_split: str = TRAIN_SPLIT,
     ):
         """`schedule` maps names in TRAINING_PARAMETERS to values or RuntimeParameters.
+
+        `validation_split`: the split `run_fn` gets as its eval files, to validate on
+        (the train split: run_fn holds part of it out). Never the test split.
 
         `warm_start_version`: the version of `serving_model_dir` to warm-start from
         (ServingHistory's output), or NO_VERSION.
@@ -128,8 +137,8 @@ class Trainer(base_component.BaseComponent):
             serving_model_dir=serving_model_dir,
             warm_start_version=warm_start_version,
             custom_config=json_utils.dumps(dict(custom_config)),
-            train_args=tfx.proto.TrainArgs(),
-            eval_args=tfx.proto.EvalArgs(),
+            train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
+            eval_args=tfx.proto.EvalArgs(splits=[validation_split]),
             model=tfx.dsl.Channel(type=standard_artifacts.Model),
             model_run=tfx.dsl.Channel(type=standard_artifacts.ModelRun),
             **(schedule or {}),

@@ -170,8 +170,8 @@ def generate_split(
 
 def sample_splits(
     class_names: Sequence[str] = DEFAULT_CLASSES,
-    train_per_class: int = 128,
-    eval_per_class: int = 32,
+    train_per_class: int = 256,
+    eval_per_class: int = 64,
     image_size: int = 64,
     image_format: str = "png",
     seed: int = 0,

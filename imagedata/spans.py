@@ -18,7 +18,7 @@ from tfx.components.example_gen import utils
 from tfx.proto import example_gen_pb2, range_config_pb2
 
 from imgclf.settings.config import DataConfig
-from imgclf.settings.names import SPAN_SPEC
+from imgclf.settings.names import EVAL_SPLIT, SPAN_SPEC, TRAIN_SPLIT, VALIDATION_SPLIT
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,12 @@ class NoSpanError(FileNotFoundError):
 
 
 def input_splits(data: DataConfig) -> list[example_gen_pb2.Input.Split]:
+    patterns = {TRAIN_SPLIT: data.train_pattern, EVAL_SPLIT: data.eval_pattern}
+    if data.validation_pattern:
+        patterns[VALIDATION_SPLIT] = data.validation_pattern
     return [
-        example_gen_pb2.Input.Split(name="train", pattern=data.train_pattern),
-        example_gen_pb2.Input.Split(name="eval", pattern=data.eval_pattern),
+        example_gen_pb2.Input.Split(name=name, pattern=pattern)
+        for name, pattern in patterns.items()
     ]
 
 

@@ -211,6 +211,9 @@ def _model_components(
         schedule=schedule,
         serving_model_dir=config.serving_model_dir,
         warm_start_version=data.served[names.WARM_START_VERSION],
+        validation_split=names.VALIDATION_SPLIT
+        if config.data.validation_pattern
+        else names.TRAIN_SPLIT,
     ).with_id(names.TRAINER)
     # Nothing is trained unless the data passed: on any orchestrator, a failed gate stops here.
     trainer.add_upstream_node(data.gate)

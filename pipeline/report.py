@@ -26,6 +26,7 @@ from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig
 from imgclf.settings.names import LABEL_KEY
 from imgclf.trainer.export import read_summary
+from imgclf.trainer.schedule import FINE_TUNING, kept_accuracy
 
 
 @dataclass
@@ -42,6 +43,7 @@ class RunOutcome:
     data_rejected: str | None = None  # the image validation report, when the gate failed
     report_dir: str | None = None  # the ModelReport: comparison and most wrong predictions
     serving_check: dict | None = None  # the ServingCheck's figures and verdict
+    recall_by_class: dict[str, float] = field(default_factory=dict)  # on the test split
     unfinished: dict[str, str] = field(default_factory=dict)  # node id -> its state
     in_progress_by: str | None = None  # the lock's holder, while a run is in progress
 
@@ -57,9 +59,15 @@ class RunOutcome:
             lines.append("  The model was not evaluated (the run stopped before the Evaluator).")
             return "\n".join(lines)
         lines.append(
-            f"  Accuracy {self.accuracy:.3f} on {self.example_count} eval images "
-            f"(must be >= {min_accuracy:.3f})"
+            f"  Test accuracy {self.accuracy:.3f} on {self.example_count} images of the eval "
+            f"split, which training never saw (must be >= {min_accuracy:.3f})"
         )
+        if self.recall_by_class:
+            recalls = ", ".join(
+                f"{name} {value:.2f}" for name, value in self.recall_by_class.items()
+            )
+            balanced = sum(self.recall_by_class.values()) / len(self.recall_by_class)
+            lines.append(f"  Recall by class: {recalls}; balanced accuracy {balanced:.3f}")
         if self.baseline_accuracy is None:
             lines.append("  No blessed model before this one: only the absolute bound applied.")
         else:
@@ -110,18 +118,42 @@ def describe_training(summary: dict) -> list[str]:
         f"  Trained {summary['base_model']} with {summary['strategy']} over "
         f"{summary['num_replicas']} replica(s), global batch {summary['global_batch_size']}:"
     ]
+    roles = summary.get("roles")
+    if roles:
+        lines += [
+            f"    train: {summary['train_examples']} images, {roles['train']}",
+            f"    validation (best epochs, early stopping): {summary['validation_examples']} "
+            f"images, {roles['validation']}",
+            f"    test: {roles['test']}",
+        ]
     for phase in summary["phases"]:
-        best = f", best epoch {phase['best_epoch']}" if phase.get("best_epoch") is not None else ""
-        speed = (
-            f", {phase['images_per_second']:.0f} images/s" if "images_per_second" in phase else ""
-        )
-        cache = phase.get("feature_cache_seconds")
-        cached = f" on features cached in {cache:.1f} s" if cache is not None else ""
+        lines.append(f"    {phase['name']}: {_phase_line(phase)}")
+    scratch = summary.get("scratch")
+    if scratch:
         lines.append(
-            f"    {phase['name']}: epochs {phase['epochs'][0]}-{phase['epochs'][-1]} at learning "
-            f"rate {phase['learning_rate']:.2g}{cached}{speed}{best}"
+            f"  What transfer is worth: validation accuracy {kept_accuracy(summary['phases']):.3f} "
+            f"from the pretrained weights, {scratch['validation_accuracy']:.3f} from random "
+            f"weights at the same budget ({scratch['epochs']} epochs)"
         )
     return lines
+
+
+def _phase_line(phase: dict) -> str:
+    epochs, most = phase["epochs"], phase.get("max_epochs")
+    line = f"epochs {epochs[0]}-{epochs[-1]}"
+    if most and len(epochs) < most:
+        line += f" (stopped early: {len(epochs)} of at most {most})"
+    line += f" at learning rate {phase['learning_rate']:.2g}"
+    cache = phase.get("feature_cache_seconds")
+    if cache is not None:
+        line += f" on features cached in {cache:.1f} s"
+    if "images_per_second" in phase:
+        line += f", {phase['images_per_second']:.0f} images/s"
+    if phase.get("best_epoch") is not None:
+        return line + f", best epoch {phase['best_epoch']}"
+    if phase["name"] == FINE_TUNING:
+        return line + "; no epoch beat feature extraction, whose best weights were kept"
+    return line
 
 
 def timing_lines(runs: list[PipelineRun]) -> list[str]:
@@ -168,7 +200,12 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
         outcome.accuracy = candidate.overall[ACCURACY]
         outcome.example_count = int(candidate.overall[EXAMPLE_COUNT])
         outcome.baseline_accuracy = baseline.overall[ACCURACY] if baseline else None
-        outcome.blessed, outcome.failures = read_failures(evaluation.uri)
+        class_names = (outcome.training or {}).get("class_names")
+        outcome.blessed, outcome.failures = read_failures(evaluation.uri, class_names)
+        if class_names:
+            outcome.recall_by_class = {
+                class_names[label]: value for label, value in sorted(candidate.recall.items())
+            }
     model_report = run.nodes.get(names.MODEL_REPORT)
     comparison = model_report.output("report") if model_report else None
     if comparison is not None:

@@ -90,7 +90,14 @@ class DataConfig(_Section):
 
     root: str = "data/sample"
     train_pattern: str = "train/*"
-    eval_pattern: str = "eval/*"
+    eval_pattern: str = Field(
+        "eval/*", description="The test split: the Evaluator's, never seen in training."
+    )
+    validation_pattern: str | None = Field(
+        None,
+        description="A validation split of its own (checkpoints, early stopping); "
+        "default: carved out of train (training.validation_fraction).",
+    )
     labels_file: str = Field(
         LABELS_FILENAME, description="Class names in label order; relative to root unless a path."
     )
@@ -113,11 +120,13 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _spans_in_patterns(self) -> DataConfig:
-        marked = [SPAN_SPEC in pattern for pattern in (self.train_pattern, self.eval_pattern)]
+        patterns = [self.train_pattern, self.eval_pattern, self.validation_pattern]
+        marked = [SPAN_SPEC in pattern for pattern in patterns if pattern is not None]
         if any(marked) and not all(marked):
+            given = ", ".join(repr(pattern) for pattern in patterns if pattern is not None)
             raise ValueError(
-                f"train_pattern and eval_pattern must both hold {SPAN_SPEC} or neither "
-                f"(got {self.train_pattern!r} and {self.eval_pattern!r})"
+                f"train_pattern, eval_pattern and validation_pattern must all hold {SPAN_SPEC} "
+                f"or none (got {given})"
             )
         if not self.has_spans and (self.span is not None or self.rolling_spans > 1):
             raise ValueError(
@@ -193,11 +202,49 @@ class TrainingConfig(_Section):
     phase1_learning_rate: float = Field(1e-3, gt=0.0)
     phase2_epochs: int = Field(5, ge=0, description="0 switches fine-tuning off.")
     phase2_learning_rate: float | None = Field(
-        None, gt=0.0, description="Default: phase1_learning_rate / 10."
+        None,
+        gt=0.0,
+        description="The peak of fine-tuning's schedule. Default: phase1_learning_rate / 10.",
     )
-    fine_tune_layers: int = Field(20, ge=1, description="Top layers of the base to unfreeze.")
+    phase2_schedule: Literal["cosine", "constant"] = Field(
+        "cosine",
+        description="Fine-tuning's learning rate: 'cosine' warms up linearly to "
+        "phase2_learning_rate, then decays it along a cosine to 0 at phase2_epochs.",
+    )
+    warmup_epochs: int = Field(1, ge=0, description="Fine-tuning's warm-up, with 'cosine'.")
+    early_stopping_patience: int = Field(
+        5,
+        ge=0,
+        description="End a phase after this many epochs without a better validation accuracy "
+        "(its best epoch is kept either way); 0 trains every epoch. Epochs are maxima.",
+    )
+    validation_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the train split held out for validation, chosen by a stable hash "
+        "of each image, when the data has no validation split (data.validation_pattern).",
+    )
+    class_weight: Literal["balanced", "none"] = Field(
+        "none",
+        description="'balanced' weighs each class's loss by total / (classes x its train count).",
+    )
+    fine_tune_layers: int | Literal["all"] = Field(
+        20, description="Top layers of the base to unfreeze, or 'all'."
+    )
     fine_tune_fraction: float | None = Field(
         None, gt=0.0, le=1.0, description="Unfreeze this fraction of the base's layers instead."
+    )
+    compare_scratch: bool = Field(
+        False,
+        description="Also train the same network from random weights for as many epochs as "
+        "the transfer model trained, and report both best validation accuracies: what transfer "
+        "is worth.",
+    )
+    fine_tune_batch_norm: bool = Field(
+        False,
+        description="Fine-tuning also trains the unfrozen BatchNormalization layers, statistics "
+        "included (for data far from the base's source task); off, they stay as pretrained.",
     )
     steps_per_epoch: int | None = Field(
         None, ge=1, description="Default: the train split's size / global batch, rounded up."
@@ -243,10 +290,17 @@ class TrainingConfig(_Section):
     def fine_tune_learning_rate(self) -> float:
         return self.phase2_learning_rate or self.phase1_learning_rate / 10
 
+    @field_validator("fine_tune_layers")
+    @classmethod
+    def _some_layers(cls, layers: int | str) -> int | str:
+        if layers != "all" and layers < 1:
+            raise ValueError("unfreeze at least 1 layer, or 'all'")
+        return layers
+
     def layers_to_unfreeze(self, base_layers: int) -> int:
-        if self.fine_tune_fraction is None:
-            return self.fine_tune_layers
-        return max(1, round(self.fine_tune_fraction * base_layers))
+        if self.fine_tune_fraction is not None:
+            return max(1, round(self.fine_tune_fraction * base_layers))
+        return base_layers if self.fine_tune_layers == "all" else self.fine_tune_layers
 
 
 class ValidationConfig(_Section):
@@ -291,6 +345,13 @@ class EvaluationConfig(_Section):
     """What a new model must reach before it is blessed and pushed."""
 
     min_accuracy: float = Field(0.5, ge=0.0, le=1.0)
+    min_class_recall: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Every class's recall must reach this: a class the model never finds "
+        "fails it, whatever the overall accuracy. 0 switches it off.",
+    )
     min_improvement: float = Field(
         0.0, description="Accuracy gain over the last blessed model; negative tolerates a drop."
     )

@@ -12,7 +12,11 @@ LABEL_KEY = "label"
 ID_KEY = "id"
 LABELS_FILENAME = "labels.txt"
 SCHEMA_FILENAME = "schema.pbtxt"
-SPLITS = ("train", "eval")
+# Splits, by their roles: train; validation (checkpoints, early stopping), carved out of
+# train unless the data brings one; eval, the test split (the Evaluator, the model report).
+TRAIN_SPLIT = "train"
+VALIDATION_SPLIT = "validation"
+EVAL_SPLIT = "eval"
 SPAN_FOLDER = "span-{span}"
 # TFX's placeholder for the span number in an input pattern.
 SPAN_SPEC = "{SPAN}"

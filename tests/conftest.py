@@ -6,6 +6,7 @@ happens here, before any test module touches TensorFlow.
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,6 +19,7 @@ from imgclf.settings.config import ENV_PREFIX
 from imgclf.trainer.distribution import use_cpu_replicas
 
 CPU_REPLICAS = 2
+DEMO_BACKBONE = Path(__file__).parents[1] / "configs/backbones/mobilenet_v2_0.35_64_shapes.h5"
 use_cpu_replicas(CPU_REPLICAS)
 
 
@@ -82,15 +84,12 @@ def tiny_backbone(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def backbone_weights(tmp_path_factory) -> str:
-    """The demo's backbone: MobileNetV2 (alpha 0.35, 64 px) pretrained on the other shapes."""
-    from imgclf.settings.config import ModelConfig
-    from imgclf.trainer.pretrain import pretrain_backbone
+def backbone_weights() -> str:
+    """The demo's bundled backbone: MobileNetV2 (alpha 0.35, 64 px) pretrained on other shapes.
 
-    path = str(tmp_path_factory.mktemp("backbone") / "shapes.h5")
-    model = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=64, weights=path)
-    pretrain_backbone(model, path)
-    return path
+    Tests only read it; `tiny_backbone` makes such a file the same way, smaller.
+    """
+    return str(DEMO_BACKBONE)
 
 
 # The longest end-to-end files (about 13 minutes each), started first among them, so that

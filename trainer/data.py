@@ -5,6 +5,10 @@ fixed number of steps: every replica on every worker then gets a whole batch
 at every step, so none waits for a last, short batch that only some have.
 The strategy shards the data by element (DATA), so workers see disjoint
 examples however many files the split has.
+
+When the data has no validation split, one is carved out of train (`Part`):
+by a fingerprint of each image's bytes, so an image is on the same side in
+every run, every span and on every worker, and validation images never train.
 """
 
 from __future__ import annotations
@@ -17,6 +21,31 @@ import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.settings.config import DataConfig, TrainingConfig
+
+# Resolution of the holdout share: an image's fingerprint picks one of this many buckets.
+HASH_BUCKETS = 10_000
+
+
+@dataclass(frozen=True)
+class Part:
+    """One side of a split divided by a stable hash of each image: validation, or the rest."""
+
+    validation_fraction: float
+    image_key: str
+    validation: bool
+
+    def keeps(self, serialized: tf.Tensor) -> tf.Tensor:
+        image = tf.io.parse_single_example(
+            serialized, {self.image_key: tf.io.FixedLenFeature([], tf.string)}
+        )[self.image_key]
+        # FarmHash's Fingerprint64: the same bucket on every machine and TensorFlow version.
+        bucket = tf.strings.to_hash_bucket_fast(image, HASH_BUCKETS)
+        held_out = bucket < round(self.validation_fraction * HASH_BUCKETS)
+        return held_out if self.validation else tf.logical_not(held_out)
+
+    def describe(self) -> str:
+        share = self.validation_fraction if self.validation else 1 - self.validation_fraction
+        return f"{share:.0%} of it by image hash"
 
 
 @dataclass
@@ -35,11 +64,12 @@ def train_input(
     image_size: int,
     global_batch_size: int,
     training: TrainingConfig,
+    part: Part | None = None,
 ) -> Input:
     """Shuffled, augmented batches of (float pixels in [0, 255], integer label)."""
     files = _files(file_patterns)
-    examples = count_records(files)
-    records = shuffled(_read(files), examples, training)
+    examples = count_records(files, part)
+    records = shuffled(_read(files, part), examples, training)
     augment = make_augmentation(training)
     dataset = (
         _decode(records, data, image_size)
@@ -58,18 +88,30 @@ def eval_input(
     data: DataConfig,
     image_size: int,
     global_batch_size: int,
+    part: Part | None = None,
 ) -> Input:
-    """Batches of (float pixels, integer label) in file order; one pass is `steps` batches.
+    """Batches of (float pixels, integer label, weight) in file order; a pass is `steps` batches.
 
-    The last batch of a pass is filled up from the start of the split, so
-    validation metrics may count up to one batch of examples twice.
+    Each pass counts every example once: the last batch is filled up with
+    copies of the first example at weight 0, which no loss or metric counts.
     """
     files = _files(file_patterns)
-    examples = count_records(files)
-    records = _read(files).repeat()
-    dataset = _decode(records, data, image_size).batch(global_batch_size, drop_remainder=True)
-    steps = math.ceil(examples / global_batch_size)
-    return Input(finish(dataset), steps, examples, global_batch_size)
+    examples = count_records(files, part)
+    images = _decode(_read(files, part), data, image_size)
+    return weighted_passes(images, examples, global_batch_size)
+
+
+def weighted_passes(elements: tf.data.Dataset, examples: int, batch_size: int) -> Input:
+    """Endless passes over (x, label) as whole batches of (x, label, weight); see eval_input."""
+    steps = math.ceil(examples / batch_size)
+    weighted = elements.map(lambda x, label: (x, label, tf.constant(1.0)))
+    filler = (
+        elements.take(1)
+        .map(lambda x, label: (x, label, tf.constant(0.0)))
+        .repeat(steps * batch_size - examples)
+    )
+    dataset = weighted.concatenate(filler).batch(batch_size, drop_remainder=True).repeat()
+    return Input(finish(dataset), steps, examples, batch_size)
 
 
 def shuffled(elements: tf.data.Dataset, examples: int, training: TrainingConfig) -> tf.data.Dataset:
@@ -83,16 +125,31 @@ def shuffled(elements: tf.data.Dataset, examples: int, training: TrainingConfig)
 
 
 def images_in_file_order(
-    file_patterns: list[str], data: DataConfig, image_size: int
+    file_patterns: list[str], data: DataConfig, image_size: int, part: Part | None = None
 ) -> tuple[tf.data.Dataset, int]:
     """One pass of (pixels, label), unbatched, in file order; and how many there are."""
     files = _files(file_patterns)
-    return _decode(_read(files), data, image_size), count_records(files)
+    return _decode(_read(files, part), data, image_size), count_records(files, part)
 
 
-def first_records(file_patterns: list[str], count: int) -> list[bytes]:
+def first_records(file_patterns: list[str], count: int, part: Part | None = None) -> list[bytes]:
     """The first `count` serialized records, in file order."""
-    return [record.numpy() for record in _read(_files(file_patterns)).take(count)]
+    return [record.numpy() for record in _read(_files(file_patterns), part).take(count)]
+
+
+def label_counts(
+    file_patterns: list[str], label_key: str, num_classes: int, part: Part | None = None
+) -> list[int]:
+    """How many records of each class, in label order."""
+    label = {label_key: tf.io.FixedLenFeature([], tf.int64)}
+    labels = _read(_files(file_patterns), part).map(
+        lambda record: tf.io.parse_single_example(record, label)[label_key]
+    )
+    counts = labels.reduce(
+        tf.zeros([num_classes], tf.int64),
+        lambda counts, label: counts + tf.one_hot(label, num_classes, dtype=tf.int64),
+    )
+    return [int(count) for count in counts]
 
 
 def make_augmentation(config: TrainingConfig) -> keras.Sequential:
@@ -109,11 +166,12 @@ def make_augmentation(config: TrainingConfig) -> keras.Sequential:
     return keras.Sequential(layers, name="augmentation")
 
 
-def count_records(files: list[str]) -> int:
-    """Counts records without parsing them (a read of the files, in TensorFlow's C++ loop)."""
-    count = int(_read(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+def count_records(files: list[str], part: Part | None = None) -> int:
+    """Counts records (in TensorFlow's C++ loop; parsing only the images a part is chosen by)."""
+    count = int(_read(files, part).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
     if count == 0:
-        raise ValueError(f"No records in {files}.")
+        where = f" ({part.describe()})" if part else ""
+        raise ValueError(f"No records in {files}{where}.")
     return count
 
 
@@ -124,12 +182,13 @@ def _files(file_patterns: list[str]) -> list[str]:
     return files
 
 
-def _read(files: list[str]) -> tf.data.Dataset:
+def _read(files: list[str], part: Part | None = None) -> tf.data.Dataset:
     """TFRecord files, GZIP-compressed when named *.gz (as ExampleGen writes them)."""
     compressed = {name.endswith(".gz") for name in files}
     if len(compressed) > 1:
         raise ValueError(f"Some but not all of {files} are *.gz: mixed compression.")
-    return tf.data.TFRecordDataset(files, compression_type="GZIP" if compressed.pop() else "")
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP" if compressed.pop() else "")
+    return records.filter(part.keeps) if part else records
 
 
 def _decode(records: tf.data.Dataset, data: DataConfig, image_size: int) -> tf.data.Dataset:

@@ -28,7 +28,15 @@ import tf_keras as keras
 from absl import logging
 
 from imgclf.settings.config import DataConfig, TrainingConfig
-from imgclf.trainer.data import Input, finish, images_in_file_order, make_augmentation, shuffled
+from imgclf.trainer.data import (
+    Input,
+    Part,
+    finish,
+    images_in_file_order,
+    make_augmentation,
+    shuffled,
+    weighted_passes,
+)
 from imgclf.trainer.model import POOLING_NAME
 
 FEATURES_KEY = "features"
@@ -62,8 +70,13 @@ def cache_phase1(
     train: Input,
     evals: Input,
     cache_dir: str,
+    train_part: Part | None = None,
+    eval_part: Part | None = None,
 ) -> CachedPhase1:
-    """Computes the features once; `train` and `evals` give the batching to reproduce."""
+    """Computes the features once; `train` and `evals` give the batching to reproduce.
+
+    `train_part` and `eval_part`: the parts of the files that `train` and `evals` read.
+    """
     started = time.perf_counter()
     image_size = model.input_shape[1]
     extract = tf.function(feature_extractor(model))
@@ -71,7 +84,7 @@ def cache_phase1(
     views = training.cached_views if augment else 1
     store = _Store(cache_dir, budget=training.feature_cache_memory_mb * 2**20)
 
-    train_images, train_count = images_in_file_order(train_files, data, image_size)
+    train_images, train_count = images_in_file_order(train_files, data, image_size, train_part)
     train_features = store.keep(
         "train",
         (
@@ -80,7 +93,7 @@ def cache_phase1(
             for batch in _features(extract, train_images, train.batch_size, augment)
         ),
     )
-    eval_images, eval_count = images_in_file_order(eval_files, data, image_size)
+    eval_images, eval_count = images_in_file_order(eval_files, data, image_size, eval_part)
     eval_features = store.keep("eval", _features(extract, eval_images, evals.batch_size))
 
     batch = train.batch_size
@@ -98,12 +111,7 @@ def cache_phase1(
         train=Input(
             finish(cached_train.batch(batch, drop_remainder=True)), train.steps, train_count, batch
         ),
-        evals=Input(
-            finish(eval_features.repeat().batch(evals.batch_size, drop_remainder=True)),
-            evals.steps,
-            eval_count,
-            evals.batch_size,
-        ),
+        evals=weighted_passes(eval_features, eval_count, evals.batch_size),
         seconds=seconds,
     )
 

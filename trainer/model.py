@@ -5,10 +5,13 @@
            intermediate layer, flattened
         -> optional hidden dense layer -> dropout -> class probabilities
 
-The base is always called with `training=False`, so its BatchNormalization
-layers keep using their pretrained statistics, in feature extraction and in
+The base is called with `training=False`, so its BatchNormalization layers
+keep using their pretrained statistics, in feature extraction and in
 fine-tuning alike (updating them on a small dataset would wreck what the base
-learned).
+learned). For data far from the base's source task, `batch_norm_learns`
+leaves the base's mode to Keras instead: frozen layers then still run in
+inference mode, and BatchNormalization layers that fine-tuning unfreezes learn
+their scale, offset and statistics from the new data.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ class WeightsMismatchError(ValueError):
     """A weights file does not fit the configured architecture."""
 
 
-def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
+def build_model(
+    config: ModelConfig, num_classes: int, batch_norm_learns: bool = False
+) -> keras.Model:
     """The full classifier with its base frozen, ready for feature extraction.
 
     The output is always class probabilities [batch, num_classes]. A binary
@@ -51,7 +56,7 @@ def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
     inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
     base = build_base(config)
     base.trainable = False
-    x = base(scale_inputs(inputs, config.base_model), training=False)
+    x = base(scale_inputs(inputs, config.base_model), training=None if batch_norm_learns else False)
     if config.feature_layer:
         x = keras.layers.Flatten(name=POOLING_NAME)(x)
     else:
@@ -166,21 +171,40 @@ def base_of(model: keras.Model) -> keras.Model:
     return base
 
 
-def unfreeze_top(model: keras.Model, num_layers: int) -> None:
-    """Makes the top `num_layers` layers of the base trainable, except BatchNormalization."""
+# Moving statistics of BatchNormalization layers that fine-tuning trains. Pretrained bases
+# use 0.99-0.999, tuned for long runs: in a short one the statistics would lag far behind
+# the weights, and the model would be judged (and served) with statistics it never had.
+FINE_TUNING_BATCH_NORM_MOMENTUM = 0.9
+
+
+def unfreeze_top(model: keras.Model, num_layers: int, batch_norm: bool = False) -> None:
+    """Makes the top `num_layers` layers of the base trainable; BatchNormalization only if asked."""
     base = base_of(model)
     base.trainable = True
     for index, layer in enumerate(base.layers):
         top = index >= len(base.layers) - num_layers
-        layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
+        is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = top and (batch_norm or not is_batch_norm)
+        if is_batch_norm and layer.trainable:
+            layer.momentum = FINE_TUNING_BATCH_NORM_MOMENTUM
 
 
-def compile_model(model: keras.Model, optimizer: str, learning_rate: float) -> None:
-    """Compiles with a fresh optimizer (Keras name: adam, rmsprop, sgd); call in strategy scope."""
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def compile_model(
+    model: keras.Model,
+    optimizer: str,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+) -> None:
+    """Compiles with a fresh optimizer (adam, rmsprop, sgd); call in strategy scope."""
     model.compile(
-        optimizer=keras.optimizers.get(
-            {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
-        ),
+        optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # Weighted: the fill-up examples of a validation pass weigh 0 (trainer/data.py).
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

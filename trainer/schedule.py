@@ -1,11 +1,16 @@
 """The training schedule: feature extraction, then fine-tuning, as one run of epochs.
 
-Phase 1 trains only the new head on top of the frozen base, keeping the
-weights of its best epoch by validation accuracy. Phase 2 starts from those
-weights, unfreezes the top of the base and continues at a lower learning
-rate, so the head's large early gradients never reach (and wreck) the
-pretrained weights. Epoch numbers run on from phase 1 into phase 2
-(`initial_epoch`), so logs, callbacks and schedules see one continuous run.
+Phase 1 trains only the new head on top of the frozen base. Phase 2 starts
+from phase 1's best weights, unfreezes the top of the base and continues at a
+lower learning rate (warmed up, then decayed along a cosine), so the head's
+large early gradients never reach (and wreck) the pretrained weights. Epoch
+numbers run on from phase 1 into phase 2 (`initial_epoch`), so logs,
+callbacks and schedules see one continuous run.
+
+Each phase's epochs are a maximum: a phase ends early once the validation
+accuracy has not improved for `early_stopping_patience` epochs, and the model
+leaves each phase with the weights of its best epoch. Fine-tuning has to beat
+phase 1's best to count: if no epoch does, the model keeps phase 1's weights.
 
 A trainer that is killed (a preempted node, a crashed pod) and started again
 with the same work directory resumes in the phase it was in, at the epoch
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -39,22 +45,26 @@ FINE_TUNING = "fine_tuning"
 MONITOR = "val_accuracy"
 PROGRESS_FILE = "progress.json"
 IDENTITY_FILE = "identity.txt"
-BEST_PHASE1_WEIGHTS = "best_phase1"
 
 
 @dataclass
 class PhaseResult:
     name: str
-    learning_rate: float
+    learning_rate: float  # the phase's constant rate, or its schedule's peak
     epochs: list[int]
     trainable_params: int
     history: dict[str, list[float]]
     images_per_second: float
-    best_epoch: int | None = None
+    best_epoch: int | None = None  # None: no epoch beat the weights the phase started from
+    max_epochs: int | None = None
     feature_cache_seconds: float | None = None  # phase 1 on cached features: their cost
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.max_epochs is not None and len(self.epochs) < self.max_epochs
 
 
 def train_two_phases(
@@ -67,83 +77,167 @@ def train_two_phases(
     log_dir: str | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     cache_phase1: Callable[[], CachedPhase1] | None = None,
+    class_weight: dict[int, float] | None = None,
 ) -> list[PhaseResult]:
     """Runs phase 1 and, unless switched off, phase 2 on `model` in place.
 
-    `work_dir` holds the checkpoints that make the run resumable; the caller
-    removes it once the model is safely exported. TensorBoard logs of both
-    phases go to `log_dir`. `callbacks` see both phases, as one run of epochs.
-    With `cache_phase1`, phase 1 trains the head on the features it caches
-    (trainer/features.py); it is called only if phase 1 has yet to run.
+    `evals` is the validation data: it picks each phase's best epoch and stops
+    it early. `work_dir` holds the checkpoints that make the run resumable; the
+    caller removes it once the model is safely exported. TensorBoard logs of
+    both phases go to `log_dir`. `callbacks` see both phases, as one run of
+    epochs. With `cache_phase1`, phase 1 trains the head on the features it
+    caches (trainer/features.py); it is called only if phase 1 has yet to run.
+    `class_weight` weighs each class's loss (label -> weight).
     """
     progress = Progress(work_dir, writer=is_chief())
     common = list(callbacks or [])
     if log_dir:
         common.append(keras.callbacks.TensorBoard(log_dir))
-    best_weights = os.path.join(work_dir, BEST_PHASE1_WEIGHTS)
+    fit = _PhaseFitter(progress, work_dir, config, common, class_weight)
 
     with strategy.scope():
         compile_model(model, config.optimizer, config.phase1_learning_rate)
     phase1 = progress.finished(FEATURE_EXTRACTION)
-    # What phase 1 trains, and on what: the whole model on images, or its head on features.
-    learner, phase1_train, phase1_evals, cache_seconds = model, train, evals, None
-    if phase1 is None and cache_phase1 is not None:
-        # In scope: the head is a model of its own, and Keras distributes what is built there.
-        with strategy.scope():
-            cached = cache_phase1()
-            compile_model(cached.head, config.optimizer, config.phase1_learning_rate)
-        learner, phase1_train, phase1_evals = cached.head, cached.train, cached.evals
-        cache_seconds = cached.seconds
     if phase1 is None:
-        keep_best = keras.callbacks.ModelCheckpoint(
-            best_weights,
-            monitor=MONITOR,
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=progress.best_value(FEATURE_EXTRACTION),
-        )
-        _fit(
-            learner,
-            FEATURE_EXTRACTION,
-            phase1_train,
-            phase1_evals,
-            progress,
-            work_dir,
-            first_epoch=0,
-            num_epochs=config.phase1_epochs,
-            extra=[keep_best, *common],
-        )
-        learner.load_weights(best_weights)
-        if learner is not model and is_chief():
+        # What phase 1 trains, and on what: the whole model on images, or its head on features.
+        learner, phase1_train, phase1_evals, cache_seconds = model, train, evals, None
+        if cache_phase1 is not None:
+            # In scope: the head is a model of its own, and Keras distributes what is built there.
+            with strategy.scope():
+                cached = cache_phase1()
+                compile_model(cached.head, config.optimizer, config.phase1_learning_rate)
+            learner, phase1_train, phase1_evals = cached.head, cached.train, cached.evals
+            cache_seconds = cached.seconds
+        fit(learner, FEATURE_EXTRACTION, phase1_train, phase1_evals, first_epoch=0)
+        if learner is not model:
             # A resumed run loads the whole model's weights from here: head and base.
-            model.save_weights(best_weights)
-        phase1 = progress.finish(FEATURE_EXTRACTION, learner, cache_seconds)
+            save_weights(model, fit.best_weights(FEATURE_EXTRACTION))
+        phase1 = progress.finish(
+            FEATURE_EXTRACTION,
+            learner,
+            config.phase1_learning_rate,
+            config.phase1_epochs,
+            feature_cache_seconds=cache_seconds,
+        )
     else:
         logging.info(
             "Resuming after %s (epochs %s): it finished before.", phase1.name, phase1.epochs
         )
-        model.load_weights(best_weights)
+        model.load_weights(fit.best_weights(FEATURE_EXTRACTION))
     phases = [phase1]
 
     if config.phase2_epochs:
         with strategy.scope():
-            unfreeze_top(model, config.layers_to_unfreeze(len(base_of(model).layers)))
-            compile_model(model, config.optimizer, config.fine_tune_learning_rate)
-        epochs_done = len(phase1.epochs)
-        _fit(
-            model,
-            FINE_TUNING,
-            train,
-            evals,
-            progress,
-            work_dir,
-            first_epoch=epochs_done,
-            num_epochs=config.phase2_epochs,
-            extra=common,
+            unfreeze_top(
+                model,
+                config.layers_to_unfreeze(len(base_of(model).layers)),
+                batch_norm=config.fine_tune_batch_norm,
+            )
+            compile_model(model, config.optimizer, fine_tuning_rate(config, train.steps))
+        best_so_far = max(phase1.history.get(MONITOR) or [-np.inf])
+        first_epoch = phase1.epochs[-1] + 1
+        fit(model, FINE_TUNING, train, evals, first_epoch, floor=best_so_far)
+        phases.append(
+            progress.finish(
+                FINE_TUNING,
+                model,
+                config.fine_tune_learning_rate,
+                config.phase2_epochs,
+                floor=best_so_far,
+            )
         )
-        phases.append(progress.finish(FINE_TUNING, model))
     return phases
+
+
+def fine_tuning_rate(
+    config: TrainingConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """Phase 2's learning rate: constant, or a linear warm-up then a cosine decay to 0."""
+    peak = config.fine_tune_learning_rate
+    if config.phase2_schedule == "constant":
+        return peak
+    total = config.phase2_epochs * steps_per_epoch
+    # At most all but the last epoch warms up: a decay needs at least one step.
+    warmup = min(config.warmup_epochs * steps_per_epoch, total - 1)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(peak, total)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, total - warmup, warmup_target=peak, warmup_steps=warmup
+    )
+
+
+def save_weights(model: keras.Model, path: str) -> None:
+    """Saves on the chief, and on the other workers to scratch: saving runs collective ops."""
+    if is_chief():
+        model.save_weights(path)
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        model.save_weights(os.path.join(scratch, os.path.basename(path)))
+
+
+class _PhaseFitter:
+    """Fits one phase: resumable, stopped early, and left with its best epoch's weights."""
+
+    def __init__(self, progress, work_dir, config: TrainingConfig, common, class_weight):
+        self._progress = progress
+        self._work_dir = work_dir
+        self._config = config
+        self._common = common
+        self._class_weight = class_weight
+
+    def best_weights(self, phase: str) -> str:
+        return os.path.join(self._work_dir, f"best_{phase}")
+
+    def __call__(self, model, phase, train, evals, first_epoch, floor=None):
+        """`floor`: the validation accuracy an epoch must beat to be kept (phase 1's best)."""
+        best = self.best_weights(phase)
+        resuming = bool(self._progress.epochs_of(phase))
+        if floor is not None and not resuming:
+            # The weights to end with if no epoch of this phase beats the floor.
+            save_weights(model, best)
+        recorded = self._progress.best_value(phase)
+        threshold = max(value for value in (floor, recorded, -np.inf) if value is not None)
+        callbacks = [
+            # Restores weights, optimizer and epoch if this phase was cut short before.
+            keras.callbacks.BackupAndRestore(os.path.join(self._work_dir, "backup", phase)),
+            keras.callbacks.ModelCheckpoint(
+                best,
+                monitor=MONITOR,
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=None if threshold == -np.inf else threshold,
+            ),
+            *self._early_stopping(floor),
+            *self._common,
+            # Last, so that an epoch is announced only once every checkpoint has it.
+            _RecordEpochs(self._progress, phase, images_per_epoch=train.steps * train.batch_size),
+        ]
+        config = self._config
+        num_epochs = config.phase1_epochs if phase == FEATURE_EXTRACTION else config.phase2_epochs
+        model.fit(
+            train.dataset,
+            steps_per_epoch=train.steps,
+            validation_data=evals.dataset,
+            validation_steps=evals.steps,
+            initial_epoch=first_epoch,
+            epochs=first_epoch + num_epochs,
+            callbacks=callbacks,
+            class_weight=self._class_weight,
+            verbose=2,
+        )
+        model.load_weights(best)
+
+    def _early_stopping(self, floor):
+        patience = self._config.early_stopping_patience
+        if not patience:
+            return []
+        # A resumed phase waits `patience` epochs afresh: the count is not checkpointed.
+        return [
+            keras.callbacks.EarlyStopping(
+                monitor=MONITOR, mode="max", patience=patience, baseline=floor, verbose=1
+            )
+        ]
 
 
 def combined_history(phases: list[PhaseResult]) -> dict[str, list]:
@@ -153,6 +247,11 @@ def combined_history(phases: list[PhaseResult]) -> dict[str, list]:
         for name, values in phase.history.items():
             combined.setdefault(name, []).extend(values)
     return combined
+
+
+def kept_accuracy(phases: list[dict]) -> float:
+    """The validation accuracy of the weights a run keeps: the best epoch of either phase."""
+    return max(value for phase in phases for value in phase["history"][MONITOR])
 
 
 def claim_work_dir(work_dir: str, identity: str, writer: bool) -> bool:
@@ -180,26 +279,6 @@ def claim_work_dir(work_dir: str, identity: str, writer: bool) -> bool:
         with tf.io.gfile.GFile(path, "w") as f:
             f.write(identity)
     return False
-
-
-def _fit(model, phase, train, evals, progress, work_dir, first_epoch, num_epochs, extra):
-    callbacks = [
-        # Restores weights, optimizer and epoch if this phase was cut short before.
-        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup", phase)),
-        *extra,
-        # Last, so that an epoch is announced only once every checkpoint has it.
-        _RecordEpochs(progress, phase, images_per_epoch=train.steps * train.batch_size),
-    ]
-    model.fit(
-        train.dataset,
-        steps_per_epoch=train.steps,
-        validation_data=evals.dataset,
-        validation_steps=evals.steps,
-        initial_epoch=first_epoch,
-        epochs=first_epoch + num_epochs,
-        callbacks=callbacks,
-        verbose=2,
-    )
 
 
 class Progress:
@@ -241,8 +320,15 @@ class Progress:
         return max(values) if values else None
 
     def finish(
-        self, phase: str, model: keras.Model, feature_cache_seconds: float | None = None
+        self,
+        phase: str,
+        model: keras.Model,
+        learning_rate: float,
+        max_epochs: int,
+        floor: float | None = None,
+        feature_cache_seconds: float | None = None,
     ) -> PhaseResult:
+        """The phase's record; its best epoch is the first with the best value above `floor`."""
         epochs = self.epochs_of(phase)
         history: dict[str, list[float]] = {}
         for _, record in epochs:
@@ -252,16 +338,18 @@ class Progress:
         speeds = [record["images_per_second"] for _, record in epochs]
         result = PhaseResult(
             name=phase,
-            learning_rate=epochs[-1][1]["learning_rate"],
+            learning_rate=learning_rate,
             epochs=[epoch for epoch, _ in epochs],
+            max_epochs=max_epochs,
             trainable_params=count_params(model.trainable_weights),
             history=history,
             images_per_second=float(np.median(speeds[1:] or speeds)),
             feature_cache_seconds=feature_cache_seconds,
         )
-        if phase == FEATURE_EXTRACTION and MONITOR in history:
+        values = history.get(MONITOR)
+        if values and (floor is None or max(values) > floor):
             # The first epoch with the best value: the one ModelCheckpoint kept.
-            result.best_epoch = result.epochs[int(np.argmax(history[MONITOR]))]
+            result.best_epoch = result.epochs[int(np.argmax(values))]
         self._state["phases"][phase] = result.to_dict()
         self._save()
         return result

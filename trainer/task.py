@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 
 import tensorflow as tf
 import tf_keras as keras
@@ -14,11 +15,13 @@ from tfx import v1 as tfx
 
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.config import TrainerConfig
-from imgclf.trainer.data import eval_input, first_records, train_input
+from imgclf.settings.names import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
+from imgclf.trainer.data import Part, eval_input, first_records, label_counts, train_input
 from imgclf.trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
 from imgclf.trainer.export import export_model, export_tflite
 from imgclf.trainer.features import CachedPhase1, cache_phase1
 from imgclf.trainer.model import build_model
+from imgclf.trainer.pretrain import compare_with_scratch
 from imgclf.trainer.schedule import claim_work_dir, combined_history, train_two_phases
 from imgclf.trainer.warm_start import start_from
 from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
@@ -67,23 +70,87 @@ def run_identity(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Roles:
+    """Which records train and which validate; the eval split (the test) never reaches here.
+
+    The pipeline gives the Trainer the validation split as its eval files when
+    the data has one, else the train split again, of which a stable-hash part
+    is then held out (trainer/data.py:Part).
+    """
+
+    train_files: list[str]
+    validation_files: list[str]
+    train_part: Part | None = None
+    validation_part: Part | None = None
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "train": _described(TRAIN_SPLIT, self.train_part),
+            "validation": _described(
+                TRAIN_SPLIT if self.validation_part else VALIDATION_SPLIT, self.validation_part
+            ),
+            "test": f"the {EVAL_SPLIT} split (the Evaluator's; never read by the Trainer)",
+        }
+
+
+def _described(split: str, part: Part | None) -> str:
+    return f"the {split} split" + (f", {part.describe()}" if part else "")
+
+
+def data_roles(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> Roles:
+    if config.data.validation_pattern:
+        return Roles(fn_args.train_files, fn_args.eval_files)
+    fraction, image_key = config.training.validation_fraction, config.data.image_key
+    return Roles(
+        fn_args.train_files,
+        fn_args.train_files,
+        train_part=Part(fraction, image_key, validation=False),
+        validation_part=Part(fraction, image_key, validation=True),
+    )
+
+
+def balanced_class_weight(counts: list[int]) -> dict[int, float]:
+    """total / (classes x count): every class weighs as much in the loss as the others."""
+    total, present = sum(counts), [count for count in counts if count]
+    return {label: total / (len(present) * count) for label, count in enumerate(counts) if count}
+
+
 def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: list[str]) -> None:
     global_batch_size = config.training.batch_size * strategy.num_replicas_in_sync
     image_size = config.model.image_size
+    roles = data_roles(fn_args, config)
     train = train_input(
-        fn_args.train_files, config.data, image_size, global_batch_size, config.training
+        roles.train_files,
+        config.data,
+        image_size,
+        global_batch_size,
+        config.training,
+        roles.train_part,
     )
-    evals = eval_input(fn_args.eval_files, config.data, image_size, global_batch_size)
+    evals = eval_input(
+        roles.validation_files, config.data, image_size, global_batch_size, roles.validation_part
+    )
     logging.info(
-        "%d train and %d eval examples; %d steps per epoch of %d images.",
+        "%d train and %d validation examples; %d steps per epoch of %d images.",
         train.examples,
         evals.examples,
         train.steps,
         global_batch_size,
     )
+    counts = label_counts(
+        roles.train_files, config.data.label_key, len(class_names), roles.train_part
+    )
+    class_weight = (
+        balanced_class_weight(counts) if config.training.class_weight == "balanced" else None
+    )
 
     with strategy.scope():
-        model = build_model(config.model, num_classes=len(class_names))
+        model = build_model(
+            config.model,
+            num_classes=len(class_names),
+            batch_norm_learns=config.training.fine_tune_batch_norm,
+        )
         # With warm start on, the pipeline gives the last blessed model of an earlier span.
         start = start_from(
             model, fn_args.base_model, class_names, enabled=bool(config.training.warm_start)
@@ -94,13 +161,15 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
     def cache_phase1_features() -> CachedPhase1:
         return cache_phase1(
             model,
-            fn_args.train_files,
-            fn_args.eval_files,
+            roles.train_files,
+            roles.validation_files,
             config.data,
             config.training,
             train,
             evals,
             cache_dir=os.path.join(work_dir, FEATURE_CACHE_DIR),
+            train_part=roles.train_part,
+            eval_part=roles.validation_part,
         )
 
     phases = train_two_phases(
@@ -112,7 +181,19 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
         work_dir,
         log_dir=fn_args.model_run_dir,
         cache_phase1=cache_phase1_features if config.training.uses_feature_cache else None,
+        class_weight=class_weight,
     )
+    scratch = None
+    if config.training.compare_scratch:
+        with strategy.scope():
+            scratch = compare_with_scratch(
+                config.model,
+                len(class_names),
+                train,
+                evals,
+                config.training,
+                epochs=sum(len(phase.epochs) for phase in phases),
+            )
     summary = {
         "base_model": config.model.base_model,
         "weights": config.model.weights,
@@ -123,10 +204,14 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
         "num_replicas": strategy.num_replicas_in_sync,
         "global_batch_size": global_batch_size,
         "precision": keras.mixed_precision.global_policy().name,
+        "roles": roles.describe(),
         "train_examples": train.examples,
-        "eval_examples": evals.examples,
+        "validation_examples": evals.examples,
+        "train_class_counts": counts,
+        "class_weight": class_weight,
         "phases": [phase.to_dict() for phase in phases],
         "history": combined_history(phases),
+        "scratch": scratch,
     }
     chief = is_chief()
     with tempfile.TemporaryDirectory() as scratch:
@@ -134,16 +219,20 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
         export_dir = fn_args.serving_model_dir if chief else scratch
         export_model(model, export_dir, class_names, image_size, config.data.image_key, summary)
     if chief:
-        _add_serving_extras(fn_args, config, model, class_names)
+        _add_serving_extras(fn_args, config, model, class_names, roles)
         tf.io.gfile.rmtree(work_dir)
         logging.info("Exported the model to %s", fn_args.serving_model_dir)
 
 
-def _add_serving_extras(fn_args, config: TrainerConfig, model, class_names: list[str]) -> None:
-    """What the export carries for serving: warmup requests from eval images, and TFLite."""
+def _add_serving_extras(
+    fn_args, config: TrainerConfig, model, class_names: list[str], roles: Roles
+) -> None:
+    """What the export carries for serving: warmup requests from validation images, and TFLite."""
     serving = config.serving
     if serving.warmup_images:
-        examples = first_records(fn_args.eval_files, serving.warmup_images)
+        examples = first_records(
+            roles.validation_files, serving.warmup_images, roles.validation_part
+        )
         requests = warmup_requests(examples, config.data.image_key)
         write_warmup_requests(fn_args.serving_model_dir, requests)
     if serving.tflite:

@@ -1,6 +1,7 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bad_records import encode
@@ -31,12 +32,15 @@ def test_rows_put_overall_metrics_first_then_each_class():
     assert [name for name, _, _ in rows] == [
         "example_count",
         "sparse_categorical_accuracy",
+        "balanced_accuracy",
         "precision[cat]",
         "recall[cat]",
         "precision[dog]",
         "recall[dog]",
     ]
     assert rows[1] == ("sparse_categorical_accuracy", 0.8, 0.9)
+    # The mean of the classes' recalls.
+    assert rows[2] == ("balanced_accuracy", pytest.approx(0.6), pytest.approx(0.65))
 
 
 def test_a_held_back_model_s_comparison_names_the_deciding_threshold():

@@ -234,6 +234,24 @@ def test_training_used_two_replicas_and_both_phases(runs):
     assert summary["class_names"] == list(DEFAULT_CLASSES)
 
 
+def test_the_evaluator_tests_on_images_the_trainer_never_saw(runs, sample_data):
+    # Which splits each is given: tests/pipeline/test_pipeline.py. What each then read:
+    first = runs["first"]
+    summary = outcome_of(first).training
+    assert summary["train_examples"] + summary["validation_examples"] == 4 * 32
+    assert summary["roles"]["test"].startswith("the eval split")
+    outcome = outcome_of(first)
+    assert outcome.example_count == 4 * 16  # the Evaluator read the eval split, all of it
+    train_images = {r.image for r in read_records(f"{sample_data}/train/*")}
+    assert train_images.isdisjoint(r.image for r in read_records(f"{sample_data}/eval/*"))
+    # The report says which records served which role, and each class's recall.
+    output = runs["run_output"]
+    assert f"    train: {summary['train_examples']} images, the train split, 90% of it" in output
+    assert "    test: the eval split (the Evaluator's; never read by the Trainer)" in output
+    assert f"  Test accuracy {outcome.accuracy:.3f} on 64 images of the eval split" in output
+    assert re.search(r"  Recall by class: circle \d\.\d\d, square .*; balanced accuracy", output)
+
+
 def test_the_first_model_is_blessed_and_pushed_where_tf_serving_looks(runs):
     outcome = outcome_of(runs["first"])
     assert outcome.blessed
@@ -251,9 +269,9 @@ def test_the_pushed_version_is_warmed_up_checked_and_carries_tflite(runs, sample
     outcome = outcome_of(runs["first"])
     pushed = outcome.pushed_to
     requests = read_warmup_requests(pushed)
-    eval_images = {r.image for r in read_records(f"{sample_data}/eval/*")}
+    train_images = {r.image for r in read_records(f"{sample_data}/train/*")}
     images = tf.make_ndarray(requests[1].inputs[IMAGES_INPUT])
-    assert len(images) == 8 and set(images) <= eval_images  # real eval images
+    assert len(images) == 8 and set(images) <= train_images  # real validation images
     check = outcome.serving_check
     assert check["passed"] and len(check["latency_ms"]) == len(check["warmup_ms"]) == 4
     assert len(requests) == 4

@@ -1,4 +1,4 @@
-"""What stands between the Trainer's model and the Pusher, as serving.check says."""
+"""The pipeline's wiring: which split serves which role, and what gates the push."""
 
 import json
 
@@ -9,7 +9,7 @@ from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.settings.config import load_config
 
 
-def _nodes(sample_data, tmp_path, check: str) -> dict:
+def _nodes(sample_data, tmp_path, check: str = "local", **settings) -> dict:
     config = load_config(
         {
             "output_dir": str(tmp_path),
@@ -19,9 +19,33 @@ def _nodes(sample_data, tmp_path, check: str) -> dict:
             "model.image_size": 32,
             "model.weights": "none",
             "serving.check": check,
+            **settings,
         }
     )
     return {node.id: node for node in create_pipeline(config).components}
+
+
+def _splits(node, key: str) -> list[str]:
+    """The splits of a TrainArgs or EvalArgs execution property (a JSON proto)."""
+    return json.loads(node.exec_properties[key]).get("splits", [])
+
+
+def test_the_trainer_validates_on_train_and_only_the_evaluator_reads_the_test_split(
+    sample_data, tmp_path
+):
+    nodes = _nodes(sample_data, tmp_path)
+    # The Trainer's eval files are the train split again: it holds part of them out.
+    assert _splits(nodes["Trainer"], "train_args") == ["train"]
+    assert _splits(nodes["Trainer"], "eval_args") == ["train"]
+    assert json.loads(nodes["Evaluator"].exec_properties["example_splits"]) == ["eval"]
+
+
+def test_a_validation_split_of_its_own_is_ingested_and_validated_on(sample_data, tmp_path):
+    nodes = _nodes(sample_data, tmp_path, **{"data.validation_pattern": "eval/*"})
+    ingested = json.loads(nodes["ImportExampleGen"].exec_properties["input_config"])
+    assert [split["name"] for split in ingested["splits"]] == ["train", "eval", "validation"]
+    assert _splits(nodes["Trainer"], "eval_args") == ["validation"]
+    assert json.loads(nodes["Evaluator"].exec_properties["example_splits"]) == ["eval"]
 
 
 def _pusher_checked_by(nodes: dict):

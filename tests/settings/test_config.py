@@ -126,7 +126,7 @@ def test_span_settings_need_span_patterns():
     spans = {"data.train_pattern": "span-{SPAN}/train/*", "data.eval_pattern": "span-{SPAN}/eval/*"}
     config = load_config({**spans, "data.span": 3, "data.rolling_spans": 2})
     assert config.data.has_spans and config.data.span == 3
-    with pytest.raises(ConfigError, match=r"both hold \{SPAN\} or neither"):
+    with pytest.raises(ConfigError, match=r"must all hold \{SPAN\} or none"):
         load_config({"data.train_pattern": "span-{SPAN}/train/*"})
     with pytest.raises(ConfigError, match=r"span and rolling_spans need \{SPAN\}"):
         load_config({"data.rolling_spans": 2})
@@ -153,3 +153,20 @@ def test_the_bundled_configurations_load(name, monkeypatch):
     config = load_config()
     assert config.model.weights.endswith("mobilenet_v2_0.35_64_shapes.h5")
     assert config.data.has_spans == (name == "spans.yaml")
+
+
+def test_fine_tuning_can_unfreeze_the_whole_base_and_no_fewer_than_one_layer():
+    assert load_config({"training.fine_tune_layers": "all"}).training.layers_to_unfreeze(154) == 154
+    assert load_config({"training.fine_tune_layers": "30"}).training.layers_to_unfreeze(154) == 30
+    with pytest.raises(ConfigError, match=r"training\.fine_tune_layers"):
+        load_config({"training.fine_tune_layers": 0})
+    with pytest.raises(ConfigError, match=r"training\.fine_tune_layers"):
+        load_config({"training.fine_tune_layers": "most"})
+
+
+def test_a_validation_split_of_its_own_follows_the_span_patterns():
+    spans = {"data.train_pattern": "span-{SPAN}/train/*", "data.eval_pattern": "span-{SPAN}/eval/*"}
+    with_spans = {**spans, "data.validation_pattern": "span-{SPAN}/validation/*"}
+    assert load_config(with_spans).data.validation_pattern == "span-{SPAN}/validation/*"
+    with pytest.raises(ConfigError, match="validation_pattern must all hold"):
+        load_config({**spans, "data.validation_pattern": "validation/*"})

@@ -3,11 +3,13 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.settings.config import DataConfig, TrainingConfig
-from imgclf.trainer.data import count_records, eval_input, train_input
+from imgclf.trainer.data import Part, count_records, eval_input, label_counts, train_input
+from imgclf.trainer.model import compile_model
 
 PLAIN = TrainingConfig(random_flip=False, random_rotation=0, random_zoom=0, random_contrast=0)
 
@@ -34,16 +36,57 @@ def _stream(dataset, batches):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def test_eval_input_is_every_record_in_file_order_in_full_batches(example_gen_files):
+def test_eval_input_is_every_record_once_in_file_order_in_full_batches(example_gen_files):
     patterns, records = example_gen_files
     evals = eval_input(patterns, DataConfig(), image_size=32, global_batch_size=4)
     assert (evals.examples, evals.steps) == (10, 3)
-    images, labels = _stream(evals.dataset, evals.steps)
-    assert images.shape == (12, 32, 32, 3) and images.dtype == np.float32
+    batches = list(evals.dataset.take(2 * evals.steps))
+    images = np.concatenate([b[0].numpy() for b in batches])
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    weights = np.concatenate([b[2].numpy() for b in batches])
+    assert images.shape == (24, 32, 32, 3) and images.dtype == np.float32
     assert images.min() >= 0.0 and images.max() <= 255.0 and images.max() > 1.0
     in_file_order = [r.label for r in records[0::2]] + [r.label for r in records[1::2]]
-    # The last batch is filled up from the start, so that every batch is whole.
-    assert labels.tolist() == in_file_order + in_file_order[:2]
+    # Whole batches: the last is filled up with weight-0 copies, which no metric counts.
+    assert labels.tolist() == 2 * (in_file_order + in_file_order[:1] * 2)
+    assert weights.tolist() == 2 * ([1.0] * 10 + [0.0] * 2)
+
+
+def test_a_compiled_model_counts_each_validation_example_once(example_gen_files):
+    patterns, records = example_gen_files
+    evals = eval_input(patterns, DataConfig(), image_size=32, global_batch_size=4)
+    # A "model" that always answers the first record's class, compiled as the Trainer compiles.
+    first_label = records[0].label
+    pixels = keras.Input((32, 32, 3))
+    constant = keras.layers.Lambda(lambda x: tf.one_hot(tf.fill(tf.shape(x)[:1], first_label), 4))
+    model = keras.Model(pixels, constant(pixels))
+    compile_model(model, "adam", 1e-3)
+    _, accuracy = model.evaluate(evals.dataset, steps=evals.steps, verbose=0)
+    expected = sum(r.label == first_label for r in records) / len(records)
+    assert accuracy == pytest.approx(expected)
+
+
+def test_a_validation_part_is_carved_out_of_train_disjoint_complete_and_stable(tmp_path):
+    records = list(generate_split(DEFAULT_CLASSES, "train", 50, size=16))
+    _write(tmp_path / "a.tfrecord", records)
+    # The same images, in another order and in other files: another span's delivery.
+    _write(tmp_path / "b-0.tfrecord", records[::-1][:100])
+    _write(tmp_path / "b-1.tfrecord", records[::-1][100:])
+    validation = Part(0.2, "image", validation=True)
+    rest = Part(0.2, "image", validation=False)
+
+    def ids(pattern, part):
+        dataset = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(str(tmp_path / pattern))))
+        examples = (tf.train.Example.FromString(r.numpy()) for r in dataset.filter(part.keeps))
+        return {e.features.feature["id"].bytes_list.value[0].decode() for e in examples}
+
+    held_out, kept = ids("a.tfrecord", validation), ids("a.tfrecord", rest)
+    assert held_out.isdisjoint(kept) and held_out | kept == {r.id for r in records}
+    assert 0.1 < len(held_out) / len(records) < 0.3
+    assert ids("b-*.tfrecord", validation) == held_out
+    assert count_records([str(tmp_path / "a.tfrecord")], validation) == len(held_out)
+    counts = label_counts([str(tmp_path / "a.tfrecord")], "label", 4, rest)
+    assert sum(counts) == len(kept) and all(counts)
 
 
 def test_train_input_shuffles_augments_and_covers_every_record_each_pass(example_gen_files):

@@ -21,6 +21,7 @@ from imgclf.trainer.schedule import (
     PROGRESS_FILE,
     claim_work_dir,
     combined_history,
+    fine_tuning_rate,
     train_two_phases,
 )
 
@@ -210,3 +211,90 @@ def test_state_left_without_an_identity_is_never_resumed(tmp_path):
     (work_dir / PROGRESS_FILE).write_text("{}")
     assert not claim_work_dir(str(work_dir), "run a", writer=True)
     assert os.listdir(work_dir) == [IDENTITY_FILE]
+
+
+def _val_accuracy(model, evals: Input) -> float:
+    return model.evaluate(evals.dataset, steps=evals.steps, verbose=0)[1]
+
+
+@pytest.mark.slow
+def test_a_phase_given_too_many_epochs_stops_early_and_keeps_its_best_epoch(
+    tiny_backbone, tmp_path
+):
+    # A learning rate this high makes validation accuracy jump about, then stall.
+    config = TrainingConfig(
+        phase1_epochs=60, phase1_learning_rate=0.3, phase2_epochs=0, early_stopping_patience=3
+    )
+    model, (phase1,), watch = _train(tiny_backbone, config, tmp_path)
+    accuracies = phase1.history["val_accuracy"]
+    assert phase1.stopped_early and len(phase1.epochs) < 60
+    best = int(np.argmax(accuracies))
+    assert phase1.best_epoch == best
+    # It stopped `patience` epochs after the best one, and left with the best epoch's weights.
+    assert phase1.epochs[-1] == best + 3
+    for name, value in watch.epochs[best][1].items():
+        np.testing.assert_array_equal(_snapshot(model)[name], value, err_msg=name)
+    assert _val_accuracy(model, _input("eval", 4)) == pytest.approx(accuracies[best])
+
+
+@pytest.mark.slow
+def test_fine_tuning_that_never_beats_phase1_leaves_phase1s_best_weights(tiny_backbone, tmp_path):
+    config = TrainingConfig(
+        phase1_epochs=4,
+        phase1_learning_rate=0.3,
+        phase2_epochs=20,
+        # Far too high: fine-tuning wrecks the model at once, and never recovers.
+        phase2_learning_rate=50.0,
+        phase2_schedule="constant",
+        fine_tune_layers="all",
+        early_stopping_patience=2,
+    )
+    model, (phase1, phase2), watch = _train(tiny_backbone, config, tmp_path)
+    assert max(phase2.history["val_accuracy"]) <= max(phase1.history["val_accuracy"])
+    after_phase1 = phase1.epochs[-1] + 1
+    assert phase2.best_epoch is None and phase2.epochs == [after_phase1, after_phase1 + 1]
+    for name, value in watch.epochs[phase1.best_epoch][1].items():
+        np.testing.assert_array_equal(_snapshot(model)[name], value, err_msg=name)
+
+
+def test_fine_tuning_warms_up_then_decays_along_a_cosine():
+    config = TrainingConfig(phase2_epochs=10, phase2_learning_rate=1e-3, warmup_epochs=2)
+    rate = fine_tuning_rate(config, steps_per_epoch=5)
+    values = [float(rate(step)) for step in range(51)]
+    assert values[0] == 0.0 and values[10] == pytest.approx(1e-3)
+    assert values[:11] == sorted(values[:11]) and values[10:] == sorted(values[10:], reverse=True)
+    assert values[30] == pytest.approx(0.5e-3, rel=1e-3) and values[50] == pytest.approx(0.0)
+    constant = config.model_copy(update={"phase2_schedule": "constant"})
+    assert fine_tuning_rate(constant, steps_per_epoch=5) == 1e-3
+    # Fewer epochs than the warm-up: all but the last step warm up.
+    short = fine_tuning_rate(config.model_copy(update={"phase2_epochs": 1}), steps_per_epoch=5)
+    assert float(short(4)) == pytest.approx(1e-3)
+
+
+@pytest.mark.slow
+def test_fine_tune_batch_norm_trains_every_layer_statistics_included(tiny_backbone, tmp_path):
+    config = TrainingConfig(
+        phase1_epochs=1, phase2_epochs=1, fine_tune_layers="all", fine_tune_batch_norm=True
+    )
+    strategy = make_strategy(1)
+    with strategy.scope():
+        model = build_model(tiny_backbone, len(DEFAULT_CLASSES), batch_norm_learns=True)
+    watch = _Watch()
+    train_two_phases(
+        model,
+        _input("train", 8),
+        _input("eval", 4),
+        config,
+        strategy,
+        str(tmp_path),
+        callbacks=[watch],
+    )
+    base = base_of(model)
+    # Phase 1: the frozen base, statistics included, stays as it was.
+    for w in base.weights:
+        np.testing.assert_array_equal(watch.at_start[0][w.name], watch.at_end[0][w.name])
+    # Phase 2: every layer with weights changed, BatchNormalization's moving statistics too.
+    start, end = watch.at_start[1], watch.at_end[1]
+    unchanged = [w.name for w in base.weights if np.array_equal(start[w.name], end[w.name])]
+    assert not unchanged
+    assert any("moving_mean" in w.name for w in base.weights)

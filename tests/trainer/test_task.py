@@ -102,9 +102,44 @@ def _epoch_lines(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def mirrored(examples, tiny_backbone, tmp_path_factory):
     out = tmp_path_factory.mktemp("mirrored")
-    fn_args = _fn_args(examples, tiny_backbone, out, cpu_replicas=2)
+    fn_args = _fn_args(
+        examples,
+        tiny_backbone,
+        out,
+        cpu_replicas=2,
+        validation_fraction=0.25,
+        class_weight="balanced",
+        compare_scratch=True,
+    )
+    # The pipeline hands the Trainer the train split as its eval files (its validation
+    # is carved out of it); the eval split, the test, never reaches it.
+    fn_args["eval_files"] = fn_args["train_files"]
     run_fn(tfx.components.FnArgs(**fn_args))
     return fn_args
+
+
+def test_validation_is_carved_out_of_train_and_the_summary_says_so(mirrored):
+    summary = read_summary(mirrored["serving_model_dir"])
+    # 8 train images per class: 32, split by image hash.
+    assert summary["train_examples"] + summary["validation_examples"] == 32
+    assert 0 < summary["validation_examples"] < 16
+    assert summary["roles"] == {
+        "train": "the train split, 75% of it by image hash",
+        "validation": "the train split, 25% of it by image hash",
+        "test": "the eval split (the Evaluator's; never read by the Trainer)",
+    }
+    counts = summary["train_class_counts"]
+    assert sum(counts) == summary["train_examples"] and len(counts) == len(DEFAULT_CLASSES)
+    # Balanced: each class's weight times its count is the same for every class.
+    weighted = [summary["class_weight"][str(label)] * count for label, count in enumerate(counts)]
+    assert weighted == pytest.approx([summary["train_examples"] / len(counts)] * len(counts))
+
+
+def test_the_same_network_from_random_weights_is_trained_at_the_same_budget(mirrored):
+    summary = read_summary(mirrored["serving_model_dir"])
+    scratch = summary["scratch"]
+    assert scratch["epochs"] == len(summary["history"]["epoch"])  # as many as transfer trained
+    assert 0.0 <= scratch["validation_accuracy"] <= 1.0
 
 
 def test_mirrored_strategy_on_two_cpu_replicas_trains_both_phases_and_exports(mirrored, examples):
