@@ -377,7 +377,7 @@ class ServingConfig(_Section):
         8,
         ge=0,
         le=1000,
-        description="Eval images in the warmup requests each model ships "
+        description="Validation images in the warmup requests each model ships "
         "(assets.extra/tf_serving_warmup_requests); 0 for none.",
     )
     tflite: bool = Field(

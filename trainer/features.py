@@ -2,9 +2,9 @@
 
 In feature extraction only the head learns. The base, frozen and in inference
 mode, turns an image into the same features every epoch, and it is almost all
-of the compute. So the base runs once over the train and eval images (over
-`cached_views` augmented views of each train image when augmenting), the
-pooled features are kept, and the head trains on them. The features stay in
+of the compute. So the base runs once over the train and validation images
+(over `cached_views` augmented views of each train image when augmenting),
+the pooled features are kept, and the head trains on them. The features stay in
 memory while each split's fit in `feature_cache_memory_mb`, else they go to
 TFRecord files in the Trainer's work directory and stream from there.
 
@@ -100,7 +100,7 @@ def cache_phase1(
     cached_train = shuffled(train_features, train_count * views, training)
     seconds = time.perf_counter() - started
     logging.info(
-        "Cached phase-1 features of %d train images (%d view(s)) and %d eval images in %.1f s.",
+        "Cached phase-1 features of %d train (%d view(s)) and %d validation images in %.1f s.",
         train_count,
         views,
         eval_count,

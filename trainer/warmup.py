@@ -3,7 +3,7 @@
 TF Serving replays `assets.extra/tf_serving_warmup_requests` (TFRecords of
 PredictionLog) when it loads a version, before the version takes traffic, so
 the first client does not pay for the graph's lazy initialisation. Here they
-are real eval images, for both signatures, once alone and once as a batch.
+are real validation images, for both signatures, once alone and once as a batch.
 The serving check before a push (components/serving_check.py) replays the
 same file in a server-like process.
 """
