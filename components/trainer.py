@@ -119,11 +119,13 @@ class Trainer(base_component.BaseComponent):
         serving_model_dir: str | None = None,
         warm_start_version: Any = None,
         validation_split: str = TRAIN_SPLIT,
+        hyperparameters: tfx.dsl.Channel | None = None,
     ):
         """`schedule` maps names in TRAINING_PARAMETERS to values or RuntimeParameters.
 
         `validation_split`: the split `run_fn` gets as its eval files, to validate on
         (the train split: run_fn holds part of it out). Never the test split.
+        `hyperparameters`: the Tuner's best values, which run_fn trains with.
 
         `warm_start_version`: the version of `serving_model_dir` to warm-start from
         (ServingHistory's output), or NO_VERSION.
@@ -137,6 +139,7 @@ class Trainer(base_component.BaseComponent):
             serving_model_dir=serving_model_dir,
             warm_start_version=warm_start_version,
             custom_config=json_utils.dumps(dict(custom_config)),
+            hyperparameters=hyperparameters,
             train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
             eval_args=tfx.proto.EvalArgs(splits=[validation_split]),
             model=tfx.dsl.Channel(type=standard_artifacts.Model),

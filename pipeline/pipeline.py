@@ -8,6 +8,7 @@
                                  warm start, previous span's profile; found when
                                  the pipeline is built for a local run)
   -> DataGate (stops the run on bad data; with spans, measures drift from the served span)
+  -> [Tuner, with tuning.enabled: KerasTuner over learning rates, unfrozen share, dropout]
   -> Trainer (warm-started from the served model of an earlier span, if so configured)
   -> Evaluator (against the newest served model of the same classes) -> Pusher (next version)
                -> ModelReport (comparison, most confident mistakes)
@@ -52,6 +53,7 @@ from imgclf.trainer.export import SERVING_DEFAULT
 from imgclf.trainer.model import check_base_weights
 
 TRAINER_RUN_FN = "imgclf.trainer.task.run_fn"
+TUNER_FN = "imgclf.trainer.tuning.tuner_fn"
 
 
 def create_pipeline(
@@ -71,7 +73,10 @@ def create_pipeline(
         }
         model = _model_components(config, data, schedule)
         if on_cluster:
-            model[0].with_platform_config(trainer_resources(config.kubeflow.trainer))
+            # The Tuner's trials train as the Trainer does: the same pod.
+            for node in model:
+                if node.id in (names.TUNER, names.TRAINER):
+                    node.with_platform_config(trainer_resources(config.kubeflow.trainer))
         else:
             # Built for a run here: a weights file of another architecture is refused now,
             # not once the data has been ingested and validated.
@@ -203,20 +208,35 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
 def _model_components(
     config: PipelineConfig, data: _DataComponents, schedule: dict
 ) -> list[base_node.BaseNode]:
-    """Trainer first, then what evaluates and pushes its model."""
+    """[Tuner], the Trainer, then what evaluates and pushes its model."""
+    custom_config = config.trainer_config().model_dump(mode="json")
+    validation_split = (
+        names.VALIDATION_SPLIT if config.data.validation_pattern else names.TRAIN_SPLIT
+    )
+    tuner = None
+    if config.tuning.enabled:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=data.valid_examples,
+            train_args=tfx.proto.TrainArgs(splits=[names.TRAIN_SPLIT]),
+            eval_args=tfx.proto.EvalArgs(splits=[validation_split]),
+            custom_config=custom_config,
+        ).with_id(names.TUNER)
     trainer = Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=data.valid_examples,
-        custom_config=config.trainer_config().model_dump(mode="json"),
+        custom_config=custom_config,
         schedule=schedule,
         serving_model_dir=config.serving_model_dir,
         warm_start_version=data.served[names.WARM_START_VERSION],
-        validation_split=names.VALIDATION_SPLIT
-        if config.data.validation_pattern
-        else names.TRAIN_SPLIT,
+        validation_split=validation_split,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     ).with_id(names.TRAINER)
-    # Nothing is trained unless the data passed: on any orchestrator, a failed gate stops here.
-    trainer.add_upstream_node(data.gate)
+    # Nothing is tuned or trained unless the data passed: on any orchestrator, a failed
+    # gate stops here.
+    for node in (tuner, trainer):
+        if node:
+            node.add_upstream_node(data.gate)
     num_classes = len(read_labels(config.data.labels_path))
     evaluator = Evaluator(
         examples=data.valid_examples,
@@ -244,7 +264,8 @@ def _model_components(
         serving_model_dir=config.serving_model_dir,
     ).with_id(names.PUSHER)
     checks = [serving_check] if serving_check else []
-    return [trainer, evaluator, model_report, *checks, pusher]
+    tuners = [tuner] if tuner else []
+    return [*tuners, trainer, evaluator, model_report, *checks, pusher]
 
 
 def _serving_check(

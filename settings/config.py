@@ -303,6 +303,44 @@ class TrainingConfig(_Section):
         return base_layers if self.fine_tune_layers == "all" else self.fine_tune_layers
 
 
+# What the Tuner searches, by the section of the setting each value overrides.
+TUNED_SETTINGS = {
+    "training": ("phase1_learning_rate", "phase2_learning_rate", "fine_tune_fraction"),
+    "model": ("dropout",),
+}
+
+
+class TuningConfig(_Section):
+    """An optional search before training: TFX's Tuner with KerasTuner (trainer/tuning.py).
+
+    Each trial is a whole two-phase run, judged on the validation records;
+    the Trainer then trains with the best values and records them.
+    """
+
+    enabled: bool = False
+    max_trials: int = Field(6, ge=1, description="Random search: this many settings tried.")
+    phase1_learning_rates: list[float] = Field(default_factory=lambda: [1e-3, 3e-3])
+    phase2_learning_rates: list[float] = Field(default_factory=lambda: [1e-4, 3e-4, 1e-3])
+    fine_tune_fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
+    dropouts: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.4])
+
+    @field_validator("phase1_learning_rates", "phase2_learning_rates", "fine_tune_fractions")
+    @classmethod
+    def _positive_choices(cls, values: list[float], info) -> list[float]:
+        if not values or any(value <= 0 for value in values):
+            raise ValueError(f"{info.field_name}: give at least one value, each above 0")
+        if info.field_name == "fine_tune_fractions" and any(value > 1 for value in values):
+            raise ValueError("fine_tune_fractions are shares of the base's layers: at most 1")
+        return values
+
+    @field_validator("dropouts")
+    @classmethod
+    def _dropout_choices(cls, values: list[float]) -> list[float]:
+        if not values or any(not 0 <= value < 1 for value in values):
+            raise ValueError("give at least one dropout, each in [0, 1)")
+        return values
+
+
 class ValidationConfig(_Section):
     """When the data is too bad to train on: the run then stops before the Trainer.
 
@@ -508,6 +546,14 @@ class TrainerConfig(_Section):
     model: ModelConfig
     training: TrainingConfig
     serving: ServingConfig
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+
+    def tuned(self, values: Mapping[str, Any]) -> TrainerConfig:
+        """This configuration with a search's values in place (trainer/tuning.py), validated."""
+        settings = self.model_dump(mode="json")
+        for section, names in TUNED_SETTINGS.items():
+            settings[section].update({name: values[name] for name in names if name in values})
+        return TrainerConfig.model_validate(settings)
 
 
 class PipelineConfig(BaseSettings):
@@ -532,6 +578,7 @@ class PipelineConfig(BaseSettings):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
@@ -587,7 +634,11 @@ class PipelineConfig(BaseSettings):
 
     def trainer_config(self) -> TrainerConfig:
         return TrainerConfig(
-            data=self.data, model=self.model, training=self.training, serving=self.serving
+            data=self.data,
+            model=self.model,
+            training=self.training,
+            serving=self.serving,
+            tuning=self.tuning,
         )
 
     def for_kubeflow(self) -> PipelineConfig:

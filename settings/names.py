@@ -31,6 +31,7 @@ EXAMPLE_VALIDATOR = "ExampleValidator"
 IMAGE_VALIDATOR = "ImageValidator"
 SERVING_HISTORY = "ServingHistory"
 DATA_GATE = "DataGate"
+TUNER = "Tuner"  # only with tuning.enabled
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 MODEL_REPORT = "ModelReport"

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 
 import tensorflow as tf
 import tf_keras as keras
@@ -15,13 +14,13 @@ from tfx import v1 as tfx
 
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.config import TrainerConfig
-from imgclf.settings.names import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
-from imgclf.trainer.data import Part, eval_input, first_records, label_counts, train_input
+from imgclf.trainer.data import first_records
 from imgclf.trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
 from imgclf.trainer.export import export_model, export_tflite
 from imgclf.trainer.features import CachedPhase1, cache_phase1
 from imgclf.trainer.model import build_model
 from imgclf.trainer.pretrain import compare_with_scratch
+from imgclf.trainer.roles import Roles, training_data
 from imgclf.trainer.schedule import claim_work_dir, combined_history, train_two_phases
 from imgclf.trainer.warm_start import start_from
 from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
@@ -34,6 +33,9 @@ FEATURE_CACHE_DIR = "feature_cache"
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = TrainerConfig.model_validate(fn_args.custom_config)
+    # With the Tuner in the pipeline: the best values its search found.
+    tuned = (fn_args.hyperparameters or {}).get("values", {})
+    config = config.tuned(tuned)
     # First, before TensorFlow runs an op (MultiWorkerMirroredStrategy needs that), and
     # once: both phases build, compile and train in this strategy's scope.
     strategy = make_strategy(config.training.cpu_replicas)
@@ -44,7 +46,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         precision_policy(config.training.mixed_precision, has_gpu)
     )
     try:
-        _train_and_export(fn_args, config, strategy, class_names)
+        _train_and_export(fn_args, config, strategy, class_names, tuned)
     finally:
         # The policy is global: leave none behind for whatever runs next in this process.
         keras.mixed_precision.set_global_policy("float32")
@@ -70,80 +72,13 @@ def run_identity(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Roles:
-    """Which records train and which validate; the eval split (the test) never reaches here.
-
-    The pipeline gives the Trainer the validation split as its eval files when
-    the data has one, else the train split again, of which a stable-hash part
-    is then held out (trainer/data.py:Part).
-    """
-
-    train_files: list[str]
-    validation_files: list[str]
-    train_part: Part | None = None
-    validation_part: Part | None = None
-
-    def describe(self) -> dict[str, str]:
-        return {
-            "train": _described(TRAIN_SPLIT, self.train_part),
-            "validation": _described(
-                TRAIN_SPLIT if self.validation_part else VALIDATION_SPLIT, self.validation_part
-            ),
-            "test": f"the {EVAL_SPLIT} split (the Evaluator's; never read by the Trainer)",
-        }
-
-
-def _described(split: str, part: Part | None) -> str:
-    return f"the {split} split" + (f", {part.describe()}" if part else "")
-
-
-def data_roles(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> Roles:
-    if config.data.validation_pattern:
-        return Roles(fn_args.train_files, fn_args.eval_files)
-    fraction, image_key = config.training.validation_fraction, config.data.image_key
-    return Roles(
-        fn_args.train_files,
-        fn_args.train_files,
-        train_part=Part(fraction, image_key, validation=False),
-        validation_part=Part(fraction, image_key, validation=True),
-    )
-
-
-def balanced_class_weight(counts: list[int]) -> dict[int, float]:
-    """total / (classes x count): every class weighs as much in the loss as the others."""
-    total, present = sum(counts), [count for count in counts if count]
-    return {label: total / (len(present) * count) for label, count in enumerate(counts) if count}
-
-
-def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: list[str]) -> None:
+def _train_and_export(
+    fn_args, config: TrainerConfig, strategy, class_names: list[str], tuned: dict
+) -> None:
     global_batch_size = config.training.batch_size * strategy.num_replicas_in_sync
     image_size = config.model.image_size
-    roles = data_roles(fn_args, config)
-    train = train_input(
-        roles.train_files,
-        config.data,
-        image_size,
-        global_batch_size,
-        config.training,
-        roles.train_part,
-    )
-    evals = eval_input(
-        roles.validation_files, config.data, image_size, global_batch_size, roles.validation_part
-    )
-    logging.info(
-        "%d train and %d validation examples; %d steps per epoch of %d images.",
-        train.examples,
-        evals.examples,
-        train.steps,
-        global_batch_size,
-    )
-    counts = label_counts(
-        roles.train_files, config.data.label_key, len(class_names), roles.train_part
-    )
-    class_weight = (
-        balanced_class_weight(counts) if config.training.class_weight == "balanced" else None
-    )
+    data = training_data(fn_args, config, global_batch_size, len(class_names))
+    roles, train, evals, class_weight = data.roles, data.train, data.validation, data.class_weight
 
     with strategy.scope():
         model = build_model(
@@ -207,11 +142,12 @@ def _train_and_export(fn_args, config: TrainerConfig, strategy, class_names: lis
         "roles": roles.describe(),
         "train_examples": train.examples,
         "validation_examples": evals.examples,
-        "train_class_counts": counts,
+        "train_class_counts": data.class_counts,
         "class_weight": class_weight,
         "phases": [phase.to_dict() for phase in phases],
         "history": combined_history(phases),
         "scratch": scratch,
+        "tuned": tuned or None,
     }
     chief = is_chief()
     with tempfile.TemporaryDirectory() as scratch:

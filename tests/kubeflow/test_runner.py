@@ -330,3 +330,17 @@ def test_each_backend_has_a_default_accelerator(remote_data, tmp_path):
     spec = compile_pipeline(vertex, str(tmp_path / "vertex.yaml"))
     accelerator = executor_of(spec, "Trainer")["container"]["resources"]["accelerator"]
     assert accelerator == {"count": "4", "type": "NVIDIA_TESLA_T4"}
+
+
+def test_with_tuning_on_the_tuner_task_runs_on_the_trainer_s_pod_and_feeds_it(
+    remote_data, tmp_path
+):
+    spec = compile_pipeline(
+        cluster_config(**{"tuning.enabled": True}), str(tmp_path / "tuned.yaml")
+    )
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "DataGate" in tasks["Tuner"]["dependentTasks"]
+    hyperparameters = tasks["Trainer"]["inputs"]["artifacts"]["hyperparameters"]
+    assert hyperparameters["taskOutputArtifact"]["producerTask"] == "Tuner"
+    trainer = executor_of(spec, "Trainer")["container"]["resources"]
+    assert executor_of(spec, "Tuner")["container"]["resources"] == trainer

@@ -79,3 +79,14 @@ def test_with_no_check_the_pusher_takes_the_evaluators_word_alone(sample_data, t
     nodes = _nodes(sample_data, tmp_path, "none")
     assert "ServingCheck" not in nodes
     assert _pusher_checked_by(nodes) is None
+
+
+def test_with_tuning_on_the_tuner_searches_on_validation_and_feeds_the_trainer(
+    sample_data, tmp_path
+):
+    assert "Tuner" not in _nodes(sample_data, tmp_path)  # off by default
+    nodes = _nodes(sample_data, tmp_path, **{"tuning.enabled": True})
+    tuner = nodes["Tuner"]
+    assert _splits(tuner, "train_args") == ["train"] and _splits(tuner, "eval_args") == ["train"]
+    assert nodes["Trainer"].inputs["hyperparameters"].producer_component_id == "Tuner"
+    assert nodes["DataGate"] in tuner.upstream_nodes  # nothing is tuned on rejected data

@@ -170,3 +170,15 @@ def test_a_validation_split_of_its_own_follows_the_span_patterns():
     assert load_config(with_spans).data.validation_pattern == "span-{SPAN}/validation/*"
     with pytest.raises(ConfigError, match="validation_pattern must all hold"):
         load_config({**spans, "data.validation_pattern": "validation/*"})
+
+
+def test_a_search_s_values_override_their_settings_and_are_validated_again():
+    config = load_config().trainer_config()
+    tuned = config.tuned({"phase2_learning_rate": 3e-4, "fine_tune_fraction": 0.5, "dropout": 0.4})
+    assert tuned.training.phase2_learning_rate == 3e-4
+    assert tuned.training.fine_tune_fraction == 0.5 and tuned.model.dropout == 0.4
+    assert config.tuned({}) == config
+    with pytest.raises(ValueError, match="dropout"):
+        config.tuned({"dropout": 1.5})
+    with pytest.raises(ConfigError, match=r"tuning\.fine_tune_fractions: .* at most 1"):
+        load_config({"tuning.fine_tune_fractions": [0.5, 2]})
