@@ -47,6 +47,16 @@ class Part:
         share = self.validation_fraction if self.validation else 1 - self.validation_fraction
         return f"{share:.0%} of it by image hash"
 
+    def remedy(self) -> str:
+        """What to change when this part holds no records."""
+        if self.validation:
+            return (
+                "too few records to hold out a validation share: raise "
+                "training.validation_fraction, or give the data a validation split of its own "
+                "(data.validation_pattern)"
+            )
+        return "lower training.validation_fraction"
+
 
 @dataclass
 class Input:
@@ -170,7 +180,7 @@ def count_records(files: list[str], part: Part | None = None) -> int:
     """Counts records (in TensorFlow's C++ loop; parsing only the images a part is chosen by)."""
     count = int(_read(files, part).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
     if count == 0:
-        where = f" ({part.describe()})" if part else ""
+        where = f" ({part.describe()}): {part.remedy()}" if part else ""
         raise ValueError(f"No records in {files}{where}.")
     return count
 

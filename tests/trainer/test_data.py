@@ -124,3 +124,10 @@ def test_uncompressed_files_are_read_and_mixed_compression_is_refused(tmp_path):
 def test_missing_files_are_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         eval_input([str(tmp_path / "nothing-here*")], DataConfig(), 32, 4)
+
+
+def test_a_train_split_too_small_for_a_validation_share_is_a_clear_error(tmp_path):
+    records = list(generate_split(DEFAULT_CLASSES, "train", 1, size=16))
+    _write(tmp_path / "a.tfrecord", records)
+    with pytest.raises(ValueError, match=r"a\.tfrecord.*raise training\.validation_fraction"):
+        eval_input([str(tmp_path / "a.tfrecord")], DataConfig(), 16, 4, Part(1e-4, "image", True))
