@@ -29,11 +29,18 @@ def make_eval_config(
     Accuracy must reach `min_accuracy`, and must not fall below the last
     blessed model's by more than `min_improvement` allows. On the first run
     there is no blessed model: TFMA then checks only the absolute bound. Each
-    class's recall must reach `min_class_recall`, so a model that never finds
-    a class is not blessed however accurate it is overall. The bars apply to
-    the overall slice only, not to each true label's slice.
+    class's recall (its images' accuracy, top-1) must reach `min_class_recall`,
+    so a model that never finds a class is not blessed however accurate it is
+    overall. Precision and recall per class (binarized at probability 0.5) are
+    measured, not judged.
     """
     overall = tfma.SlicingSpec()
+    by_label = tfma.SlicingSpec(feature_keys=[data.label_key])
+    recall_bar = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(
+            lower_bound={"value": evaluation.min_class_recall}
+        )
+    )
     accuracy_bar = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": evaluation.min_accuracy}),
         change_threshold=tfma.GenericChangeThreshold(
@@ -46,7 +53,9 @@ def make_eval_config(
         tfma.MetricConfig(
             class_name="SparseCategoricalAccuracy",
             per_slice_thresholds=[
-                tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=accuracy_bar)
+                tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=accuracy_bar),
+                # Accuracy on one class's images is that class's (top-1) recall.
+                tfma.PerSliceMetricThreshold(slicing_specs=[by_label], threshold=recall_bar),
             ],
         ),
         tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
@@ -59,22 +68,8 @@ def make_eval_config(
                 config=json.dumps({"k": top_k, "name": TOP_K_ACCURACY}),
             )
         )
-    recall_bar = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(
-            lower_bound={"value": evaluation.min_class_recall}
-        )
-    )
     per_class = tfma.MetricsSpec(
-        metrics=[
-            tfma.MetricConfig(class_name="Precision"),
-            tfma.MetricConfig(
-                class_name="Recall",
-                per_slice_thresholds=[
-                    tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=recall_bar)
-                ],
-            ),
-        ],
-        # One binary metric per class: TFMA applies the recall bar to each of them.
+        metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
         binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))}),
     )
     return tfma.EvalConfig(
@@ -85,7 +80,7 @@ def make_eval_config(
                 prediction_key=OUTPUT_NAME,
             )
         ],
-        slicing_specs=[overall, tfma.SlicingSpec(feature_keys=[data.label_key])],
+        slicing_specs=[overall, by_label],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics), per_class],
     )
 
@@ -147,19 +142,19 @@ def read_confusion_matrix(evaluation_uri: str, num_classes: int) -> list[list[in
 
 
 def balanced_accuracy(metrics: ModelMetrics) -> float | None:
-    """The mean of the classes' recalls: accuracy as if every class were equally common."""
-    return sum(metrics.recall.values()) / len(metrics.recall) if metrics.recall else None
+    """The mean of the classes' (top-1) recalls: accuracy as if every class were as common."""
+    recalls = metrics.accuracy_by_label
+    return sum(recalls.values()) / len(recalls) if recalls else None
 
 
-def describe_failure(failure, class_names: list[str] | None = None) -> str:
-    """One failed TFMA threshold as a sentence, e.g. why a model was not blessed."""
+def describe_failure(
+    failure, class_names: list[str] | None = None, label: int | None = None
+) -> str:
+    """One failed TFMA threshold as a sentence; `label`: the true label's slice it failed on."""
     name, value = failure.metric_key.name, failure.metric_value.double_value.value
-    if failure.metric_key.sub_key.HasField("class_id"):
-        class_id = failure.metric_key.sub_key.class_id.value
-        known = class_names and class_id < len(class_names)
-        name = (
-            f"{name} of class {class_names[class_id]!r}" if known else f"{name} of class {class_id}"
-        )
+    if label is not None:
+        known = class_names and 0 <= label < len(class_names)
+        name = f"recall of class {class_names[label]!r}" if known else f"recall of class {label}"
     threshold = failure.metric_threshold
     if threshold.HasField("value_threshold"):
         bounds = threshold.value_threshold
@@ -174,13 +169,19 @@ def describe_failure(failure, class_names: list[str] | None = None) -> str:
     )
 
 
+def _label_of(slice_key) -> int | None:
+    """The true label a slice holds, or None for the overall slice."""
+    keys = slice_key.single_slice_keys
+    return int(keys[0].int64_value) if keys else None
+
+
 def read_failures(
     evaluation_uri: str, class_names: list[str] | None = None
 ) -> tuple[bool, list[str]]:
     """(blessed by the thresholds, every failed threshold as a sentence, classes by name)."""
     validation = tfma.load_validation_result(evaluation_uri)
     failures = [
-        describe_failure(failure, class_names)
+        describe_failure(failure, class_names, _label_of(per_slice.slice_key))
         for per_slice in validation.metric_validations_per_slice
         for failure in per_slice.failures
     ]

@@ -71,7 +71,7 @@ def metric_rows(
 
     def named(metrics: ModelMetrics) -> dict[str, float]:
         values = dict(metrics.overall)
-        if metrics.recall:
+        if metrics.accuracy_by_label:
             values[BALANCED_ACCURACY] = balanced_accuracy(metrics)
         for label, name in enumerate(class_names):
             for kind, per_class in (("precision", metrics.precision), ("recall", metrics.recall)):

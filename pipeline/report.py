@@ -204,7 +204,8 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
         outcome.blessed, outcome.failures = read_failures(evaluation.uri, class_names)
         if class_names:
             outcome.recall_by_class = {
-                class_names[label]: value for label, value in sorted(candidate.recall.items())
+                class_names[label]: value
+                for label, value in sorted(candidate.accuracy_by_label.items())
             }
     model_report = run.nodes.get(names.MODEL_REPORT)
     comparison = model_report.output("report") if model_report else None

@@ -67,7 +67,7 @@ def collapsed(tmp_path_factory):
 def test_a_collapsed_class_is_not_blessed_though_overall_accuracy_passes(collapsed):
     metrics = read_metrics(collapsed, "label")[CANDIDATE]
     assert metrics.overall[ACCURACY] == pytest.approx(0.75)  # above the 0.5 bar
-    assert metrics.recall == pytest.approx({0: 1.0, 1: 0.0, 2: 0.0, 3: 0.0})
+    assert metrics.accuracy_by_label == pytest.approx({0: 1.0, 1: 0.0, 2: 0.0, 3: 0.0})
     assert balanced_accuracy(metrics) == pytest.approx(0.25)
     blessed, failures = read_failures(collapsed, list(DEFAULT_CLASSES))
     assert not blessed

@@ -24,6 +24,7 @@ def _metrics(accuracy: float) -> ModelMetrics:
         overall={"example_count": 40.0, "sparse_categorical_accuracy": accuracy},
         precision={0: accuracy, 1: 0.5},
         recall={0: 0.4, 1: accuracy},
+        accuracy_by_label={0: 0.4, 1: accuracy},
     )
 
 
@@ -39,7 +40,7 @@ def test_rows_put_overall_metrics_first_then_each_class():
         "recall[dog]",
     ]
     assert rows[1] == ("sparse_categorical_accuracy", 0.8, 0.9)
-    # The mean of the classes' recalls.
+    # The mean of the classes' top-1 recalls (accuracy on each class's images).
     assert rows[2] == ("balanced_accuracy", pytest.approx(0.6), pytest.approx(0.65))
 
 

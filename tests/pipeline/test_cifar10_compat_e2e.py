@@ -53,6 +53,7 @@ def cifar_run(backbone_weights, tmp_path_factory):
             "training.phase2_epochs": 1,
             "training.cpu_replicas": 2,
             "evaluation.min_accuracy": 0.0,
+            "evaluation.min_class_recall": 0.0,
         },
     )
     BeamDagRunner().run(create_pipeline(config))
