@@ -195,8 +195,8 @@ class _PhaseFitter:
         if floor is not None and not resuming:
             # The weights to end with if no epoch of this phase beats the floor.
             save_weights(model, best)
-        recorded = self._progress.best_value(phase)
-        threshold = max(value for value in (floor, recorded, -np.inf) if value is not None)
+        # An epoch is kept only if it beats the floor and every epoch this phase already ran.
+        known = [value for value in (floor, self._progress.best_value(phase)) if value is not None]
         callbacks = [
             # Restores weights, optimizer and epoch if this phase was cut short before.
             keras.callbacks.BackupAndRestore(os.path.join(self._work_dir, "backup", phase)),
@@ -206,7 +206,7 @@ class _PhaseFitter:
                 mode="max",
                 save_best_only=True,
                 save_weights_only=True,
-                initial_value_threshold=None if threshold == -np.inf else threshold,
+                initial_value_threshold=max(known) if known else None,
             ),
             *self._early_stopping(floor),
             *self._common,
