@@ -238,8 +238,7 @@ def VersionedPusher(
         if blessing is not None and not blessing.get_int_custom_property(BLESSED_PROPERTY)
     ]
     if refused:
-        logging.info("Nothing is pushed: %s.", " and ".join(refused))
-        logging.info(key_figure(PUSHER, "nothing pushed"))
+        logging.info(key_figure(PUSHER, f"nothing pushed: {' and '.join(refused)}"))
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         return
     model_dir = os.path.join(model.uri, FORMAT_SERVING)

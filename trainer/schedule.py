@@ -62,10 +62,6 @@ class PhaseResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def stopped_early(self) -> bool:
-        return self.max_epochs is not None and len(self.epochs) < self.max_epochs
-
 
 def train_two_phases(
     model: keras.Model,

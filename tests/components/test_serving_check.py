@@ -1,6 +1,7 @@
 """The serving check loads a model in a process of its own and replays its warmup requests;
 the Pusher pushes only a model that passed."""
 
+import logging
 import os
 import shutil
 
@@ -17,7 +18,7 @@ from imgclf.components.serving_check import (
 )
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
-from imgclf.settings.names import BLESSED_PROPERTY, PUSHED_PROPERTY
+from imgclf.settings.names import BLESSED_PROPERTY, PUSHED_PROPERTY, PUSHER, key_figure
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
 from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
@@ -90,21 +91,23 @@ def test_a_model_not_answering_before_the_deadline_fails(model_artifact, tmp_pat
     assert result["reason"] == "not loaded and answering within 0.05 s"
 
 
-def test_the_pusher_pushes_nothing_that_failed_the_serving_check(model_artifact, tmp_path):
+def test_the_pusher_pushes_nothing_that_failed_the_serving_check(model_artifact, tmp_path, caplog):
     evaluated = _artifact(standard_artifacts.ModelBlessing, str(tmp_path / "evaluation"))
     evaluated.set_int_custom_property(BLESSED_PROPERTY, 1)
     failed = _artifact(standard_artifacts.InfraBlessing, str(tmp_path / "check"))
     failed.set_int_custom_property(BLESSED_PROPERTY, 0)
     pushed = _artifact(standard_artifacts.PushedModel, str(tmp_path / "pushed"))
     serving = tmp_path / "serving"
-    VersionedPusher.test_call(
-        model=model_artifact,
-        model_blessing=evaluated,
-        infra_blessing=failed,
-        statistics=None,
-        image_report=None,
-        pushed_model=pushed,
-        serving_model_dir=str(serving),
-    )
+    with caplog.at_level(logging.INFO, logger="absl"):
+        VersionedPusher.test_call(
+            model=model_artifact,
+            model_blessing=evaluated,
+            infra_blessing=failed,
+            statistics=None,
+            image_report=None,
+            pushed_model=pushed,
+            serving_model_dir=str(serving),
+        )
     assert pushed.get_int_custom_property(PUSHED_PROPERTY) == 0
     assert versions(str(serving)) == []
+    assert key_figure(PUSHER, "nothing pushed: it failed the serving check") in caplog.text

@@ -227,7 +227,7 @@ def test_a_phase_given_too_many_epochs_stops_early_and_keeps_its_best_epoch(
     )
     model, (phase1,), watch = _train(tiny_backbone, config, tmp_path)
     accuracies = phase1.history["val_accuracy"]
-    assert phase1.stopped_early and len(phase1.epochs) < 60
+    assert phase1.max_epochs == 60 and len(phase1.epochs) < 60
     best = int(np.argmax(accuracies))
     assert phase1.best_epoch == best
     # It stopped `patience` epochs after the best one, and left with the best epoch's weights.
