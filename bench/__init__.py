@@ -6,4 +6,5 @@
 .venv/bin/python -m bench.distribution
 .venv/bin/python -m bench.pipeline_overhead
 .venv/bin/python -m bench.batch_predict
+.venv/bin/python -m bench.transfer_vs_scratch
 """

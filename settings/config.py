@@ -200,11 +200,13 @@ class TrainingConfig(_Section):
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     phase1_epochs: int = Field(5, ge=1)
     phase1_learning_rate: float = Field(1e-3, gt=0.0)
-    phase2_epochs: int = Field(5, ge=0, description="0 switches fine-tuning off.")
+    # Epochs are maxima (early_stopping_patience): fine-tuning gets room to adapt the whole
+    # base to data unlike its source task, and ends soon after its best epoch on data like it.
+    phase2_epochs: int = Field(30, ge=0, description="0 switches fine-tuning off.")
     phase2_learning_rate: float | None = Field(
         None,
         gt=0.0,
-        description="The peak of fine-tuning's schedule. Default: phase1_learning_rate / 10.",
+        description="The peak of fine-tuning's schedule. Default: phase1_learning_rate.",
     )
     phase2_schedule: Literal["cosine", "constant"] = Field(
         "cosine",
@@ -230,7 +232,7 @@ class TrainingConfig(_Section):
         description="'balanced' weighs each class's loss by total / (classes x its train count).",
     )
     fine_tune_layers: int | Literal["all"] = Field(
-        20, description="Top layers of the base to unfreeze, or 'all'."
+        "all", description="Top layers of the base to unfreeze, or 'all'."
     )
     fine_tune_fraction: float | None = Field(
         None, gt=0.0, le=1.0, description="Unfreeze this fraction of the base's layers instead."
@@ -242,7 +244,7 @@ class TrainingConfig(_Section):
         "is worth.",
     )
     fine_tune_batch_norm: bool = Field(
-        False,
+        True,
         description="Fine-tuning also trains the unfrozen BatchNormalization layers, statistics "
         "included (for data far from the base's source task); off, they stay as pretrained.",
     )
@@ -288,7 +290,7 @@ class TrainingConfig(_Section):
 
     @property
     def fine_tune_learning_rate(self) -> float:
-        return self.phase2_learning_rate or self.phase1_learning_rate / 10
+        return self.phase2_learning_rate or self.phase1_learning_rate
 
     @field_validator("fine_tune_layers")
     @classmethod

@@ -32,6 +32,7 @@ def quick_training(backbone_weights: str) -> dict:
         "training.phase2_epochs": 3,
         "training.phase2_learning_rate": 3e-4,
         "training.fine_tune_layers": 100,
+        "training.fine_tune_batch_norm": False,
         "training.early_stopping_patience": 0,
         "evaluation.min_accuracy": 0.35,
         "evaluation.min_class_recall": 0.0,

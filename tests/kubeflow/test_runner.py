@@ -151,10 +151,10 @@ def test_epochs_learning_rates_data_root_and_span_are_run_time_parameters(spec):
             "defaultValue": 0.002,
             "isOptional": True,
         },
-        # Unset in the configuration: a tenth of phase 1's, as the Trainer would use.
+        # Unset in the configuration: phase 1's, as the Trainer would use.
         "phase2_learning_rate": {
             "parameterType": "NUMBER_DOUBLE",
-            "defaultValue": 0.0002,
+            "defaultValue": 0.002,
             "isOptional": True,
         },
     }

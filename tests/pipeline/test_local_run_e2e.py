@@ -86,6 +86,7 @@ def _settings(sample_data, backbone_weights, output_dir) -> dict:
         "training.phase2_epochs": 3,
         "training.phase2_learning_rate": 3e-4,
         "training.fine_tune_layers": 100,
+        "training.fine_tune_batch_norm": False,
         "training.cpu_replicas": 2,
         # A few epochs on 128 images, 13 of them validating: every epoch runs, and only the
         # overall bar applies (the per-class bar: tests/components/test_evaluation.py).

@@ -14,7 +14,7 @@ def test_defaults_are_the_products_and_paths_live_under_the_output_dir(tmp_path,
     config = load_config()
     assert config.model.base_model == "EfficientNetV2B0"
     assert config.model.weights == "imagenet"
-    assert config.training.fine_tune_learning_rate == pytest.approx(1e-4)
+    assert config.training.fine_tune_learning_rate == config.training.phase1_learning_rate
     assert config.pipeline_root == str(tmp_path / "pipelines" / "image-classifier")
     assert config.metadata_path == str(tmp_path / "metadata" / "image-classifier.db")
     assert config.serving_model_dir == str(tmp_path / "serving" / "image_classifier")
@@ -115,7 +115,8 @@ def test_the_trainer_config_survives_tfx_custom_config_json():
 
 
 def test_fine_tuning_depth_by_count_or_fraction():
-    assert load_config().training.layers_to_unfreeze(200) == 20
+    assert load_config().training.layers_to_unfreeze(200) == 200
+    assert load_config({"training.fine_tune_layers": 20}).training.layers_to_unfreeze(200) == 20
     by_fraction = load_config({"training.fine_tune_fraction": 0.25})
     assert by_fraction.training.layers_to_unfreeze(200) == 50
     with pytest.raises(ConfigError, match="fine_tune_fraction"):

@@ -89,6 +89,7 @@ def two_phases(tiny_backbone, tmp_path_factory):
         phase2_epochs=2,
         phase2_learning_rate=3e-3,
         fine_tune_layers=FINE_TUNE_LAYERS,
+        fine_tune_batch_norm=False,
     )
     work_dir = tmp_path_factory.mktemp("work")
     log_dir = tmp_path_factory.mktemp("logs")
