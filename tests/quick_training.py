@@ -1,4 +1,4 @@
-"""What the tests that retrain on spans share: quick settings that still earn a blessing, and spans.
+"""What the end-to-end tests share: quick settings that still earn a blessing, and spans.
 
 MobileNetV2 (alpha 0.35, 64 px) on the demo's pretrained backbone; without
 augmentation, phase 1 trains on cached features, so its 15 epochs take seconds.
@@ -17,18 +17,14 @@ SPAN_PATTERNS = {
 }
 
 
-def quick_training(backbone_weights: str) -> dict:
+def small_run(backbone_weights: str) -> dict:
+    """The end-to-end tests' network and schedule, on a few images a class."""
     return {
         "model.base_model": "MobileNetV2",
         "model.alpha": 0.35,
         "model.image_size": 64,
         "model.weights": backbone_weights,
         "training.batch_size": 16,
-        "training.random_flip": False,
-        "training.random_rotation": 0,
-        "training.random_zoom": 0,
-        "training.random_contrast": 0,
-        "training.phase1_epochs": 15,
         "training.phase2_epochs": 3,
         "training.phase2_learning_rate": 3e-4,
         "training.fine_tune_layers": 100,
@@ -36,6 +32,17 @@ def quick_training(backbone_weights: str) -> dict:
         "training.early_stopping_patience": 0,
         "evaluation.min_accuracy": 0.35,
         "evaluation.min_class_recall": 0.0,
+    }
+
+
+def quick_training(backbone_weights: str) -> dict:
+    return {
+        **small_run(backbone_weights),
+        "training.random_flip": False,
+        "training.random_rotation": 0,
+        "training.random_zoom": 0,
+        "training.random_contrast": 0,
+        "training.phase1_epochs": 15,
     }
 
 

@@ -54,6 +54,7 @@ from imgclf.trainer.export import (
     read_summary,
 )
 from imgclf.trainer.warmup import read_warmup_requests
+from quick_training import small_run
 
 pytestmark = pytest.mark.e2e
 
@@ -77,22 +78,9 @@ def _settings(sample_data, backbone_weights, output_dir) -> dict:
     return {
         "output_dir": output_dir,
         "data.root": sample_data,
-        "model.base_model": "MobileNetV2",
-        "model.alpha": 0.35,
-        "model.image_size": 64,
-        "model.weights": backbone_weights,
-        "training.batch_size": 16,
+        **small_run(backbone_weights),
         "training.phase1_epochs": 6,
-        "training.phase2_epochs": 3,
-        "training.phase2_learning_rate": 3e-4,
-        "training.fine_tune_layers": 100,
-        "training.fine_tune_batch_norm": False,
         "training.cpu_replicas": 2,
-        # A few epochs on 128 images, 13 of them validating: every epoch runs, and only the
-        # overall bar applies (the per-class bar: tests/components/test_evaluation.py).
-        "training.early_stopping_patience": 0,
-        "evaluation.min_accuracy": 0.35,
-        "evaluation.min_class_recall": 0.0,
     }
 
 
