@@ -5,7 +5,8 @@
 is the layout `image_dataset_from_directory` reads. Class names are the class
 folders of all splits, sorted, as Keras orders them. Every file is decoded
 before anything is written: files that do not decode are listed by path, and
-nothing is written unless the caller chose to leave them out.
+nothing is written unless the caller chose to leave them out. The output
+folder may not be, hold or lie inside the source folder, whatever the flags.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def convert_folder(
     A span's classes keep the labels of `out_dir`'s labels file; classes seen
     for the first time follow them, sorted.
     """
+    _refuse_output_overlapping_source(root, out_dir)
     for split in splits:
         if not os.path.isdir(os.path.join(root, split)):
             raise FileNotFoundError(f"Split folder {os.path.join(root, split)!r} does not exist.")
@@ -118,6 +120,18 @@ def convert_folder(
         return ConversionReport(class_names, written, unreadable, ignored)
     written, added = write_span(out_dir, span, class_names, records, num_shards, overwrite)
     return ConversionReport(class_names, written, unreadable, ignored, added)
+
+
+def _refuse_output_overlapping_source(root: str, out_dir: str) -> None:
+    """Writing into, over or around the source could replace the very photos being read."""
+    source, out = os.path.realpath(root), os.path.realpath(out_dir)
+    common = os.path.commonpath([source, out])
+    if common in (source, out):
+        where = "is" if source == out else "holds" if common == out else "lies inside"
+        raise ValueError(
+            f"The output folder {out_dir!r} {where} the source folder {root!r}: write the "
+            "records to a folder outside the photos. Nothing was written."
+        )
 
 
 def _files(class_dir: str) -> list[str]:

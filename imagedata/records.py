@@ -22,6 +22,10 @@ import tensorflow as tf
 
 from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SPAN_FOLDER
 
+# Written last into every dataset folder this module writes: the files it wrote, one a line.
+# Only a folder with it may be replaced, and only those files.
+DATASET_MARKER = ".imgclf-dataset"
+
 
 @dataclass(frozen=True)
 class LabelledImage:
@@ -96,12 +100,14 @@ def write_dataset(
 
     Everything is written to a temporary sibling folder that is renamed into
     place only when complete, so a failure never leaves a dataset that looks
-    whole. Returns the number of records written per split.
+    whole. A marker file lists what was written: `overwrite` replaces an
+    earlier dataset only where such a marker says this function wrote it, and
+    only those files; anything else in the folder stays. Returns the number
+    of records written per split.
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, got {num_shards}.")
-    if os.path.exists(out_dir) and not overwrite:
-        raise FileExistsError(f"{out_dir!r} already exists; pass overwrite to replace it.")
+    ours = _files_we_may_replace(out_dir, splits, num_shards, overwrite)
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{os.path.basename(out_dir)}.partial-{uuid.uuid4().hex[:8]}")
@@ -112,12 +118,76 @@ def write_dataset(
         }
         with open(os.path.join(staging, LABELS_FILENAME), "w") as f:
             f.writelines(f"{name}\n" for name in class_names)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        written = sorted(_entries_under(staging))
+        with open(os.path.join(staging, DATASET_MARKER), "w") as f:
+            f.writelines(f"{path}\n" for path in written)
+        _move_into_place(staging, out_dir, ours)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return counts
+
+
+def _files_we_may_replace(
+    out_dir: str, splits: Iterable[str], num_shards: int, overwrite: bool
+) -> set[str] | None:
+    """What an earlier write_dataset left in `out_dir` (None: no such folder), or why not."""
+    if not os.path.lexists(out_dir):
+        return None
+    marker = os.path.join(out_dir, DATASET_MARKER)
+    if not os.path.isfile(marker):
+        raise FileExistsError(
+            f"{out_dir!r} already exists and is not a dataset written by imgclf (it has no "
+            f"{DATASET_MARKER} file). Write to a folder that does not exist yet; nothing was "
+            "written or deleted."
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"{out_dir!r} holds a dataset written earlier; pass --overwrite to replace the files "
+            f"that its {DATASET_MARKER} lists (other files there are kept)."
+        )
+    with open(marker) as f:
+        ours = {line.rstrip("\n") for line in f if line.strip()}
+    shards = [shard_name(i, num_shards) for i in range(num_shards)]
+    new = {LABELS_FILENAME} | {os.path.join(split, shard) for split in splits for shard in shards}
+    in_the_way = sorted((_entries_under(out_dir) - ours - {DATASET_MARKER}) & new)
+    if in_the_way:
+        raise FileExistsError(
+            f"{out_dir!r}: {', '.join(in_the_way)} would be replaced but the earlier dataset "
+            "did not write it; move it away first. Nothing was written or deleted."
+        )
+    return ours
+
+
+def _move_into_place(staging: str, out_dir: str, ours: set[str] | None) -> None:
+    """Renames `staging` to `out_dir`; an earlier dataset there keeps the files not its own.
+
+    The earlier folder is renamed aside whole, so readers see the old dataset
+    or the new one, never a mix. Should this stop half-way, the files that
+    were not ours are still in that `.replaced-` folder beside `out_dir`.
+    """
+    if ours is None:
+        os.replace(staging, out_dir)
+        return
+    replaced = f"{staging}.replaced"
+    os.replace(out_dir, replaced)
+    os.replace(staging, out_dir)
+    for path in sorted(_entries_under(replaced) - ours - {DATASET_MARKER}):
+        target = os.path.join(out_dir, path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(os.path.join(replaced, path), target)
+    shutil.rmtree(replaced)
+
+
+def _entries_under(folder: str) -> set[str]:
+    """Relative paths of the files, links and empty folders under `folder`."""
+    entries = set()
+    for parent, folders, files in os.walk(folder):
+        relative = os.path.relpath(parent, folder)
+        leaves = files + [name for name in folders if os.path.islink(os.path.join(parent, name))]
+        if not folders and not files and relative != ".":
+            entries.add(relative)
+        entries.update(os.path.normpath(os.path.join(relative, name)) for name in leaves)
+    return entries
 
 
 def span_dir(root: str, span: int) -> str:

@@ -114,3 +114,21 @@ def test_only_the_known_start_up_chatter_is_filtered():
     assert without_startup_noise(text) == (
         "2026-11-24 05:37:59.268409: E tensorflow/core/framework/op_kernel.cc:1] Out of memory\n"
     )
+
+
+def test_convert_folder_onto_its_own_photos_is_one_line_and_exit_2(tmp_path, capsys):
+    from PIL import Image
+
+    photos = tmp_path / "proj" / "photos"
+    for split, name in (("train", "cats"), ("train", "dogs"), ("eval", "cats"), ("eval", "dogs")):
+        (photos / split / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(photos / split / name / "a.png")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+
+    for out in (photos, tmp_path / "proj"):
+        code = main(["convert-folder", str(photos), "--out", str(out), "--overwrite"])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("imgclf convert-folder: The output folder")
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before

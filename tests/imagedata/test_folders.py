@@ -105,3 +105,95 @@ def test_a_class_name_that_breaks_a_line_is_refused(photo_folder, tmp_path):
     with pytest.raises(ValueError, match=r"must fit on one line: 'big\\ncats'"):
         convert_folder(str(photo_folder), str(tmp_path / "records"))
     assert not (tmp_path / "records").exists()
+
+
+def _tree(folder):
+    """Every file under `folder`, by relative path, with its bytes."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("out", "where"),
+    [
+        ("photos", "is"),  # convert-folder photos --out photos
+        (".", "holds"),  # convert-folder proj/photos --out proj
+        ("photos/records", "lies inside"),
+        ("photos/train/cats", "lies inside"),
+    ],
+)
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_folder_that_overlaps_the_source_is_refused_whatever_the_flags(
+    photo_folder, tmp_path, out, where, overwrite
+):
+    before = _tree(tmp_path)
+    with pytest.raises(ValueError, match=f"{where} the source folder") as raised:
+        convert_folder(str(photo_folder), str(tmp_path / out), overwrite=overwrite)
+    assert "overwrite" not in str(raised.value)
+    assert _tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
+def test_the_overlap_check_sees_through_a_link(photo_folder, tmp_path):
+    (tmp_path / "link").symlink_to(photo_folder)
+    before = _tree(photo_folder)
+    with pytest.raises(ValueError, match="is the source folder"):
+        convert_folder(str(photo_folder), str(tmp_path / "link"), overwrite=True)
+    assert _tree(photo_folder) == before
+
+
+def test_overwrite_refuses_a_folder_it_did_not_write_and_suggests_nothing_dangerous(
+    photo_folder, tmp_path
+):
+    elsewhere = tmp_path / "my-documents"
+    (elsewhere / "taxes").mkdir(parents=True)
+    (elsewhere / "taxes" / "2026.pdf").write_bytes(b"%PDF precious")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="is not a dataset written by imgclf") as raised:
+            convert_folder(str(photo_folder), str(elsewhere), overwrite=overwrite)
+        assert "--overwrite" not in str(raised.value)
+    assert _tree(elsewhere) == {"taxes/2026.pdf": b"%PDF precious"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-documents", "photos"]
+
+
+def test_overwrite_replaces_only_the_files_the_earlier_conversion_wrote(photo_folder, tmp_path):
+    out = tmp_path / "records"
+    convert_folder(str(photo_folder), str(out), num_shards=2)
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        convert_folder(str(photo_folder), str(out))
+    (out / "NOTES.md").write_text("how I made these")
+    (out / "train" / "extra.txt").write_text("mine too")
+    (out / "empty-folder-of-mine").mkdir()
+    (photo_folder / "eval" / "cats" / "e.png").unlink()
+    source = _tree(photo_folder)
+
+    report = convert_folder(str(photo_folder), str(out), num_shards=1, overwrite=True)
+
+    assert report.written == {"train": 4, "eval": 1}
+    assert _tree(photo_folder) == source
+    assert (out / "NOTES.md").read_text() == "how I made these"
+    assert (out / "train" / "extra.txt").read_text() == "mine too"
+    assert (out / "empty-folder-of-mine").is_dir()
+    # The two-shard files are gone: they were the earlier conversion's own.
+    assert sorted(p.name for p in (out / "train").iterdir()) == [
+        "data-00000-of-00001.tfrecord",
+        "extra.txt",
+    ]
+    assert [r.id for r in read_records(str(out / "eval" / "*"))] == ["eval/birds/f.jpeg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "records"]
+
+
+def test_overwrite_refuses_to_replace_a_file_the_earlier_conversion_did_not_write(
+    photo_folder, tmp_path
+):
+    out = tmp_path / "records"
+    convert_folder(str(photo_folder), str(out), num_shards=2)
+    mine = out / "train" / "data-00000-of-00001.tfrecord"
+    mine.write_bytes(b"a file of my own that happens to have this name")
+    before = _tree(out)
+    with pytest.raises(FileExistsError, match=r"train/data-00000-of-00001\.tfrecord would be"):
+        convert_folder(str(photo_folder), str(out), num_shards=1, overwrite=True)
+    assert _tree(out) == before
