@@ -25,6 +25,7 @@ setuptools.setup(
         "tf-keras==2.16.0",
         "tensorflow-serving-api==2.16.1",  # warmup requests: TF Serving's protos
         "kfp==2.7.0",
+        "kubernetes<27",  # multi-worker training: TFJobs (kfp 2.7 and tfx 1.16 need <27 too)
         "h5py>=3",
         "pillow>=10",
         "pydantic>=2.5,<3",

@@ -1,10 +1,15 @@
-"""TFX's Trainer, with the training schedule settable per run.
+"""TFX's Trainer, with the training schedule settable per run, and workers that train alongside.
 
 The trainer module reads its settings from `custom_config`, one JSON string
 fixed when the pipeline is compiled. This Trainer also takes the epochs and
 learning rates of both phases as execution properties, which can be runtime
 parameters on Kubeflow; the executor writes the ones that are set over
 `custom_config`'s training section before TFX's executor calls `run_fn`.
+
+In a multi-worker job every replica runs this executor. TFX 1.16's own
+fails a replica that leaves no model behind (its `_is_chief` is never
+called), so non-chief workers would race the chief's export: here they run
+`run_fn` and stop, and only the chief exports and describes the model.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME
 from tfx.components.trainer.executor import GenericExecutor
+from tfx.components.util import udf_utils
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
@@ -36,6 +42,7 @@ from imgclf.settings.names import (
     WARM_START_VERSION,
     key_figure,
 )
+from imgclf.trainer.distribution import is_chief
 from imgclf.trainer.export import read_summary
 from imgclf.trainer.schedule import kept_accuracy
 
@@ -81,6 +88,14 @@ class Executor(GenericExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         properties = apply_overrides(exec_properties)
+        if not is_chief():
+            # Another worker of a multi-worker job: it trains in step with the chief and
+            # exports to scratch. TFX's check that a model was written, and the Model's
+            # properties below, are the chief's: it alone writes the model output.
+            run_fn = udf_utils.get_fn(properties, "run_fn")
+            run_fn(self._GetFnArgs(input_dict, output_dict, properties))
+            logging.info("Worker done; the chief exports the model.")
+            return
         super().Do(input_dict, output_dict, properties)
         # What the Pusher records of each version: the span trained on and the classes.
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES])

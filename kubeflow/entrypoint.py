@@ -19,6 +19,9 @@ problems are reported (sky-uk/kfp-operator, kubeflow/pipelines#13476):
    kubeflow/pipelines#13476; backend/src/v2/objectstore/object_store.go,
    DownloadBlob). Once the executor has written its outputs, the markers under
    each gs:// output artifact are deleted: an object store needs no folders.
+4. In a multi-worker job (kubeflow/multi_worker.py) every replica runs this
+   entrypoint with the same arguments. Only the chief's executor output
+   counts; the other workers write theirs to scratch, not over the chief's.
 
 Arguments are TFX's runner's own; this module only rewrites the executor input.
 """
@@ -30,9 +33,12 @@ import json
 import logging
 import os
 import sys
+import tempfile
 
 import yaml
 
+# Every component container's command (kubeflow/Dockerfile's ENTRYPOINT).
+ENTRYPOINT = ["python", "-m", "imgclf.kubeflow.entrypoint"]
 INVOCATION_ARG = "--json_serialized_invocation_args"
 INPUTS_SPEC_ARG = "--json_serialized_inputs_spec_args"
 GCS = "gs://"
@@ -74,14 +80,30 @@ def main(argv: list[str]) -> None:
     # Imported here: TFX and TensorFlow take seconds to import, the guards above none.
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
+    from imgclf.trainer.distribution import is_chief
+
     args, beam_args = _parse(argv)
     args.json_serialized_invocation_args = fill_input_types(
         args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args
     )
+    if not is_chief():
+        with tempfile.TemporaryDirectory() as scratch:
+            args.json_serialized_invocation_args = output_file_in(
+                args.json_serialized_invocation_args, scratch
+            )
+            kubeflow_v2_run_executor.main((args, beam_args))
+        return
     kubeflow_v2_run_executor.main((args, beam_args))
     for uri in output_uris(args.json_serialized_invocation_args):
         if uri.startswith(GCS):
             remove_folder_markers(uri)
+
+
+def output_file_in(executor_input_json: str, folder: str) -> str:
+    """The executor input, its output file moved into `folder` (guard 4)."""
+    executor_input = json.loads(executor_input_json)
+    executor_input["outputs"]["outputFile"] = os.path.join(folder, "executor_output.json")
+    return json.dumps(executor_input)
 
 
 def output_uris(executor_input_json: str) -> list[str]:

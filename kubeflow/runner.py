@@ -14,6 +14,8 @@ are settled here, after TFX's compiler:
   the data and the serving folder as they are.
 - TFX names a dynamic parameter's producer `<node id>_task`, a task the spec
   does not have; it is named by its node id here.
+- With kubeflow.trainer.workers > 1, the Trainer's container launches its
+  workers (kubeflow/multi_worker.py) instead of training in its own pod.
 
 The spec is then checked to hold only container executors: open-source KFP
 refuses any other kind (backend/src/v2/compiler/visitor.go).
@@ -26,13 +28,12 @@ import os
 import yaml
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
-from imgclf.pipeline.cluster import runtime_parameters
+from imgclf.kubeflow import multi_worker
+from imgclf.kubeflow.entrypoint import ENTRYPOINT
+from imgclf.pipeline.cluster import replica_limits, runtime_parameters
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.settings.config import PipelineConfig
-from imgclf.settings.names import SERVING_HISTORY, SPAN_RESOLVER
-
-# Every component's container runs this project's entrypoint (kubeflow/entrypoint.py).
-ENTRYPOINT = ["python", "-m", "imgclf.kubeflow.entrypoint"]
+from imgclf.settings.names import SERVING_HISTORY, SPAN_RESOLVER, TRAINER
 
 
 def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:
@@ -60,9 +61,29 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:
         tasks[always_run]["cachingOptions"] = {"enableCache": False}
     for executor in spec["deploymentSpec"]["executors"].values():
         executor.get("container", {}).pop("lifecycle", None)
+    if cluster_config.kubeflow.trainer.workers > 1:
+        _launch_workers(spec, cluster_config)
     check_executors(spec)
     _write_atomically(spec, output_path)
     return spec
+
+
+def _launch_workers(spec: dict, config: PipelineConfig) -> None:
+    """The Trainer's container launches its workers' job (kubeflow/multi_worker.py)."""
+    trainer = config.kubeflow.trainer
+    settings = multi_worker.JobSettings(
+        image=config.kubeflow.image,
+        workers=trainer.workers,
+        limits=replica_limits(trainer),
+        namespace=config.kubeflow.namespace,
+        start_deadline_seconds=trainer.start_deadline_seconds,
+        job_deadline_hours=trainer.job_deadline_hours,
+    )
+    component = spec["root"]["dag"]["tasks"][TRAINER]["componentRef"]["name"]
+    label = spec["components"][component]["executorLabel"]
+    container = spec["deploymentSpec"]["executors"][label]["container"]
+    container["command"] = multi_worker.COMMAND
+    container["args"] += [multi_worker.JOB_ARG, settings.model_dump_json()]
 
 
 def check_executors(spec: dict) -> None:

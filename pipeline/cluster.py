@@ -37,6 +37,18 @@ def runtime_parameters(config: PipelineConfig) -> dict[str, tfx.dsl.experimental
     }
 
 
+def replica_limits(resources: TrainerResources) -> dict[str, str]:
+    """Each worker's pod limits in a multi-worker job, as Kubernetes quantities."""
+    limits = {}
+    if resources.cpu:
+        limits["cpu"] = f"{resources.cpu:g}"
+    if resources.memory_gb:
+        limits["memory"] = f"{resources.memory_gb:g}G"
+    if resources.gpus:
+        limits[resources.gpu_type] = str(resources.gpus)
+    return limits
+
+
 def trainer_resources(resources: TrainerResources) -> ResourceSpec:
     """The Trainer pod's limits; with GPUs, MirroredStrategy replicates over all of them."""
     spec = ResourceSpec()

@@ -48,7 +48,7 @@ from imgclf.imagedata.records import read_labels
 from imgclf.imagedata.spans import input_splits, newest_span
 from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
 from imgclf.settings import names
-from imgclf.settings.config import PipelineConfig, is_remote
+from imgclf.settings.config import ConfigError, PipelineConfig, is_remote
 from imgclf.trainer.export import SERVING_DEFAULT
 from imgclf.trainer.model import check_base_weights
 
@@ -73,11 +73,16 @@ def create_pipeline(
         }
         model = _model_components(config, data, schedule)
         if on_cluster:
-            # The Tuner's trials train as the Trainer does: the same pod.
+            # The Tuner's trials train as the Trainer does: the same pod. With several
+            # workers the Trainer's pod only launches their job, which asks for the resources.
+            resourced = {names.TUNER, names.TRAINER}
+            if config.kubeflow.trainer.workers > 1:
+                resourced.remove(names.TRAINER)
             for node in model:
-                if node.id in (names.TUNER, names.TRAINER):
+                if node.id in resourced:
                     node.with_platform_config(trainer_resources(config.kubeflow.trainer))
         else:
+            _refuse_workers_here(config)
             # Built for a run here: a weights file of another architecture is refused now,
             # not once the data has been ingested and validated.
             check_base_weights(config.model)
@@ -92,6 +97,16 @@ def create_pipeline(
         ),
         beam_pipeline_args=config.beam_pipeline_args,
     )
+
+
+def _refuse_workers_here(config: PipelineConfig) -> None:
+    workers = config.kubeflow.trainer.workers
+    if workers > 1:
+        raise ConfigError(
+            f"kubeflow.trainer.workers is {workers}, but a run here trains in one process: "
+            "nothing here starts workers. The setting is for `imgclf kubeflow`; set it to 1 "
+            "for a local run (--set kubeflow.trainer.workers=1)."
+        )
 
 
 @dataclass(frozen=True)

@@ -450,7 +450,12 @@ _RESOURCE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-zA-Z0-9]([\w.-]
 
 
 class TrainerResources(_Section):
-    """What the Trainer's pod asks of its node; every other component runs with the defaults."""
+    """What the Trainer asks of the cluster; every other component runs with the defaults.
+
+    With one worker, the Trainer task's pod asks for these resources. With
+    more, the task launches a job of `workers` replicas, each asking for them
+    (kubeflow/multi_worker.py), and the task's own pod needs none.
+    """
 
     cpu: float | None = Field(None, gt=0, description="vCPU limit; default: the cluster's.")
     memory_gb: float | None = Field(None, gt=0, description="Memory limit in GB.")
@@ -460,6 +465,22 @@ class TrainerResources(_Section):
         min_length=1,
         description="On open-source KFP the Kubernetes resource name (default nvidia.com/gpu); "
         "on Vertex AI an accelerator name (default NVIDIA_TESLA_T4; also NVIDIA_L4, ...).",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Machines that train together (MultiWorkerMirroredStrategy). Above 1, on "
+        "open-source KFP the Trainer task runs a TFJob of the Kubeflow Training Operator: a "
+        "Chief and workers-1 Workers, each with the resources above.",
+    )
+    start_deadline_seconds: float = Field(
+        900,
+        gt=0,
+        description="With workers > 1: the Trainer task fails when the job's replicas are not "
+        "all running by then (quota, image pull), with the cluster's reason.",
+    )
+    job_deadline_hours: float = Field(
+        72, gt=0, description="With workers > 1: the job is stopped and the task fails after this."
     )
 
 
@@ -538,6 +559,16 @@ class KubeflowConfig(_Section):
             check_accelerator(self.backend, self.trainer.gpu_type)
         except ValueError as error:
             raise ValueError(f"trainer.gpu_type: {error}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _workers_of_backend(self) -> KubeflowConfig:
+        if self.trainer.workers > 1 and self.backend == VERTEX:
+            raise ValueError(
+                "trainer.workers: more than one worker runs on open-source KFP only, through "
+                "the Kubeflow Training Operator; a Vertex AI CustomJob launcher is not built "
+                "yet. Set kubeflow.trainer.workers to 1 for kubeflow.backend: vertex"
+            )
         return self
 
 

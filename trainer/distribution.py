@@ -54,6 +54,16 @@ def num_workers() -> int:
     return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
 
 
+def cluster_layout() -> dict:
+    """This process's place in the cluster: its task, and the machines of each type."""
+    cluster, task = _cluster()
+    return {
+        "task": f"{task.get('type', 'chief')}:{task.get('index', 0)}",
+        "workers": num_workers(),
+        "machines": {kind: len(addresses) for kind, addresses in cluster.items()} or {"chief": 1},
+    }
+
+
 def is_chief() -> bool:
     """Whether this process writes the shared outputs: the chief, else worker 0."""
     cluster, task = _cluster()
@@ -82,10 +92,14 @@ def make_strategy(cpu_replicas: int = 1) -> tf.distribute.Strategy:
     else:
         # The default strategy: one device (OneDeviceStrategy lacks BackupAndRestore support).
         strategy = tf.distribute.get_strategy()
+    layout = cluster_layout()
     logging.info(
-        "Training with %s over %d replica(s).",
+        "Training with %s over %d replica(s); this is %s of %d worker(s) %s.",
         strategy_name(strategy),
         strategy.num_replicas_in_sync,
+        layout["task"],
+        layout["workers"],
+        layout["machines"],
     )
     return strategy
 

@@ -15,7 +15,13 @@ from tfx import v1 as tfx
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.config import TrainerConfig
 from imgclf.trainer.data import first_records
-from imgclf.trainer.distribution import is_chief, make_strategy, precision_policy, strategy_name
+from imgclf.trainer.distribution import (
+    cluster_layout,
+    is_chief,
+    make_strategy,
+    precision_policy,
+    strategy_name,
+)
 from imgclf.trainer.export import export_model, export_tflite
 from imgclf.trainer.features import CachedPhase1, cache_phase1
 from imgclf.trainer.model import build_model
@@ -75,7 +81,9 @@ def run_identity(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> str:
 def _train_and_export(
     fn_args, config: TrainerConfig, strategy, class_names: list[str], tuned: dict
 ) -> None:
+    # Every replica on every worker takes a batch of batch_size at each step.
     global_batch_size = config.training.batch_size * strategy.num_replicas_in_sync
+    layout = cluster_layout()
     image_size = config.model.image_size
     data = training_data(fn_args, config, global_batch_size, len(class_names))
     roles, train, evals, class_weight = data.roles, data.train, data.validation, data.class_weight
@@ -137,6 +145,9 @@ def _train_and_export(
         "start": start.to_dict(),
         "strategy": strategy_name(strategy),
         "num_replicas": strategy.num_replicas_in_sync,
+        "workers": layout["workers"],
+        "replicas_per_worker": strategy.num_replicas_in_sync // layout["workers"],
+        "cluster": layout["machines"],
         "global_batch_size": global_batch_size,
         "precision": keras.mixed_precision.global_policy().name,
         "roles": roles.describe(),

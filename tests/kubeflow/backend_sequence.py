@@ -59,7 +59,7 @@ ALL_TASKS = {
 }
 
 
-def compiled(mode: str, root: Path, backbone_weights: str) -> tuple[dict, object]:
+def compiled(mode: str, root: Path, backbone_weights: str, **overrides) -> tuple[dict, object]:
     """The pipeline compiled for `mode`, its cluster paths local folders standing in for buckets."""
     settings = {
         "output_dir": str(root / "compile"),
@@ -70,6 +70,7 @@ def compiled(mode: str, root: Path, backbone_weights: str) -> tuple[dict, object
         "kubeflow.pipeline_root": "gs://placeholder/root",
         "kubeflow.beam_pipeline_args": ["--runner=DirectRunner", "--direct_num_workers=1"],
         **quick_training(backbone_weights),
+        **overrides,
     }
     config = scheduled(load_config(settings))
     # Local folders where a cluster has buckets: the settings refuse them, so they are set here.

@@ -13,7 +13,8 @@ import kfp.components
 import pytest
 import yaml
 
-from imgclf.kubeflow.runner import ENTRYPOINT, compile_pipeline
+from imgclf.kubeflow.entrypoint import ENTRYPOINT
+from imgclf.kubeflow.runner import compile_pipeline
 from imgclf.pipeline.retrain import scheduled
 from imgclf.settings.config import ConfigError, load_config
 

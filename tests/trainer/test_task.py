@@ -234,6 +234,8 @@ def test_multi_worker_mirrored_strategy_on_two_local_workers(examples, tiny_back
 
     summary = read_summary(fn_args["serving_model_dir"])
     assert (summary["strategy"], summary["num_replicas"]) == ("MultiWorkerMirroredStrategy", 2)
+    assert (summary["workers"], summary["replicas_per_worker"]) == (2, 1)
+    assert summary["cluster"] == {"worker": 2}
     assert summary["global_batch_size"] == 8
     assert summary["history"]["epoch"] == list(range(PHASE1_EPOCHS + PHASE2_EPOCHS))
     # Only the chief (worker 0) exported; both trained the same epochs.

@@ -1,0 +1,239 @@
+"""The Trainer's replicas as a TFJob of the Kubeflow Training Operator (kubeflow.org/v1).
+
+What the operator does with what is sent here, from its source
+(kubeflow/training-operator v1.7.0, the last release whose SDK installs beside
+kfp 2.7's kubernetes<27):
+
+- pkg/apis/kubeflow.org/v1/tensorflow_types.go: replica types `Chief` and
+  `Worker`; the container named `tensorflow` is the one it configures; port
+  2222 (`tfjob-port`) unless the container names another.
+- pkg/controller.v1/tensorflow/tfjob_controller.go (SetClusterSpec) and
+  tensorflow.go (genTFConfigJSONStr, genClusterSpec): TF_CONFIG in that
+  container, only when the job has more than one replica: every replica type
+  in `cluster`, lower-cased, as `<job>-<type>-<index>.<namespace>.svc:2222`,
+  and the replica's own `task`.
+- tfjob_controller.go (UpdateJobStatus): with a Chief, the job is Running
+  while the chief runs and Succeeded when it succeeds; a failed replica that
+  is not restarted fails the job ("TFJob ns/name has failed because 1 Worker
+  replica(s) failed.").
+- pkg/apis/kubeflow.org/v1/common_types.go: the conditions Created, Running,
+  Restarting, Succeeded, Failed; pod labels `training.kubeflow.org/job-name`,
+  `replica-type` (lower case) and `replica-index`; RunPolicy's
+  cleanPodPolicy and activeDeadlineSeconds.
+
+Spoken to with the `kubernetes` client, as the task pod's service account
+(in the cluster) or a kubeconfig (elsewhere). The RBAC it needs is
+kubeflow/trainer-rbac.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+from absl import logging
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
+CONTAINER = "tensorflow"  # the operator writes TF_CONFIG into the container of this name
+CHIEF, WORKER = "Chief", "Worker"
+JOB_NAME_LABEL = "training.kubeflow.org/job-name"
+NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+POLL_SECONDS = 2.0
+LOG_LINES = 40  # of a failed replica's log, in the task's error
+
+
+class JobFailed(RuntimeError):
+    """The job failed or never started; the message names the replica and the cluster's reason."""
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """What each replica runs and asks for."""
+
+    image: str
+    command: list[str]
+    workers: int
+    limits: dict[str, str]  # Kubernetes resource limits, e.g. {"nvidia.com/gpu": "2"}
+    active_deadline_seconds: int
+
+
+def tfjob_manifest(name: str, namespace: str, replicas: Replicas, pod: client.V1Pod | None) -> dict:
+    """A Chief and workers-1 Workers; a replica that fails is not restarted, so the job fails.
+
+    `pod`: the task's own pod, when known: the job is its dependent (deleted
+    with it) and its replicas run as its service account.
+    """
+
+    def replica_spec(count: int) -> dict:
+        container = {"name": CONTAINER, "image": replicas.image, "command": replicas.command}
+        if replicas.limits:
+            container["resources"] = {"limits": replicas.limits}
+        spec: dict = {"containers": [container]}
+        if pod is not None and pod.spec.service_account_name:
+            spec["serviceAccountName"] = pod.spec.service_account_name
+        return {"replicas": count, "restartPolicy": "Never", "template": {"spec": spec}}
+
+    metadata: dict = {"name": name, "namespace": namespace}
+    if pod is not None:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name, "uid": pod.metadata.uid}
+        ]
+    specs = {CHIEF: replica_spec(1)}
+    if replicas.workers > 1:
+        specs[WORKER] = replica_spec(replicas.workers - 1)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TFJob",
+        "metadata": metadata,
+        "spec": {
+            "runPolicy": {
+                "cleanPodPolicy": "Running",
+                "activeDeadlineSeconds": replicas.active_deadline_seconds,
+            },
+            "tfReplicaSpecs": specs,
+        },
+    }
+
+
+class TFJob:
+    """One TFJob: created, followed to its end with deadlines, its logs read, deleted."""
+
+    def __init__(self, namespace: str = ""):
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        self.custom = client.CustomObjectsApi()
+        self.core = client.CoreV1Api()
+        self.namespace = namespace or _own_namespace()
+        self.name = ""
+
+    def create(self, replicas: Replicas) -> str:
+        self.name = f"imgclf-trainer-{uuid.uuid4().hex[:10]}"
+        manifest = tfjob_manifest(self.name, self.namespace, replicas, self._own_pod())
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, manifest
+        )
+        logging.info(
+            "Created TFJob %s/%s: 1 Chief and %d Worker(s).",
+            self.namespace,
+            self.name,
+            replicas.workers - 1,
+        )
+        return self.name
+
+    def wait(self, start_deadline_seconds: float, deadline_seconds: float) -> None:
+        """Returns once the job has succeeded; raises JobFailed if it fails or a deadline passes."""
+        started = time.monotonic()
+        running = False
+        while True:
+            conditions = self._conditions()
+            if conditions.get("Succeeded"):
+                return
+            if conditions.get("Failed"):
+                raise JobFailed(self._why_failed(conditions["Failed"]))
+            running = running or self._all_pods_running()
+            waited = time.monotonic() - started
+            if not running and waited > start_deadline_seconds:
+                raise JobFailed(
+                    f"TFJob {self.name}: its replicas were not all running after "
+                    f"{start_deadline_seconds:.0f} s (kubeflow.trainer.start_deadline_seconds). "
+                    f"{self._why_pending()}"
+                )
+            if waited > deadline_seconds:
+                raise JobFailed(f"TFJob {self.name} did not end within {deadline_seconds:.0f} s.")
+            time.sleep(POLL_SECONDS)
+
+    def chief_log(self) -> str:
+        return self._log(f"{self.name}-chief-0")
+
+    def delete(self) -> None:
+        if not self.name:
+            return
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, self.name
+            )
+            logging.info("Deleted TFJob %s/%s.", self.namespace, self.name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def _conditions(self) -> dict[str, str]:
+        """The job's true conditions, each with its message."""
+        job = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.name
+        )
+        return {
+            condition["type"]: condition.get("message", "")
+            for condition in job.get("status", {}).get("conditions", [])
+            if condition.get("status") == "True"
+        }
+
+    def _pods(self) -> list[client.V1Pod]:
+        selector = f"{JOB_NAME_LABEL}={self.name}"
+        return self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+
+    def _all_pods_running(self) -> bool:
+        pods = self._pods()
+        return bool(pods) and all(pod.status.phase in ("Running", "Succeeded") for pod in pods)
+
+    def _why_pending(self) -> str:
+        reasons = []
+        for pod in self._pods():
+            for status in pod.status.container_statuses or []:
+                waiting = status.state and status.state.waiting
+                if waiting:
+                    reasons.append(f"{pod.metadata.name}: {waiting.reason}: {waiting.message}")
+            for condition in pod.status.conditions or []:
+                if condition.status == "False" and condition.reason:
+                    reasons.append(f"{pod.metadata.name}: {condition.reason}: {condition.message}")
+        return "The cluster says: " + "; ".join(reasons) if reasons else "No pod was created."
+
+    def _why_failed(self, message: str) -> str:
+        lines = [message]
+        for pod in self._pods():
+            if pod.status.phase != "Failed":
+                continue
+            terminated = next(
+                (s.state.terminated for s in pod.status.container_statuses or [] if s.state),
+                None,
+            )
+            code = f" with exit code {terminated.exit_code}" if terminated else ""
+            tail = "\n    ".join(self._log(pod.metadata.name).splitlines()[-LOG_LINES:])
+            lines.append(f"Replica {pod.metadata.name} failed{code}. Its log ends:\n    {tail}")
+        return "\n".join(lines)
+
+    def _log(self, pod_name: str) -> str:
+        try:
+            return self.core.read_namespaced_pod_log(pod_name, self.namespace, container=CONTAINER)
+        except ApiException as error:
+            return f"(no log: {error.status} {error.reason})"
+
+    def _own_pod(self) -> client.V1Pod | None:
+        """The task's pod, found by its host name; none outside a pod."""
+        name = os.environ.get("HOSTNAME", "")
+        try:
+            return self.core.read_namespaced_pod(name, self.namespace) if name else None
+        except ApiException as error:
+            if error.status not in (403, 404):
+                raise
+        logging.info(
+            "Not running in a pod of namespace %s: the job's replicas use the namespace's "
+            "default service account and outlive this task if it is killed.",
+            self.namespace,
+        )
+        return None
+
+
+def _own_namespace() -> str:
+    """The pod's namespace in the cluster; else the kubeconfig context's, else 'default'."""
+    if os.path.exists(NAMESPACE_FILE):
+        with open(NAMESPACE_FILE) as f:
+            return f.read().strip()
+    _, context = config.list_kube_config_contexts()
+    return context.get("context", {}).get("namespace") or "default"
