@@ -30,9 +30,10 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
 from imgclf.kubeflow import multi_worker
 from imgclf.kubeflow.entrypoint import ENTRYPOINT
+from imgclf.kubeflow.worker_job import JobSettings
 from imgclf.pipeline.cluster import replica_limits, runtime_parameters
 from imgclf.pipeline.pipeline import create_pipeline
-from imgclf.settings.config import PipelineConfig
+from imgclf.settings.config import VERTEX, PipelineConfig
 from imgclf.settings.names import SERVING_HISTORY, SPAN_RESOLVER, TRAINER
 
 
@@ -70,20 +71,32 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:
 
 def _launch_workers(spec: dict, config: PipelineConfig) -> None:
     """The Trainer's container launches its workers' job (kubeflow/multi_worker.py)."""
-    trainer = config.kubeflow.trainer
-    settings = multi_worker.JobSettings(
-        image=config.kubeflow.image,
+    cluster = config.kubeflow
+    trainer = cluster.trainer
+    settings = JobSettings(
+        backend=cluster.backend,
+        image=cluster.image,
         workers=trainer.workers,
-        limits=replica_limits(trainer),
-        namespace=config.kubeflow.namespace,
         start_deadline_seconds=trainer.start_deadline_seconds,
         job_deadline_hours=trainer.job_deadline_hours,
+        namespace=cluster.namespace,
+        limits=replica_limits(trainer),
+        project=cluster.project,
+        region=cluster.region,
+        api_endpoint=cluster.api_endpoint,
+        service_account=cluster.service_account,
+        machine_type=trainer.machine_type,
+        accelerator_type=trainer.gpu_type if trainer.gpus else "",
+        accelerator_count=trainer.gpus,
     )
-    component = spec["root"]["dag"]["tasks"][TRAINER]["componentRef"]["name"]
-    label = spec["components"][component]["executorLabel"]
-    container = spec["deploymentSpec"]["executors"][label]["container"]
+    component = spec["components"][spec["root"]["dag"]["tasks"][TRAINER]["componentRef"]["name"]]
+    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
     container["command"] = multi_worker.COMMAND
     container["args"] += [multi_worker.JOB_ARG, settings.model_dump_json()]
+    if cluster.backend == VERTEX:
+        # Vertex AI Pipelines cancels the job this output names when the run is cancelled.
+        parameters = component.setdefault("outputDefinitions", {}).setdefault("parameters", {})
+        parameters[multi_worker.GCP_RESOURCES] = {"parameterType": "STRING"}
 
 
 def check_executors(spec: dict) -> None:

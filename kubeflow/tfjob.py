@@ -31,11 +31,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass
 
 from absl import logging
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+from imgclf.kubeflow.worker_job import JobFailed, JobSettings
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 CONTAINER = "tensorflow"  # the operator writes TF_CONFIG into the container of this name
@@ -46,22 +47,9 @@ POLL_SECONDS = 2.0
 LOG_LINES = 40  # of a failed replica's log, in the task's error
 
 
-class JobFailed(RuntimeError):
-    """The job failed or never started; the message names the replica and the cluster's reason."""
-
-
-@dataclass(frozen=True)
-class Replicas:
-    """What each replica runs and asks for."""
-
-    image: str
-    command: list[str]
-    workers: int
-    limits: dict[str, str]  # Kubernetes resource limits, e.g. {"nvidia.com/gpu": "2"}
-    active_deadline_seconds: int
-
-
-def tfjob_manifest(name: str, namespace: str, replicas: Replicas, pod: client.V1Pod | None) -> dict:
+def tfjob_manifest(
+    name: str, namespace: str, settings: JobSettings, command: list[str], pod: client.V1Pod | None
+) -> dict:
     """A Chief and workers-1 Workers; a replica that fails is not restarted, so the job fails.
 
     `pod`: the task's own pod, when known: the job is its dependent (deleted
@@ -69,9 +57,9 @@ def tfjob_manifest(name: str, namespace: str, replicas: Replicas, pod: client.V1
     """
 
     def replica_spec(count: int) -> dict:
-        container = {"name": CONTAINER, "image": replicas.image, "command": replicas.command}
-        if replicas.limits:
-            container["resources"] = {"limits": replicas.limits}
+        container = {"name": CONTAINER, "image": settings.image, "command": command}
+        if settings.limits:
+            container["resources"] = {"limits": settings.limits}
         spec: dict = {"containers": [container]}
         if pod is not None and pod.spec.service_account_name:
             spec["serviceAccountName"] = pod.spec.service_account_name
@@ -83,8 +71,8 @@ def tfjob_manifest(name: str, namespace: str, replicas: Replicas, pod: client.V1
             {"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name, "uid": pod.metadata.uid}
         ]
     specs = {CHIEF: replica_spec(1)}
-    if replicas.workers > 1:
-        specs[WORKER] = replica_spec(replicas.workers - 1)
+    if settings.workers > 1:
+        specs[WORKER] = replica_spec(settings.workers - 1)
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TFJob",
@@ -92,7 +80,7 @@ def tfjob_manifest(name: str, namespace: str, replicas: Replicas, pod: client.V1
         "spec": {
             "runPolicy": {
                 "cleanPodPolicy": "Running",
-                "activeDeadlineSeconds": replicas.active_deadline_seconds,
+                "activeDeadlineSeconds": round(settings.job_deadline_seconds),
             },
             "tfReplicaSpecs": specs,
         },
@@ -102,32 +90,35 @@ def tfjob_manifest(name: str, namespace: str, replicas: Replicas, pod: client.V1
 class TFJob:
     """One TFJob: created, followed to its end with deadlines, its logs read, deleted."""
 
-    def __init__(self, namespace: str = ""):
+    def __init__(self, settings: JobSettings):
         try:
             config.load_incluster_config()
         except config.ConfigException:
             config.load_kube_config()
+        self.settings = settings
         self.custom = client.CustomObjectsApi()
         self.core = client.CoreV1Api()
-        self.namespace = namespace or _own_namespace()
+        self.namespace = settings.namespace or _own_namespace()
         self.name = ""
 
-    def create(self, replicas: Replicas) -> str:
+    def __str__(self) -> str:
+        return f"TFJob {self.namespace}/{self.name}"
+
+    def create(self, command: list[str]) -> str:
+        """Creates the job; returns what names it."""
         self.name = f"imgclf-trainer-{uuid.uuid4().hex[:10]}"
-        manifest = tfjob_manifest(self.name, self.namespace, replicas, self._own_pod())
+        manifest = tfjob_manifest(
+            self.name, self.namespace, self.settings, command, self._own_pod()
+        )
         self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, manifest
         )
-        logging.info(
-            "Created TFJob %s/%s: 1 Chief and %d Worker(s).",
-            self.namespace,
-            self.name,
-            replicas.workers - 1,
-        )
-        return self.name
+        logging.info("Created %s: 1 Chief and %d Worker(s).", self, self.settings.workers - 1)
+        return str(self)
 
-    def wait(self, start_deadline_seconds: float, deadline_seconds: float) -> None:
+    def wait(self) -> None:
         """Returns once the job has succeeded; raises JobFailed if it fails or a deadline passes."""
+        start_deadline = self.settings.start_deadline_seconds
         started = time.monotonic()
         running = False
         while True:
@@ -138,27 +129,31 @@ class TFJob:
                 raise JobFailed(self._why_failed(conditions["Failed"]))
             running = running or self._all_pods_running()
             waited = time.monotonic() - started
-            if not running and waited > start_deadline_seconds:
+            if not running and waited > start_deadline:
                 raise JobFailed(
-                    f"TFJob {self.name}: its replicas were not all running after "
-                    f"{start_deadline_seconds:.0f} s (kubeflow.trainer.start_deadline_seconds). "
-                    f"{self._why_pending()}"
+                    f"{self}: its replicas were not all running after {start_deadline:.0f} s "
+                    f"(kubeflow.trainer.start_deadline_seconds). {self._why_pending()}"
                 )
-            if waited > deadline_seconds:
-                raise JobFailed(f"TFJob {self.name} did not end within {deadline_seconds:.0f} s.")
+            if waited > self.settings.job_deadline_seconds:
+                raise JobFailed(
+                    f"{self} did not end within kubeflow.trainer.job_deadline_hours "
+                    f"({self.settings.job_deadline_hours:g})."
+                )
             time.sleep(POLL_SECONDS)
 
-    def chief_log(self) -> str:
-        return self._log(f"{self.name}-chief-0")
+    def finished(self) -> str:
+        """The chief's log, for the task's log."""
+        return f"--- {self}: the chief's log ---\n{self._log(f'{self.name}-chief-0')}"
 
-    def delete(self) -> None:
+    def stop(self) -> None:
+        """Deletes the job, and with it its pods."""
         if not self.name:
             return
         try:
             self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, self.name
             )
-            logging.info("Deleted TFJob %s/%s.", self.namespace, self.name)
+            logging.info("Deleted %s.", self)
         except ApiException as error:
             if error.status != 404:
                 raise

@@ -469,9 +469,15 @@ class TrainerResources(_Section):
     workers: int = Field(
         1,
         ge=1,
-        description="Machines that train together (MultiWorkerMirroredStrategy). Above 1, on "
-        "open-source KFP the Trainer task runs a TFJob of the Kubeflow Training Operator: a "
-        "Chief and workers-1 Workers, each with the resources above.",
+        description="Machines that train together (MultiWorkerMirroredStrategy). Above 1, the "
+        "Trainer task launches them: a TFJob of the Kubeflow Training Operator on open-source "
+        "KFP (a Chief and workers-1 Workers, each with the resources above), a CustomJob on "
+        "Vertex AI (pool 0 the chief, pool 1 the others, each a machine_type with the GPUs).",
+    )
+    machine_type: str = Field(
+        "n1-standard-8",
+        min_length=1,
+        description="Vertex AI with workers > 1: each replica's machine type.",
     )
     start_deadline_seconds: float = Field(
         900,
@@ -559,16 +565,6 @@ class KubeflowConfig(_Section):
             check_accelerator(self.backend, self.trainer.gpu_type)
         except ValueError as error:
             raise ValueError(f"trainer.gpu_type: {error}") from None
-        return self
-
-    @model_validator(mode="after")
-    def _workers_of_backend(self) -> KubeflowConfig:
-        if self.trainer.workers > 1 and self.backend == VERTEX:
-            raise ValueError(
-                "trainer.workers: more than one worker runs on open-source KFP only, through "
-                "the Kubeflow Training Operator; a Vertex AI CustomJob launcher is not built "
-                "yet. Set kubeflow.trainer.workers to 1 for kubeflow.backend: vertex"
-            )
         return self
 
 

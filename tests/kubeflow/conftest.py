@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import tensorflow as tf
+from training_operator import training_operator  # noqa: F401  (a fixture for this folder)
+from vertex_training import vertex_training  # noqa: F401  (a fixture for this folder)
 
 from imgclf.settings.config import DataConfig
 

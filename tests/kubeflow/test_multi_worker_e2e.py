@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import pytest
-from training_operator import training_operator  # noqa: F401  (a fixture)
 
 from backend import OPEN_SOURCE, REPO, Backend
 from backend_sequence import compiled
@@ -31,13 +30,18 @@ KILLED_SCHEDULE = {"phase2_epochs": 2}
 AFTER_TRAINER = ("Evaluator", "ModelReport", "ServingCheck", "Pusher")
 
 
-@pytest.fixture(scope="module")
-def runs(training_operator, backbone_weights, tmp_path_factory):  # noqa: F811
-    root = tmp_path_factory.mktemp("multi-worker")
+def write_span_1(root: Path) -> None:
+    """The tiny data of every run here, and its schema, under `root`/data."""
     data = str(root / "data")
     write_sample_span(data, 1, train_per_class=8, eval_per_class=16, num_shards=2)
     data_config = DataConfig(root=data, **{k.split(".")[1]: v for k, v in SPAN_PATTERNS.items()})
     write_schema(make_schema(data_config), data_config.schema_path)
+
+
+@pytest.fixture(scope="module")
+def runs(training_operator, backbone_weights, tmp_path_factory):
+    root = tmp_path_factory.mktemp("multi-worker")
+    write_span_1(root)
     spec, config = compiled(
         OPEN_SOURCE,
         root,
@@ -97,8 +101,8 @@ def test_each_replica_knew_its_place_and_only_the_chief_exported(runs):
     assert json.loads(job.replicas[1].tf_config)["task"] == {"type": "worker", "index": 0}
     # The task's log has the chief's, and the job is gone once the task ended.
     log = trainer_log(runs["first"])
-    assert f"--- TFJob {job.name}: the chief's log ---" in log
-    assert f"TFJob {job.name} succeeded: 2 workers trained." in log
+    assert f"--- TFJob ml/{job.name}: the chief's log ---" in log
+    assert f"TFJob ml/{job.name} succeeded: 2 workers trained." in log
     assert job.name in runs["operator"].deleted
 
 

@@ -180,7 +180,7 @@ class FakeOperator:
         return 201, self._tfjob(job)
 
     def _start(self, job: Job) -> None:
-        ports = _free_ports(len(job.replicas))
+        ports = free_ports(len(job.replicas))
         cluster: dict[str, list[str]] = {}
         for replica, port in zip(job.replicas, ports):
             cluster.setdefault(replica.type, []).append(f"127.0.0.1:{port}")
@@ -243,16 +243,7 @@ class FakeOperator:
                 )
 
     def _stop(self, job: Job) -> None:
-        for replica in job.replicas:
-            if replica.process and replica.process.poll() is None:
-                os.killpg(replica.process.pid, signal.SIGTERM)
-        for replica in job.replicas:
-            if replica.process:
-                try:
-                    replica.process.wait(timeout=STOP_DEADLINE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    os.killpg(replica.process.pid, signal.SIGKILL)
-                    replica.process.wait(timeout=STOP_DEADLINE_SECONDS)
+        stop_processes([replica.process for replica in job.replicas if replica.process])
 
     def _delete(self, job: Job) -> None:
         job.deleted = True
@@ -321,6 +312,19 @@ class FakeOperator:
             self._stop(job)
 
 
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """As a pod is stopped: SIGTERM to each process group, SIGKILL after the deadline."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=STOP_DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_DEADLINE_SECONDS)
+
+
 def _invalid(specs: dict) -> str:
     if not specs:
         return "TFJobSpec is not valid"
@@ -347,7 +351,7 @@ def _status(code: int, reason: str, message: str) -> dict:
     }
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))

@@ -131,3 +131,22 @@ def test_a_train_split_too_small_for_a_validation_share_is_a_clear_error(tmp_pat
     _write(tmp_path / "a.tfrecord", records)
     with pytest.raises(ValueError, match=r"a\.tfrecord.*raise training\.validation_fraction"):
         eval_input([str(tmp_path / "a.tfrecord")], DataConfig(), 16, 4, Part(1e-4, "image", True))
+
+
+def test_each_worker_trains_on_its_own_share_of_the_same_stream(example_gen_files):
+    """MultiWorkerMirroredStrategy shards each worker's input as input_ops does (DATA policy)."""
+    from tensorflow.python.distribute import input_ops
+
+    patterns, _ = example_gen_files
+
+    def stream(worker: int | None, batches: int) -> list[bytes]:
+        dataset = train_input(patterns, DataConfig(), 32, 2, PLAIN).dataset  # a process's own
+        if worker is not None:
+            dataset = input_ops.auto_shard_dataset(dataset, 2, worker, 2)
+        return [image.tobytes() for batch in dataset.take(batches) for image in batch[0].numpy()]
+
+    whole = stream(None, 8)
+    first, second = stream(0, 4), stream(1, 4)
+    # Worker 0 takes the global batches 0, 2, 4, ...; worker 1 the others: none twice.
+    assert first == [image for step in range(0, 8, 2) for image in whole[2 * step : 2 * step + 2]]
+    assert second == [image for step in range(1, 8, 2) for image in whole[2 * step : 2 * step + 2]]
