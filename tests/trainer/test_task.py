@@ -241,3 +241,50 @@ def test_multi_worker_mirrored_strategy_on_two_local_workers(examples, tiny_back
     # Only the chief (worker 0) exported; both trained the same epochs.
     assert all(_epoch_lines(output) == _epoch_lines(outputs[0]) for output in outputs)
     assert list(DEFAULT_CLASSES) == summary["class_names"]
+
+
+def _cluster_env(index: int, hosts: list[str]) -> dict:
+    """TF_CONFIG of a chief (index 0) and one worker, as the Training Operator writes it."""
+    cluster = {"chief": hosts[:1], "worker": hosts[1:]}
+    task = {"type": "chief", "index": 0} if index == 0 else {"type": "worker", "index": 0}
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": task})}
+
+
+def test_a_preempted_worker_and_its_chief_resume_together_from_the_shared_backup(
+    examples, tiny_backbone, tmp_path
+):
+    fn_args = _fn_args(examples, tiny_backbone, tmp_path)
+    first_phase2_epoch = PHASE1_EPOCHS
+
+    def start_both() -> list[subprocess.Popen]:
+        hosts = [f"localhost:{port}" for port in _free_ports(2)]
+        started = []
+        for index in range(2):
+            folder = tmp_path / f"replica{index}"
+            folder.mkdir(exist_ok=True)
+            started.append(_start(fn_args, folder, _cluster_env(index, hosts)))
+        return started
+
+    chief, worker = start_both()
+    _kill_at(worker, f"[trainer] {FINE_TUNING} epoch {first_phase2_epoch} done ")
+    # Its peer gone, the chief's collectives fail; a backend stops it in any case.
+    try:
+        chief.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        chief.kill()
+        chief.communicate(timeout=60)
+    worker.wait(timeout=60)
+    assert not os.path.exists(os.path.join(fn_args["serving_model_dir"], "saved_model.pb"))
+
+    # Restarted with new addresses, as a backend's new pods would be: both resume.
+    restarted = start_both()
+    outputs = [process.communicate(timeout=900)[0] for process in restarted]
+    for process, output in zip(restarted, outputs):
+        assert process.returncode == 0, output[-3000:]
+        assert f"[trainer] {FEATURE_EXTRACTION} epoch 0 done" not in output
+        assert _epoch_lines(output)[-1] == (
+            f"[trainer] {FINE_TUNING} epoch {PHASE1_EPOCHS + PHASE2_EPOCHS - 1} done"
+        )
+    summary = read_summary(fn_args["serving_model_dir"])
+    assert summary["workers"] == 2
+    assert summary["history"]["epoch"] == list(range(PHASE1_EPOCHS + PHASE2_EPOCHS))
