@@ -156,7 +156,20 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
 
 
 def _better_run(settings: dict, config):
-    better = load_config({**settings, "training.phase1_epochs": 12, "training.phase2_epochs": 6})
+    """Better by design, not by chance: twice the first run's phase 1, and fine-tuning as the
+    project's defaults do it (the whole base, BatchNormalization learning, phase 1's rate)
+    where the first run fine-tunes weakly. More epochs of the weak settings alone were not
+    reliably better on 64 test images (CI: 0.625 against the first run's 0.656)."""
+    better = load_config(
+        {
+            **settings,
+            "training.phase1_epochs": 12,
+            "training.phase2_epochs": 12,
+            "training.fine_tune_layers": "all",
+            "training.fine_tune_batch_norm": True,
+            "training.phase2_learning_rate": 1e-3,
+        }
+    )
     BeamDagRunner().run(create_pipeline(better))
     return latest_run(config.metadata_path, config.pipeline_name)
 
