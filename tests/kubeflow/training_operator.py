@@ -415,13 +415,9 @@ def training_operator(tmp_path_factory):
     thread.start()
     path = folder / "kubeconfig"
     path.write_text(json.dumps(kubeconfig(f"http://127.0.0.1:{server.server_address[1]}", "ml")))
-    earlier = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(path)
-    yield server.operator
-    if earlier is None:
-        del os.environ["KUBECONFIG"]
-    else:
-        os.environ["KUBECONFIG"] = earlier
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", str(path))
+        yield server.operator
     server.operator.close()
     server.shutdown()
     server.server_close()

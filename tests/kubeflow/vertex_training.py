@@ -30,7 +30,6 @@ appears in its log.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import threading
@@ -273,13 +272,9 @@ def vertex_training(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     credentials = folder / "credentials.json"
     credentials.write_text(json.dumps(service_account_key(f"{endpoint}/token")))
-    earlier = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = str(credentials)
-    yield server.fake
-    if earlier is None:
-        del os.environ["GOOGLE_APPLICATION_CREDENTIALS"]
-    else:
-        os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = earlier
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(credentials))
+        yield server.fake
     server.fake.close()
     server.shutdown()
     server.server_close()
