@@ -362,9 +362,17 @@ def _run(args: argparse.Namespace) -> int:
     the data's files, the curated schema (written if missing), the base weights.
     """
     from imgclf.imagedata.spans import newest_span
+    from imgclf.pipeline.lock import holder
     from imgclf.trainer.model import check_base_weights
 
     config = load_config()
+    if busy := holder(config):
+        print(
+            f"imgclf {args.command}: another run of {config.pipeline_name} is in progress "
+            f"({busy}); this one did nothing. Run it again when that one has ended.",
+            file=sys.stderr,
+        )
+        return EXIT_BUSY
     newest_span(config.data)
     if not os.path.exists(config.data.schema_path):
         print(
@@ -490,7 +498,7 @@ def _retrain(args: argparse.Namespace) -> int:
                 print(f"imgclf retrain: the run failed: {error}", file=sys.stderr)
             run = latest_run(config.metadata_path, config.pipeline_name)
     except PipelineBusyError as busy:
-        print(f"imgclf retrain: {busy}", file=sys.stderr)
+        print(f"imgclf retrain: {busy} Pass --wait to queue behind it.", file=sys.stderr)
         return EXIT_BUSY
     if run is None or (before is not None and run.run_id == before.run_id):
         print(f"span {span}: the run failed before any component ran; nothing pushed")

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from imgclf.settings.config import CONFIG_FILE_ENV, parse_assignment, to_env
+from imgclf.settings.config import (
+    CONFIG_FILE_ENV,
+    SET_ON_COMMAND_LINE_ENV,
+    parse_assignment,
+    to_env,
+)
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +32,10 @@ def apply_settings(args: argparse.Namespace) -> None:
     """Puts --config and --set into the environment, for this process and its children."""
     if getattr(args, "config", None):
         os.environ[CONFIG_FILE_ENV] = os.path.abspath(args.config)
+    flagged = set(filter(None, os.environ.get(SET_ON_COMMAND_LINE_ENV, "").split(",")))
     for assignment in getattr(args, "set", []):
         name, value = to_env(*parse_assignment(assignment))
         os.environ[name] = value
+        flagged.add(name)
+    if flagged:
+        os.environ[SET_ON_COMMAND_LINE_ENV] = ",".join(sorted(flagged))

@@ -42,7 +42,7 @@ def exclusive(config: PipelineConfig, wait: bool) -> Iterator[str | None]:
         except BlockingIOError:
             raise PipelineBusyError(
                 f"Another run of {config.pipeline_name} is in progress ({_read(lock)} holds "
-                f"{path}); this one did nothing. Pass --wait to queue behind it."
+                f"{path}); this one did nothing."
             ) from None
         killed = _read(lock) or None
         lock.seek(0)

@@ -45,6 +45,9 @@ from imgclf.settings.names import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SCHEMA_
 ENV_PREFIX = "IMGCLF_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_FILE_ENV = "IMGCLF_CONFIG"
+# The IMGCLF_* variables the command line's `--set` wrote (comma-separated), so that a
+# message about one of them names the flag the user typed, not a variable they never set.
+SET_ON_COMMAND_LINE_ENV = "IMGCLF_SET_ON_COMMAND_LINE"
 
 
 class ConfigError(ValueError):
@@ -711,8 +714,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
     overrides = dict(overrides or {})
     _refuse_unknown_environment(os.environ)
     config_file = os.environ.get(CONFIG_FILE_ENV)
-    if config_file and not os.path.isfile(config_file):
-        raise ConfigError(f"Cannot read configuration file {config_file!r} (${CONFIG_FILE_ENV}).")
+    if config_file:
+        _check_config_file(config_file)
     values: dict[str, Any] = {}
     for dotted, value in overrides.items():
         *sections, name = dotted.split(".")
@@ -729,8 +732,46 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
             source = _source_of(where, overrides, config_file)
             problems.append(f"  {where}: {item['msg']}" + (f" (from {source})" if source else ""))
         raise ConfigError("Invalid configuration:\n" + "\n".join(problems)) from None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: yaml.Mark, again: yaml.Mark):
+        super().__init__(
+            f"{key!r} is given twice in one mapping (lines {first.line + 1} and "
+            f"{again.line + 1}); YAML readers would keep the second silently"
+        )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error, not the last wins."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, seen[key], key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
+def _check_config_file(path: str) -> None:
+    """What pydantic-settings' YAML source would misread: a missing file, a file that is not
+    YAML or not a mapping of settings, a key given twice."""
+    where = f"Configuration file {path!r} (${CONFIG_FILE_ENV})"
+    try:
+        with open(path) as f:
+            content = yaml.load(f, Loader=_UniqueKeyLoader)
+    except OSError as error:
+        raise ConfigError(f"Cannot read {where}: {error.strerror}.") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"Configuration file {config_file!r} is not YAML: {error}") from None
+        raise ConfigError(f"{where} is not valid settings YAML: {error}") from None
+    if content is not None and not isinstance(content, dict):
+        raise ConfigError(
+            f"{where} holds a YAML {type(content).__name__}; settings are a mapping of names to "
+            "values, e.g. 'pipeline_name: flowers' and 'training:' with 'phase1_epochs: 3' "
+            "indented under it."
+        )
 
 
 def parse_assignment(assignment: str) -> tuple[str, str]:
@@ -749,7 +790,10 @@ def to_env(dotted: str, value: str) -> tuple[str, str]:
 def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:
     """An IMGCLF_* variable that names no setting is a typo: pydantic-settings would ignore it."""
     for variable in sorted(environ):
-        if not variable.startswith(ENV_PREFIX) or variable == CONFIG_FILE_ENV:
+        if not variable.startswith(ENV_PREFIX) or variable in (
+            CONFIG_FILE_ENV,
+            SET_ON_COMMAND_LINE_ENV,
+        ):
             continue
         *sections, name = variable[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
         model: type[BaseModel] = PipelineConfig
@@ -771,6 +815,8 @@ def _source_of(dotted: str, overrides: Mapping[str, Any], config_file: str | Non
     if dotted in overrides:
         return f"override {dotted}"
     variable = to_env(dotted, "")[0]
+    if variable in os.environ.get(SET_ON_COMMAND_LINE_ENV, "").split(","):
+        return f"--set {dotted}"
     if variable in os.environ:
         return f"${variable}"
     return config_file or ""

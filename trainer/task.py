@@ -96,7 +96,11 @@ def _train_and_export(
         )
         # With warm start on, the pipeline gives the last blessed model of an earlier span.
         start = start_from(
-            model, fn_args.base_model, class_names, enabled=bool(config.training.warm_start)
+            model,
+            fn_args.base_model,
+            class_names,
+            enabled=bool(config.training.warm_start),
+            pretrained=config.model.weights != "none",
         )
     work_dir = os.path.join(fn_args.model_run_dir, WORK_DIR)
     claim_work_dir(work_dir, run_identity(fn_args, config), writer=is_chief())

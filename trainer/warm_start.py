@@ -36,27 +36,38 @@ def class_change(before: list[str], now: list[str]) -> str:
 
 
 def start_from(
-    model: keras.Model, base_model_dir: str | None, class_names: list[str], enabled: bool
+    model: keras.Model,
+    base_model_dir: str | None,
+    class_names: list[str],
+    enabled: bool,
+    pretrained: bool = True,
 ) -> Start:
-    """Loads the base model's weights into `model` when they fit; says which start it made."""
+    """Loads the base model's weights into `model` when they fit; says which start it made.
+
+    `pretrained` is False when the base has no pretrained weights (model.weights: none):
+    a cold start then starts from random weights, and says so.
+    """
+    cold = "Cold start from " + (
+        "the pretrained base" if pretrained else "random weights (model.weights is none)"
+    )
     if not enabled:
-        start = Start(False, "Cold start from the pretrained base: warm start is off.")
+        start = Start(False, f"{cold}: warm start is off.")
     elif base_model_dir is None:
-        start = Start(
-            False, "Cold start from the pretrained base: no blessed model of an earlier span."
-        )
+        start = Start(False, f"{cold}: no blessed model of an earlier span.")
     else:
-        start = _warm_start(model, base_model_dir, class_names)
+        start = _warm_start(model, base_model_dir, class_names, cold)
     logging.info("%s", start.reason)
     return start
 
 
-def _warm_start(model: keras.Model, base_model_dir: str, class_names: list[str]) -> Start:
+def _warm_start(
+    model: keras.Model, base_model_dir: str, class_names: list[str], cold: str
+) -> Start:
     before = read_summary(base_model_dir)["class_names"]
     if before != class_names:
         return Start(
             False,
-            f"Cold start from the pretrained base: the classes changed since the blessed model "
+            f"{cold}: the classes changed since the blessed model "
             f"{base_model_dir} ({class_change(before, class_names)}), so its weights do not fit.",
         )
     weights = keras.models.load_model(base_model_dir, compile=False).get_weights()
@@ -64,7 +75,7 @@ def _warm_start(model: keras.Model, base_model_dir: str, class_names: list[str])
     if shapes != [tuple(w.shape) for w in model.weights]:
         return Start(
             False,
-            f"Cold start from the pretrained base: the blessed model {base_model_dir} is another "
+            f"{cold}: the blessed model {base_model_dir} is another "
             "network (its weights' shapes differ from this configuration's).",
         )
     model.set_weights(weights)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from tf_keras.src.utils import data_utils
 
 from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
 from imgclf.cli.startup import without_startup_noise
+from imgclf.pipeline.lock import EXIT_BUSY, exclusive
 from imgclf.settings.config import load_config
 
 
@@ -26,6 +28,14 @@ def test_scratch_baseline_prints_its_figure_and_exits_0(tmp_path, capsys):
     assert main(["scratch-baseline", "--set", f"output_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("From scratch: eval accuracy 0.438 after 10 epochs (12s)")
+
+
+def test_a_bad_value_given_with_set_is_reported_as_the_flag(capsys):
+    assert main(["report", "--set", "training.phase1_epochs=many"]) == 2
+    err = capsys.readouterr().err
+    assert "training.phase1_epochs: " in err
+    assert "(from --set training.phase1_epochs)" in err
+    assert "$IMGCLF_" not in err
 
 
 def test_a_misspelt_setting_section_is_named_with_exit_2(capsys):
@@ -132,3 +142,16 @@ def test_convert_folder_onto_its_own_photos_is_one_line_and_exit_2(tmp_path, cap
         assert err.startswith("imgclf convert-folder: The output folder")
         assert err.count("\n") == 1 and "Traceback" not in err
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_run_while_another_run_holds_the_lock_answers_75_in_one_line(tmp_path, capsys):
+    config = load_config({"output_dir": str(tmp_path)})
+    with exclusive(config, wait=False):  # as a retrain in progress holds it
+        assert main(["run", "--set", f"output_dir={tmp_path}"]) == EXIT_BUSY
+    err = capsys.readouterr().err
+    assert err == (
+        f"imgclf run: another run of {config.pipeline_name} is in progress (pid {os.getpid()} "
+        f"on {socket.gethostname()}, since {err.split(', since ')[1].split(')')[0]}); this one "
+        "did nothing. Run it again when that one has ended.\n"
+    )
+    assert not os.path.exists(config.pipeline_root)

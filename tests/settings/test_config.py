@@ -87,6 +87,34 @@ def test_a_missing_or_broken_settings_file_is_named(tmp_path, monkeypatch):
         load_config()
 
 
+@pytest.mark.parametrize("content", ["- training\n- model\n", "flowers\n", "3\n"])
+def test_a_settings_file_that_is_not_a_mapping_is_named_as_such(content, tmp_path, monkeypatch):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(content)
+    monkeypatch.setenv("IMGCLF_CONFIG", str(settings))
+    with pytest.raises(ConfigError, match=r"settings\.yaml.* holds a YAML (list|str|int); "):
+        load_config()
+
+
+def test_a_key_given_twice_in_a_settings_file_is_refused_naming_it_and_its_lines(
+    tmp_path, monkeypatch
+):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        "training:\n  phase1_epochs: 2\n  fine_tune_epochs: 1\n  phase1_epochs: 9\n"
+    )
+    monkeypatch.setenv("IMGCLF_CONFIG", str(settings))
+    with pytest.raises(
+        ConfigError,
+        match=r"settings\.yaml.*'phase1_epochs' is given twice .*"
+        r"\(lines 2 and 4\)",
+    ):
+        load_config()
+    settings.write_text("pipeline_name: a\ntraining: {}\npipeline_name: b\n")
+    with pytest.raises(ConfigError, match=r"'pipeline_name' is given twice"):
+        load_config()
+
+
 def test_lists_are_shell_words_in_the_environment_and_empty_unsets(monkeypatch):
     monkeypatch.setenv("IMGCLF_KUBEFLOW__BEAM_PIPELINE_ARGS", "--runner=DataflowRunner --region=x")
     monkeypatch.setenv("IMGCLF_TRAINING__STEPS_PER_EPOCH", "")

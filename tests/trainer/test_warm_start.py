@@ -61,6 +61,15 @@ def test_no_blessed_model_or_warm_start_off_say_so(tiny_backbone, blessed):
     assert not off.warm and off.reason.endswith("warm start is off.")
 
 
+def test_a_cold_start_without_pretrained_weights_does_not_claim_a_pretrained_base(tiny_backbone):
+    model = build_model(tiny_backbone, num_classes=len(CLASSES))
+    start = start_from(model, None, CLASSES, enabled=True, pretrained=False)
+    assert start.reason == (
+        "Cold start from random weights (model.weights is none): "
+        "no blessed model of an earlier span."
+    )
+
+
 def test_class_changes_are_named():
     assert class_change(["a", "b"], ["a", "b", "c"]) == "added c"
     assert class_change(["a", "b", "c"], ["a", "c"]) == "removed b"
