@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -44,7 +45,7 @@ from imgclf.cli.options import add_settings_options, apply_settings
 from imgclf.cli.startup import import_tensorflow_quietly
 from imgclf.pipeline.lock import EXIT_BUSY
 from imgclf.settings import names
-from imgclf.settings.config import ConfigError, load_config
+from imgclf.settings.config import ConfigError, DataConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_BASELINE_FILE = "scratch_baseline.json"
@@ -125,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
         help="Leave out (and list) images that do not decode, instead of failing.",
     )
     convert.add_argument("--overwrite", action="store_true")
+    convert.add_argument(
+        "--max-image-pixels",
+        type=_at_least_one,
+        default=DataConfig.model_fields["max_image_pixels"].default,
+        help="Refuse (or with --skip-unreadable, leave out) images with more pixels, read from "
+        "their headers (default: %(default)s, as data.max_image_pixels).",
+    )
     convert.add_argument(
         "--span", type=int, help="Write <out>/span-N, keeping the labels of <out>'s earlier spans."
     )
@@ -236,6 +244,7 @@ def _convert_folder(args: argparse.Namespace) -> None:
         skip_unreadable=args.skip_unreadable,
         overwrite=args.overwrite,
         span=args.span,
+        max_image_pixels=args.max_image_pixels,
     )
     print(report.summary())
     print(f"Wrote {args.out if args.span is None else span_dir(args.out, args.span)}")
@@ -284,7 +293,7 @@ def _without_beam_context(error: Exception) -> str:
 
 
 @contextmanager
-def _unlogged(expected: type[Exception]) -> Iterator[None]:
+def _unlogged(expected: type[BaseException] | tuple[type[BaseException], ...]) -> Iterator[None]:
     """Beam logs a component's error, traceback and all, before the runner raises it: for a
     failure the command reports itself (rejected data), that is the same report twice more."""
     beam = logging.getLogger("apache_beam.runners.common")
@@ -405,7 +414,18 @@ def _run(args: argparse.Namespace) -> int:
     with open(log_path, "w") as log:
         for step in steps:
             print(f"$ BEAM_HOME={config.tfx_home} {shlex.join(step)}", flush=True)
-            if _logged_call(step, env, log, args.verbose) != 0:
+            status, stopped_by = _logged_call(step, env, log, args.verbose)
+            if stopped_by:
+                name = signal.Signals(stopped_by).name
+                print(
+                    f"imgclf {args.command}: stopped by {name}; the pipeline run was stopped "
+                    f"and its lock released (the full log: {log_path})",
+                    file=sys.stderr,
+                )
+                if step[1] == "run":
+                    _report(args)
+                return 128 + stopped_by
+            if status != 0:
                 log.flush()
                 print(
                     f"imgclf {args.command}: '{step[1]} {step[2]}' failed; the end of its log "
@@ -416,24 +436,37 @@ def _run(args: argparse.Namespace) -> int:
     return _report(args)
 
 
-def _logged_call(command: list[str], env: dict, log, verbose: bool) -> int:
+def _logged_call(command: list[str], env: dict, log, verbose: bool) -> tuple[int, int | None]:
     """Runs `command`; all it prints goes to `log`, and to the screen what a user follows.
 
     Shown: each component as it starts and ends, with its seconds; Keras' epoch
-    lines; errors logged by Python. Everything with `verbose`.
+    lines; errors logged by Python. Everything with `verbose`. Returns the exit
+    status and the signal that stopped this command, if one did
+    (pipeline/local_run.py: `forwarding_stops`).
     """
+    from imgclf.pipeline.local_run import forwarding_stops
+
     started: dict[str, float] = {}
     figures: dict[str, str] = {}
-    with subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as child:
+    with (
+        subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        ) as child,
+        forwarding_stops(child) as received,
+    ):
         for line in child.stdout:
             log.write(line)
             if verbose:
                 print(line, end="", flush=True)
             elif shown := _progress(line, started, figures):
                 print(shown, flush=True)
-    return child.returncode
+        child.wait()
+    return child.returncode, (received[0] if received else None)
 
 
 def _progress(line: str, started: dict[str, float], figures: dict[str, str]) -> str | None:
@@ -468,21 +501,22 @@ def _retrain(args: argparse.Namespace) -> int:
     from imgclf.components.data_gate import DataValidationError
     from imgclf.components.pusher import versions
     from imgclf.imagedata.spans import newest_span
-    from imgclf.pipeline.local_run import starting_run
+    from imgclf.pipeline.local_run import RunStopped, starting_run
     from imgclf.pipeline.lock import PipelineBusyError
     from imgclf.pipeline.pipeline import create_pipeline
-    from imgclf.pipeline.retrain import scheduled, summarize
-    from imgclf.pipeline.runs import latest_run
+    from imgclf.pipeline.retrain import scheduled, serving_words, summarize
+    from imgclf.pipeline.runs import DamagedStoreError, latest_run
     from imgclf.trainer.distribution import use_cpu_replicas
 
     config = scheduled(load_config())
     use_cpu_replicas(config.training.cpu_replicas)
-    error = None
+    error = stop = None
+    started = False  # the orchestrator was given the pipeline
+    span = newest_span(config.data).number
     try:
         with starting_run(config, wait=args.wait) as mended:
             for line in mended:
                 print(f"imgclf retrain: {line}", file=sys.stderr)
-            span = newest_span(config.data).number
             before = (
                 latest_run(config.metadata_path, config.pipeline_name)
                 if os.path.exists(config.metadata_path)
@@ -490,21 +524,32 @@ def _retrain(args: argparse.Namespace) -> int:
             )
             served_before = versions(config.serving_model_dir)
             pipeline = create_pipeline(config)  # a setting it refuses is the user's to mend
+            started = True
             try:
-                with _unlogged(DataValidationError):
+                with _unlogged((DataValidationError, RunStopped)):
                     BeamDagRunner().run(pipeline)
             except Exception as failure:  # the summary says what happened; this says why
                 error = (_without_beam_context(failure) or type(failure).__name__).splitlines()[0]
                 print(f"imgclf retrain: the run failed: {error}", file=sys.stderr)
-            run = latest_run(config.metadata_path, config.pipeline_name)
     except PipelineBusyError as busy:
         print(f"imgclf retrain: {busy} Pass --wait to queue behind it.", file=sys.stderr)
         return EXIT_BUSY
-    if run is None or (before is not None and run.run_id == before.run_id):
-        print(f"span {span}: the run failed before any component ran; nothing pushed")
+    except DamagedStoreError as damaged:
+        print(f"imgclf retrain: {damaged}", file=sys.stderr)
+        serving = serving_words(versions(config.serving_model_dir))
+        print(f"span {span}: FAILED: the ML Metadata store is damaged; nothing pushed; {serving}")
         return 1
-    summary = summarize(config, span, run, served_before, error)
+    except RunStopped as stopped:
+        stop = stopped
+    run = latest_run(config.metadata_path, config.pipeline_name) if started else None
+    if run is None or (before is not None and run.run_id == before.run_id):
+        what = stop.args[0] if stop else "the run failed"
+        print(f"span {span}: {what} before any component ran; nothing pushed")
+        return stop.exit_status if stop else 1
+    summary = summarize(config, span, run, served_before, error, stop and stop.args[0])
     print(summary.line())
+    if stop:
+        return stop.exit_status
     return 1 if summary.failed else 0
 
 
@@ -541,7 +586,7 @@ def _predict(args: argparse.Namespace) -> int:
         print(
             f"imgclf predict: {len(predictions.unreadable)} of {len(files)} files are not images "
             "this model can decode, and were not scored:",
-            *predictions.unreadable,
+            *(f"{path}: {why}" for path, why in predictions.unreadable.items()),
             sep="\n  ",
             file=sys.stderr,
         )

@@ -60,6 +60,7 @@ class ImageValidatorSpec(types.ComponentSpec):
         "labels_path": ExecutionParameter(type=str),
         "image_key": ExecutionParameter(type=str),
         "label_key": ExecutionParameter(type=str),
+        "max_image_pixels": ExecutionParameter(type=int),
         "policy": ExecutionParameter(type=str),  # ValidationConfig as JSON
     }
     INPUTS: ClassVar[dict] = {
@@ -120,6 +121,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             label_key=exec_properties["label_key"],
             num_classes=len(class_names),
             min_image_size=policy.min_image_size,
+            max_image_pixels=exec_properties["max_image_pixels"],
         )
         with self._make_beam_pipeline() as pipeline:
             for split in splits:
@@ -223,6 +225,7 @@ class ImageValidator(base_beam_component.BaseBeamComponent):
         labels_path: str,
         image_key: str,
         label_key: str,
+        max_image_pixels: int,
         policy: ValidationConfig,
     ):
         super().__init__(
@@ -232,6 +235,7 @@ class ImageValidator(base_beam_component.BaseBeamComponent):
                 labels_path=labels_path,
                 image_key=image_key,
                 label_key=label_key,
+                max_image_pixels=max_image_pixels,
                 policy=policy.model_dump_json(),
                 report=types.Channel(type=ImageValidationReport),
                 valid_examples=types.Channel(type=standard_artifacts.Examples),

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from imgclf.imagedata.decode import TOO_LARGE, header_size, op_message
 from imgclf.settings.config import ValidationConfig
 
 # How many bad records the text report lists per split; the JSON lists them all.
@@ -53,6 +54,7 @@ def inspect_record(
     label_key: str,
     num_classes: int,
     min_image_size: int,
+    max_image_pixels: int,
 ) -> Finding:
     """Parses and decodes one record; the first problem found, if any, is named.
 
@@ -88,10 +90,17 @@ def inspect_record(
     if len(images) != 1:
         return bad("not one image", f"'{image_key}' holds {len(images)} images, not 1")
     try:
+        height, width = (int(n) for n in header_size(images[0]))
+        if height * width > max_image_pixels:
+            return bad(
+                TOO_LARGE,
+                f"image is {height}x{width}, more than {max_image_pixels} pixels "
+                "(data.max_image_pixels); not decoded",
+            )
         # channels=0 keeps the file's own channel count, for the report.
         shape = tf.io.decode_image(images[0], channels=0, expand_animations=False).shape
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        return bad("undecodable image", f"image does not decode: {_op_message(error)}")
+        return bad("undecodable image", f"image does not decode: {op_message(error)}")
     height, width, channels = (int(n) for n in shape)
     if min(height, width) < min_image_size:
         return bad(
@@ -113,11 +122,6 @@ def _record_id(features) -> str:
     if feature is not None and feature.bytes_list.value:
         return feature.bytes_list.value[0].decode("utf-8", "replace")
     return ""
-
-
-def _op_message(error: tf.errors.OpError) -> str:
-    """TensorFlow's message without its '{{function_node ...}}' and '[Op:...]' wrapping."""
-    return error.message.split("}} ")[-1].split(" [Op:")[0].strip()
 
 
 @dataclass

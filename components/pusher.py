@@ -56,16 +56,28 @@ _VERSION = re.compile(r"[0-9]+")
 
 
 def versions(serving_model_dir: str) -> list[int]:
-    """The versions present, in increasing order: folders named by decimal ASCII digits.
+    """The complete versions present, in increasing order: folders named by decimal ASCII
+    digits that hold a `saved_model.pb`.
 
     The serving folder may be shared: anything else in it (a file named `7`, notes,
-    another tool's folders) is never counted and never touched, only logged.
+    another tool's folders) is never counted and never touched, only logged. A version
+    folder without its `saved_model.pb` (another tool's copy in progress, or left half
+    done) is skipped and named: a server cannot load it either.
     """
     found = []
     for name in _names(serving_model_dir):
         path = os.path.join(serving_model_dir, name)
         if _VERSION.fullmatch(name) and tf.io.gfile.isdir(path):
-            found.append(int(name))
+            if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILE)):
+                found.append(int(name))
+            else:
+                logging.warning(
+                    "Skipped version %s in %s: it has no %s (a copy in progress, or one left "
+                    "half done).",
+                    name,
+                    serving_model_dir,
+                    SAVED_MODEL_FILE,
+                )
         elif not name.startswith(STAGING_PREFIX):
             logging.warning("Ignored in the serving folder (not a version folder): %s", path)
     return sorted(found)

@@ -34,20 +34,28 @@ TAIL_LINES = 20
 
 
 def probe(model_dir: str, timeout_seconds: float) -> dict:
-    """The probe's figures, or {"error": why} when it failed or ran out of time."""
-    try:
-        child = subprocess.run(
-            [sys.executable, "-m", PROBE_MODULE, model_dir],
-            capture_output=True,
-            text=True,
-            timeout=timeout_seconds,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"not loaded and answering within {timeout_seconds:g} s"}
+    """The probe's figures, or {"error": why} when it failed or ran out of time.
+
+    Whatever ends the wait (the deadline, or a stop signal raised as RunStopped in
+    this thread) kills the probe first: it must not outlive its run.
+    """
+    with subprocess.Popen(
+        [sys.executable, "-m", PROBE_MODULE, model_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        logging.info("Serving check: probe pid %d loads %s", child.pid, model_dir)
+        try:
+            stdout, stderr = child.communicate(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            return {"error": f"not loaded and answering within {timeout_seconds:g} s"}
+        finally:
+            child.kill()  # a no-op once it has ended
     if child.returncode != 0:
-        tail = "\n".join(child.stderr.strip().splitlines()[-TAIL_LINES:])
+        tail = "\n".join(stderr.strip().splitlines()[-TAIL_LINES:])
         return {"error": f"the serving process failed (exit {child.returncode}):\n{tail}"}
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def judge(result: dict, max_latency_ms: float | None) -> dict:

@@ -24,14 +24,15 @@ from imgclf.imagedata.records import (
     write_dataset,
     write_span,
 )
+from imgclf.settings.config import DataConfig
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 class UnreadableImagesError(ValueError):
-    def __init__(self, paths: Sequence[str]):
-        self.paths = list(paths)
-        listing = "\n  ".join(self.paths)
+    def __init__(self, unreadable: dict[str, str]):
+        self.paths = list(unreadable)
+        listing = "\n  ".join(f"{path}: {why}" for path, why in unreadable.items())
         super().__init__(
             f"{len(self.paths)} image file(s) could not be decoded; nothing was written. "
             f"Fix or remove them, or pass skip_unreadable to leave them out:\n  {listing}"
@@ -42,7 +43,7 @@ class UnreadableImagesError(ValueError):
 class ConversionReport:
     class_names: list[str]
     written: dict[str, int]
-    unreadable: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # path: why
     ignored: list[str] = field(default_factory=list)
     added_classes: list[str] = field(default_factory=list)  # new in this span
 
@@ -53,7 +54,7 @@ class ConversionReport:
         lines += [f"{split}: {count} images written" for split, count in self.written.items()]
         if self.unreadable:
             lines.append(f"Left out {len(self.unreadable)} unreadable image(s):")
-            lines += [f"  {path}" for path in self.unreadable]
+            lines += [f"  {path}: {why}" for path, why in self.unreadable.items()]
         if self.ignored:
             lines.append(f"Ignored {len(self.ignored)} file(s) that are not images by extension:")
             lines += [f"  {path}" for path in self.ignored]
@@ -69,11 +70,13 @@ def convert_folder(
     overwrite: bool = False,
     seed: int = 0,
     span: int | None = None,
+    max_image_pixels: int = DataConfig.model_fields["max_image_pixels"].default,
 ) -> ConversionReport:
     """Writes `out_dir`, or with `span`, span `span` of the spans under `out_dir`.
 
     A span's classes keep the labels of `out_dir`'s labels file; classes seen
-    for the first time follow them, sorted.
+    for the first time follow them, sorted. An image of more than
+    `max_image_pixels` pixels is unreadable: refused from its header, never decoded.
     """
     _refuse_output_overlapping_source(root, out_dir)
     for split in splits:
@@ -90,7 +93,7 @@ def convert_folder(
         raise ValueError(f"Found {len(class_names)} class folder(s) under {root!r}; need 2+.")
 
     entries: dict[str, list[tuple[str, int]]] = {split: [] for split in splits}
-    unreadable: list[str] = []
+    unreadable: dict[str, str] = {}
     ignored: list[str] = []
     for split in splits:
         for label, name in enumerate(class_names):
@@ -103,8 +106,8 @@ def convert_folder(
                     )
                 if not path.lower().endswith(IMAGE_EXTENSIONS):
                     ignored.append(path)
-                elif not _decodes(path):
-                    unreadable.append(path)
+                elif why := _why_unreadable(path, max_image_pixels):
+                    unreadable[path] = why
                 else:
                     entries[split].append((path, label))
         # Mix the classes, so that a reader's shuffle buffer need not span the whole split.
@@ -155,6 +158,6 @@ def _class_folders(split_dir: str) -> list[str]:
     ]
 
 
-def _decodes(path: str) -> bool:
+def _why_unreadable(path: str, max_pixels: int) -> str | None:
     with open(path, "rb") as f:
-        return why_undecodable(f.read()) is None
+        return why_undecodable(f.read(), max_pixels)

@@ -5,7 +5,8 @@ project's image records on the DirectRunner here and on Dataflow or Flink
 unchanged (the runner is in `beam_pipeline_args`). Each input becomes one
 CSV row: its path (or the record's id), the top classes with their
 probabilities, and an empty error; an input that cannot be scored becomes a
-row with the error instead, never a crash and never a silent drop.
+row with the error instead, never a crash and never a silent drop. A record
+that cannot be read is such an input: its row is keyed `file[index]`.
 
 The model answers through its `serving_images` signature, the one TF Serving
 exposes, so a batch score is what a served request would return.
@@ -31,11 +32,13 @@ from apache_beam.ml.inference.base import (
     RunInference,
 )
 from apache_beam.options.pipeline_options import PipelineOptions
+from google.protobuf.message import DecodeError
 
-from imgclf.imagedata.decode import why_undecodable
+from imgclf.components.example_gen import UnreadableInputError, read_tfrecord_file
+from imgclf.imagedata.decode import TOO_LARGE, why_undecodable
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABELS_FILENAME
-from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, max_pixels_of
 
 COUNTERS = "imgclf.batch_predict"
 BATCH_SIZE = 64
@@ -87,32 +90,64 @@ def csv_header(top_k: int) -> str:
 
 
 class _Decodable(beam.DoFn):
-    """(key, encoded image) passes on when it decodes; otherwise it becomes an error row."""
+    """(key, encoded image) passes on when the model can take it; otherwise it becomes an
+    error row (not an image, or larger than the model's max_image_pixels)."""
 
     ERRORS = "errors"
 
+    def __init__(self, max_pixels: int):
+        self._max_pixels = max_pixels
+
     def process(self, keyed: tuple[str, bytes]) -> Iterator:
         key, encoded = keyed
-        why = why_undecodable(encoded)
+        why = why_undecodable(encoded, self._max_pixels)
         if why is None:
             yield keyed
             return
         beam.metrics.Metrics.counter(COUNTERS, "errors").inc()
-        yield beam.pvalue.TaggedOutput(self.ERRORS, Row(key, error=f"not an image: {why}"))
+        error = why if why.startswith(TOO_LARGE) else f"not an image: {why}"
+        yield beam.pvalue.TaggedOutput(self.ERRORS, Row(key, error=error))
 
 
 def _file_bytes(readable: fileio.ReadableFile) -> tuple[str, bytes]:
     return readable.metadata.path, readable.read()
 
 
-def _record_image(named: tuple[str, bytes], image_key: str) -> tuple[str, bytes]:
-    """(file, serialized tf.Example) to (the record's id, or file#digest; its image bytes)."""
-    filename, serialized = named
-    features = tf.train.Example.FromString(serialized).features.feature
-    image = features[image_key].bytes_list.value
-    ids = features[ID_KEY].bytes_list.value
-    key = ids[0].decode() if ids else f"{filename}#{_digest(serialized)}"
-    return key, image[0] if image else b""
+class _RecordImages(beam.DoFn):
+    """A TFRecord file to (the record's id, or file#digest; its image bytes) per record.
+
+    A record that cannot be read, or is not a tf.Example, becomes an error row keyed
+    `file[index]`, and the rest is still scored: a damaged record loses only itself
+    (a corrupted file, everything from it on, which TFRecord framing cannot recover).
+    """
+
+    ERRORS = "errors"
+
+    def __init__(self, image_key: str):
+        self._image_key = image_key
+
+    def process(self, path: str) -> Iterator:
+        index = 0  # of the record being read
+        try:
+            for serialized in read_tfrecord_file(path):
+                try:
+                    yield self._image(path, serialized)
+                except DecodeError as error:
+                    yield self._error(f"{path}[{index}]", f"not a tf.Example: {error}")
+                index += 1
+        except UnreadableInputError as error:
+            yield self._error(f"{path}[{index}]", str(error))
+
+    def _image(self, path: str, serialized: bytes) -> tuple[str, bytes]:
+        features = tf.train.Example.FromString(serialized).features.feature
+        image = features[self._image_key].bytes_list.value
+        ids = features[ID_KEY].bytes_list.value
+        key = ids[0].decode() if ids else f"{path}#{_digest(serialized)}"
+        return key, image[0] if image else b""
+
+    def _error(self, key: str, why: str) -> beam.pvalue.TaggedOutput:
+        beam.metrics.Metrics.counter(COUNTERS, "errors").inc()
+        return beam.pvalue.TaggedOutput(self.ERRORS, Row(key, error=why))
 
 
 def _digest(data: bytes) -> str:
@@ -158,21 +193,21 @@ def batch_predict(
     names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
     top_k = min(top_k, len(names))
     pipeline = beam.Pipeline(options=PipelineOptions(beam_pipeline_args or []))
-    inputs = pipeline | "Patterns" >> beam.Create(patterns)
+    files = pipeline | "Patterns" >> beam.Create(patterns) | "Match" >> fileio.MatchAll()
+    unread = []
     if records:
-        images = (
-            inputs
-            | "ReadRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True)
-            | "Images" >> beam.Map(_record_image, image_key)
+        read = (
+            files
+            | "Paths" >> beam.Map(lambda match: match.path)
+            | "Records"
+            >> beam.ParDo(_RecordImages(image_key)).with_outputs(
+                _RecordImages.ERRORS, main="images"
+            )
         )
+        images, unread = read.images, [read[_RecordImages.ERRORS]]
     else:
-        images = (
-            inputs
-            | "Match" >> fileio.MatchAll()
-            | "Open" >> fileio.ReadMatches()
-            | "Read" >> beam.Map(_file_bytes)
-        )
-    rows = images | "Score" >> _Score(model_dir, names, top_k)
+        images = files | "Open" >> fileio.ReadMatches() | "Read" >> beam.Map(_file_bytes)
+    rows = (images | "Score" >> _Score(model_dir, names, top_k), *unread) | "Rows" >> beam.Flatten()
     (
         rows
         | "Csv" >> beam.Map(lambda row: row.to_csv(top_k))
@@ -181,16 +216,8 @@ def batch_predict(
             output, num_shards=1, shard_name_template="", header=csv_header(top_k)
         )
     )
-    try:
-        result = pipeline.run()
-        result.wait_until_finish()
-    except ValueError as error:
-        if records and "Not a valid TFRecord" in str(error):
-            raise ValueError(
-                f"{', '.join(patterns)}: a file is not a TFRecord file "
-                f"({str(error).split(' [while')[0]}); --records reads TFRecords only."
-            ) from None
-        raise
+    result = pipeline.run()
+    result.wait_until_finish()
     counters = {
         counter.key.metric.name: counter.committed
         for counter in result.metrics().query()["counters"]
@@ -207,7 +234,8 @@ class _Score(beam.PTransform):
         self._model_dir, self._names, self._top_k = model_dir, names, top_k
 
     def expand(self, images):
-        checked = images | "Decodable" >> beam.ParDo(_Decodable()).with_outputs(
+        decodable = _Decodable(max_pixels_of(self._model_dir))
+        checked = images | "Decodable" >> beam.ParDo(decodable).with_outputs(
             _Decodable.ERRORS, main="images"
         )
         handler = KeyedModelHandler(ServingImagesHandler(self._model_dir))

@@ -10,28 +10,66 @@ what an earlier run left behind from what a running one is doing:
   TFX names output folders by execution id, and a new store counts ids from 1
   again, so the new runs would write into the old runs' folders. The old
   outputs are moved aside first, and nothing is overwritten in place.
+
+While it runs, SIGTERM (how Kubernetes, systemd and most schedulers stop work)
+and SIGINT (Ctrl-C) stop it cleanly: `RunStopped` is raised in the main
+thread, where the components run, so what they started is stopped on the way
+out (`subprocess.run` kills its child); the executions it interrupted are
+marked CANCELED in ML Metadata, saying which signal stopped them; the lock
+is released. A second signal is not caught again: it stops the process at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import signal
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from absl import logging
 
 from imgclf.pipeline.lock import exclusive
-from imgclf.pipeline.runs import close_killed_executions
+from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs
 from imgclf.settings.config import PipelineConfig, is_remote
 
 SET_ASIDE_SUFFIX = ".before-"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How long a run stopped by a signal has to mark its executions and release its lock.
+STOP_DEADLINE_SECONDS = 120
+
+
+class RunStopped(BaseException):
+    """A stop signal reached the run.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` takes
+    it for a failure: TFX's launcher would mark the execution FAILED, and the
+    report would send the operator to a log that holds no error. Its arguments
+    are (message, signal number): Beam re-raises it with its step appended to
+    the message (apache_beam/runners/common.py, `_reraise_augmented`).
+    """
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message, signum)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.args[1]).name
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process ended by the signal: 143 for SIGTERM, 130 for SIGINT."""
+        return 128 + self.args[1]
 
 
 @contextmanager
 def starting_run(config: PipelineConfig, wait: bool = False) -> Iterator[list[str]]:
     """Holds the lock for one run; yields a line for each leftover it mended."""
-    with exclusive(config, wait) as killed:
+    with exclusive(config, wait) as killed, _stopped_by_signals():
         mended = []
         if killed:
             mended.append(f"the previous run ({killed}) was killed; its lock was taken over")
@@ -46,7 +84,39 @@ def starting_run(config: PipelineConfig, wait: bool = False) -> Iterator[list[st
             )
         for line in mended:
             logging.warning("%s: %s", config.pipeline_name, line)
-        yield mended
+        started_ms = int(time.time() * 1000)
+        try:
+            yield mended
+        except RunStopped as stop:
+            reason = f"stopped by {stop.signal_name}"
+            mark_stopped_runs(config.metadata_path, started_ms, reason)
+            stopped = close_killed_executions(config.metadata_path, config.pipeline_name, reason)
+            logging.warning(
+                "%s: %s; marked as such in ML Metadata: %s",
+                config.pipeline_name,
+                reason,
+                ", ".join(stopped) or "no component was running",
+            )
+            raise RunStopped(reason, stop.args[1]) from None
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """While it lasts, SIGTERM and SIGINT raise RunStopped in the main thread, once."""
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def stop(signum: int, frame) -> None:
+        for each, handler in before.items():  # a second signal stops the process at once
+            signal.signal(each, handler)
+        raise RunStopped(f"stopped by {signal.Signals(signum).name}", signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def set_aside_orphaned_outputs(config: PipelineConfig) -> str | None:
@@ -77,3 +147,43 @@ def set_aside_orphaned_outputs(config: PipelineConfig) -> str | None:
 def _within(path: str, folder: str) -> bool:
     path, folder = os.path.abspath(path), os.path.abspath(folder)
     return os.path.commonpath([path, folder]) == folder
+
+
+@contextmanager
+def forwarding_stops(child: subprocess.Popen) -> Iterator[list[int]]:
+    """For a process that runs the pipeline in `child`, started in a session of its own.
+
+    While it lasts, SIGTERM or SIGINT to this process sends SIGTERM to the child's
+    process group, and records the signal in the list it yields. SIGTERM for both:
+    the TFX CLI, between this process and the runner, answers SIGINT by SIGKILLing
+    the runner (`subprocess.call`), which would leave its lock and executions as a
+    crash does. The group has STOP_DEADLINE_SECONDS to stop before SIGKILL.
+    """
+    received: list[int] = []
+    deadline = threading.Timer(STOP_DEADLINE_SECONDS, _kill_group, [child.pid])
+    deadline.daemon = True
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def forward(signum: int, frame) -> None:
+        if not received:
+            _signal_group(child.pid, signal.SIGTERM)
+            deadline.start()
+        received.append(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, forward)
+    try:
+        yield received
+    finally:
+        deadline.cancel()
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def _kill_group(pid: int) -> None:
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.killpg(pid, signum)

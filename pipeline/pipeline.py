@@ -154,6 +154,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
         labels_path=data.labels_path,
         image_key=data.image_key,
         label_key=data.label_key,
+        max_image_pixels=data.max_image_pixels,
         policy=config.validation,
     ).with_id(names.IMAGE_VALIDATOR)
     # Everything downstream sees only the records the image validator found good.

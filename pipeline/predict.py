@@ -21,7 +21,7 @@ from imgclf.imagedata.decode import why_undecodable
 from imgclf.imagedata.folders import IMAGE_EXTENSIONS
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import LABELS_FILENAME
-from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, max_pixels_of
 
 # How many images go through the model at once.
 BATCH_SIZE = 64
@@ -37,7 +37,7 @@ class Prediction:
 @dataclass(frozen=True)
 class Predictions:
     scored: list[Prediction]
-    unreadable: list[str]  # files that do not decode as images: named, never scored
+    unreadable: dict[str, str]  # files the model cannot take (path: why): named, never scored
 
 
 def resolve_model_dir(path: str) -> str:
@@ -79,13 +79,21 @@ def image_files(paths: list[str]) -> list[str]:
 def predict(model_dir: str, paths: list[str], top_k: int = 3) -> Predictions:
     """The top `top_k` classes of every image that decodes, through `serving_images`.
 
-    A file that does not decode is listed, not scored: the model would refuse the
-    whole batch around it without saying which image it was.
+    A file that does not decode, or is larger than the model accepts, is listed with
+    why, not scored: the model would refuse the whole batch around it without saying
+    which image it was.
     """
     serve = tf.saved_model.load(model_dir).signatures[SERVING_IMAGES]
     names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
-    images = {path: _read(path) for path in paths}
-    readable = [path for path in paths if images[path] is not None]
+    max_pixels = max_pixels_of(model_dir)
+    images, unreadable = {}, {}
+    for path in paths:
+        with open(path, "rb") as f:
+            images[path] = f.read()
+        why = why_undecodable(images[path], max_pixels)
+        if why is not None:
+            unreadable[path] = why
+    readable = [path for path in paths if path not in unreadable]
     scored = []
     for start in range(0, len(readable), BATCH_SIZE):
         batch = readable[start : start + BATCH_SIZE]
@@ -94,14 +102,7 @@ def predict(model_dir: str, paths: list[str], top_k: int = 3) -> Predictions:
         for path, row in zip(batch, probabilities):
             best = np.argsort(-row, kind="stable")[:top_k]
             scored.append(Prediction(path, [names[i] for i in best], [float(row[i]) for i in best]))
-    return Predictions(scored, [path for path in paths if images[path] is None])
-
-
-def _read(path: str) -> bytes | None:
-    """The file's bytes; None if they do not decode as an image."""
-    with open(path, "rb") as f:
-        encoded = f.read()
-    return encoded if why_undecodable(encoded) is None else None
+    return Predictions(scored, unreadable)
 
 
 def write_csv(predictions: list[Prediction], path: str) -> None:

@@ -45,6 +45,7 @@ class RunOutcome:
     serving_check: dict | None = None  # the ServingCheck's figures and verdict
     recall_by_class: dict[str, float] = field(default_factory=dict)  # on the test split
     unfinished: dict[str, str] = field(default_factory=dict)  # node id -> its state
+    stopped_by: str | None = None  # "stopped by SIGTERM": a signal stopped the run
     in_progress_by: str | None = None  # the lock's holder, while a run is in progress
 
     def describe(self, min_accuracy: float) -> str:
@@ -97,6 +98,11 @@ class RunOutcome:
         lines = []
         if listed("RUNNING") and self.in_progress_by:
             lines.append(f"  Still running ({self.in_progress_by}): {listed('RUNNING')}.")
+        elif self.stopped_by:
+            where = (
+                f"while {listed('CANCELED')} ran" if listed("CANCELED") else "between components"
+            )
+            lines.append(f"  STOPPED {self.stopped_by.removeprefix('stopped ')} {where}.")
         elif listed("RUNNING", "CANCELED"):
             lines.append(
                 f"  KILLED: {listed('RUNNING', 'CANCELED')} never finished (the run's process "
@@ -185,6 +191,7 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     outcome.unfinished = {
         node.node_id: node.state for node in run.nodes.values() if node.state in UNFINISHED
     }
+    outcome.stopped_by = run.stopped
     gate = run.nodes.get(names.DATA_GATE)
     if gate is not None and gate.state == "FAILED":
         outcome.data_rejected = _rejection(run)

@@ -46,6 +46,7 @@ class Summary:
     served_before: list[int]
     served_after: list[int]
     error: str | None = None  # why the orchestrator stopped the run, when it raised
+    stopped: str | None = None  # "stopped by SIGTERM", when a signal stopped it
 
     @property
     def pushed(self) -> list[int]:
@@ -64,7 +65,11 @@ class Summary:
     @property
     def failed(self) -> bool:
         return bool(
-            self.outcome.data_rejected or self.broken or self.error or self.outcome.blessed is None
+            self.outcome.data_rejected
+            or self.broken
+            or self.error
+            or self.stopped
+            or self.outcome.blessed is None
         )
 
     @property
@@ -75,6 +80,9 @@ class Summary:
     def line(self) -> str:
         head = f"span {self.span}: "
         tail = f"{self._push()}; {self._serving()}"
+        if self.stopped:
+            where = f" in {', '.join(self.broken)}" if self.broken else ""
+            return f"{head}{self.stopped}{where}; {tail}"
         if self.outcome.data_rejected:
             first = self.outcome.data_rejected.splitlines()[0]
             return f"{head}data rejected ({first}); nothing trained; {tail}"
@@ -116,7 +124,12 @@ class Summary:
         return "nothing pushed"
 
     def _serving(self) -> str:
-        return f"serving version {self.served_after[-1]}" if self.served_after else "nothing served"
+        return serving_words(self.served_after)
+
+
+def serving_words(served: list[int]) -> str:
+    """The end of every summary line: what serving has now."""
+    return f"serving version {served[-1]}" if served else "nothing served"
 
 
 def summarize(
@@ -125,6 +138,7 @@ def summarize(
     run: PipelineRun,
     served_before: list[int],
     error: str | None = None,
+    stopped: str | None = None,
 ) -> Summary:
     return Summary(
         span=span,
@@ -133,4 +147,5 @@ def summarize(
         served_before=served_before,
         served_after=versions(config.serving_model_dir),
         error=error,
+        stopped=stopped,
     )

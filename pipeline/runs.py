@@ -7,8 +7,11 @@ module turns that into plain objects for reports and tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from dataclasses import dataclass, field
+from urllib.request import pathname2url
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -49,6 +52,7 @@ class NodeRun:
 class PipelineRun:
     run_id: str
     nodes: dict[str, NodeRun]
+    stopped: str | None = None  # "stopped by SIGTERM", when a signal stopped the run
 
     @property
     def seconds(self) -> float:
@@ -56,9 +60,14 @@ class PipelineRun:
         return sum(node.seconds for node in self.nodes.values())
 
 
+class DamagedStoreError(ValueError):
+    """The metadata store's file is not a sound SQLite database; the message says what to do."""
+
+
 def open_store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
     if not os.path.exists(metadata_path):
         raise FileNotFoundError(f"No ML Metadata database at {metadata_path!r}: no run yet?")
+    check_store(metadata_path)
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     config.sqlite.connection_mode = (
@@ -67,6 +76,27 @@ def open_store(metadata_path: str, writable: bool = False) -> metadata_store.Met
         else metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     )
     return metadata_store.MetadataStore(config)
+
+
+def check_store(metadata_path: str) -> None:
+    """Raises DamagedStoreError unless SQLite's own check finds the database sound.
+
+    ML Metadata would fail on a damaged file at some query, with SQLite's words and
+    a query for the operator to read; this says it once, before anything else reads it.
+    """
+    uri = f"file:{pathname2url(os.path.abspath(metadata_path))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as database:
+            problems = [row[0] for row in database.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as error:
+        problems = [str(error)]
+    if problems != ["ok"]:
+        raise DamagedStoreError(
+            f"The ML Metadata store {metadata_path} is damaged ({problems[0]}). Move it aside "
+            f"(mv {metadata_path} {metadata_path}.damaged): the next run starts a new store, "
+            "sets the old outputs aside, and finds what is served in the serving folder, "
+            "which keeps the history."
+        )
 
 
 def list_runs(metadata_path: str, pipeline_name: str) -> list[PipelineRun]:
@@ -85,16 +115,19 @@ def list_runs(metadata_path: str, pipeline_name: str) -> list[PipelineRun]:
             if node_id is not None:
                 nodes[node_id] = _node_run(store, node_id, execution)
         if nodes:
-            runs.append(PipelineRun(context.name, nodes))
+            stopped = context.custom_properties.get(STOPPED_PROPERTY)
+            runs.append(PipelineRun(context.name, nodes, stopped and stopped.string_value))
     return runs
 
 
-def close_killed_executions(metadata_path: str, pipeline_name: str) -> list[str]:
-    """Marks the pipeline's executions left RUNNING as CANCELED, saying they were killed.
+def close_killed_executions(
+    metadata_path: str, pipeline_name: str, reason: str = KILLED
+) -> list[str]:
+    """Marks the pipeline's executions left RUNNING as CANCELED, saying why they stopped.
 
     Only for a caller holding the pipeline's lock (pipeline/lock.py): then no
-    execution of it can be running, and one still RUNNING lost its process.
-    Returns the node ids of those executions.
+    execution of it can be running, and one still RUNNING lost its process
+    (or, with another `reason`, was stopped by it). Returns their node ids.
     """
     if not os.path.exists(metadata_path):
         return []
@@ -111,12 +144,29 @@ def close_killed_executions(metadata_path: str, pipeline_name: str) -> list[str]
         if node is None:
             continue
         execution.last_known_state = metadata_store_pb2.Execution.CANCELED
-        execution.custom_properties[STOPPED_PROPERTY].string_value = KILLED
+        execution.custom_properties[STOPPED_PROPERTY].string_value = reason
         closed.append(execution)
         killed.append(node)
     if closed:
         store.put_executions(closed)
     return killed
+
+
+def mark_stopped_runs(metadata_path: str, since_ms: int, reason: str) -> None:
+    """Records `reason` on the pipeline runs begun since `since_ms` (ms since the epoch):
+    a run stopped between two components has no execution to say so."""
+    if not os.path.exists(metadata_path):
+        return
+    store = open_store(metadata_path, writable=True)
+    begun = [
+        context
+        for context in store.get_contexts_by_type(PIPELINE_RUN)
+        if context.create_time_since_epoch >= since_ms
+    ]
+    for context in begun:
+        context.custom_properties[STOPPED_PROPERTY].string_value = reason
+    if begun:
+        store.put_contexts(begun)
 
 
 def latest_run(metadata_path: str, pipeline_name: str) -> PipelineRun | None:

@@ -106,6 +106,13 @@ class DataConfig(_Section):
     )
     image_key: str = IMAGE_KEY
     label_key: str = LABEL_KEY
+    max_image_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        description="The largest image (width x height) read anywhere: conversion, validation, "
+        "training and the serving signature check the header and refuse a larger image before "
+        "decoding it. 50 million takes a 48-megapixel phone photo (150 MB decoded).",
+    )
     schema_file: str = Field(
         SCHEMA_FILENAME, description="The curated schema (imgclf make-schema); relative to root."
     )

@@ -1,6 +1,8 @@
 """Records with one defect each, for the validation tests."""
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +49,25 @@ def defects() -> dict[str, bytes]:
         "label-as-bytes": example(png, b"1", "label-as-bytes"),
         "label-out-of-range": example(png, 7, "label-out-of-range"),
     }
+
+
+def declared_png(width: int, height: int) -> bytes:
+    """A small PNG whose header declares width x height (its pixel data is one row): what a
+    reader must refuse from the header, before allocating the pixels it declares."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    first_row = zlib.compress(b"\0" * (width + 1))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", first_row)
+        + chunk(b"IEND", b"")
+    )
 
 
 def good_variants() -> dict[str, bytes]:

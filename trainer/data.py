@@ -209,7 +209,8 @@ def _decode(records: tf.data.Dataset, data: DataConfig, image_size: int) -> tf.d
 
     def parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         example = tf.io.parse_single_example(serialized, features)
-        return decode_and_resize(example[data.image_key], image_size), example[data.label_key]
+        pixels = decode_and_resize(example[data.image_key], image_size, data.max_image_pixels)
+        return pixels, example[data.label_key]
 
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize_batch
+from imgclf.settings.config import DataConfig
 from imgclf.settings.names import LABELS_FILENAME
 
 SERVING_DEFAULT = "serving_default"
@@ -29,6 +30,7 @@ SERVING_IMAGES = "serving_images"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "image_bytes"
 SUMMARY_FILENAME = "training_summary.json"
+MAX_PIXELS_KEY = "max_image_pixels"
 # Beside the SavedModel, for mobile: the Keras model alone, whose input is float
 # pixels in [0, 255] at the model's image size (decoding stays with the app).
 TFLITE_DIR = "tflite"
@@ -38,12 +40,13 @@ EXTRA_ASSETS_DIR = "assets.extra"
 
 
 def make_signatures(
-    model: keras.Model, class_names: list[str], image_size: int, image_key: str
+    model: keras.Model, class_names: list[str], image_size: int, image_key: str, max_pixels: int
 ) -> dict[str, tf.types.experimental.PolymorphicFunction]:
     names = tf.constant(class_names)
 
     def predict(encoded_images: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = model(decode_and_resize_batch(encoded_images, image_size), training=False)
+        pixels = decode_and_resize_batch(encoded_images, image_size, max_pixels)
+        probabilities = model(pixels, training=False)
         class_ids = tf.argmax(probabilities, axis=-1)
         return {
             "probabilities": probabilities,
@@ -72,9 +75,14 @@ def export_model(
     image_size: int,
     image_key: str,
     summary: dict,
+    max_pixels: int,
 ) -> None:
-    """Writes the SavedModel, its labels asset and the training summary."""
-    signatures = make_signatures(model, class_names, image_size, image_key)
+    """Writes the SavedModel, its labels asset and the training summary.
+
+    The signatures refuse an image of more than `max_pixels` pixels; the summary
+    records the bound, so that tools scoring with the model check images first.
+    """
+    signatures = make_signatures(model, class_names, image_size, image_key, max_pixels)
     with tempfile.TemporaryDirectory() as scratch:
         labels_file = os.path.join(scratch, LABELS_FILENAME)
         with open(labels_file, "w") as f:
@@ -84,7 +92,7 @@ def export_model(
         # Every layer is a built-in Keras layer, so Keras can rebuild the model from its
         # config: skipping the per-layer call traces makes exports about 3x faster.
         model.save(export_dir, signatures=signatures, include_optimizer=False, save_traces=False)
-    write_summary(export_dir, summary)
+    write_summary(export_dir, {**summary, MAX_PIXELS_KEY: max_pixels})
 
 
 def export_tflite(model: keras.Model, export_dir: str, class_names: list[str]) -> str:
@@ -114,3 +122,11 @@ def write_summary(export_dir: str, summary: dict) -> None:
 def read_summary(export_dir: str) -> dict:
     with tf.io.gfile.GFile(os.path.join(export_dir, EXTRA_ASSETS_DIR, SUMMARY_FILENAME)) as f:
         return json.load(f)
+
+
+def max_pixels_of(export_dir: str) -> int:
+    """The largest image the model's signatures accept; for a model exported before
+    they were bounded, the configuration's default."""
+    return read_summary(export_dir).get(
+        MAX_PIXELS_KEY, DataConfig.model_fields["max_image_pixels"].default
+    )

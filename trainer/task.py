@@ -168,7 +168,15 @@ def _train_and_export(
     with tempfile.TemporaryDirectory() as scratch:
         # Saving takes part in collective ops, so every worker saves; only the chief's copy is kept.
         export_dir = fn_args.serving_model_dir if chief else scratch
-        export_model(model, export_dir, class_names, image_size, config.data.image_key, summary)
+        export_model(
+            model,
+            export_dir,
+            class_names,
+            image_size,
+            config.data.image_key,
+            summary,
+            config.data.max_image_pixels,
+        )
     if chief:
         _add_serving_extras(fn_args, config, model, class_names, roles)
         tf.io.gfile.rmtree(work_dir)

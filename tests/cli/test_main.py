@@ -5,14 +5,19 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 from tf_keras.src.utils import data_utils
 
 from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
 from imgclf.cli.startup import without_startup_noise
-from imgclf.pipeline.lock import EXIT_BUSY, exclusive
+from imgclf.imagedata.sample import write_sample_span
+from imgclf.pipeline.lock import EXIT_BUSY, exclusive, holder
 from imgclf.settings.config import load_config
+from quick_training import SPAN_PATTERNS
 
 
 def test_scratch_baseline_prints_its_figure_and_exits_0(tmp_path, capsys):
@@ -155,3 +160,48 @@ def test_run_while_another_run_holds_the_lock_answers_75_in_one_line(tmp_path, c
         "did nothing. Run it again when that one has ended.\n"
     )
     assert not os.path.exists(config.pipeline_root)
+
+
+def _damaged_store(path) -> bytes:
+    """An ML Metadata store cut in half, as a full disk or a bad copy leaves one."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(path)
+    store = metadata_store.MetadataStore(connection)
+    run_type = store.put_context_type(metadata_store_pb2.ContextType(name="pipeline_run"))
+    store.put_contexts(
+        [metadata_store_pb2.Context(type_id=run_type, name=f"run-{i}") for i in range(200)]
+    )
+    del store
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return path.read_bytes()
+
+
+def test_a_damaged_metadata_store_is_named_in_one_line_and_retrain_still_sums_up(tmp_path, capsys):
+    write_sample_span(str(tmp_path / "data"), 1, train_per_class=2, eval_per_class=2)
+    settings = {"output_dir": str(tmp_path), "data.root": str(tmp_path / "data"), **SPAN_PATTERNS}
+    config = load_config(settings)
+    os.makedirs(os.path.dirname(config.metadata_path))
+    damaged = _damaged_store(Path(config.metadata_path))
+    (Path(config.serving_model_dir) / "1").mkdir(parents=True)
+    (Path(config.serving_model_dir) / "1" / "saved_model.pb").touch()
+    assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
+
+    assert main(["retrain", *assignments]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        out
+        == "span 1: FAILED: the ML Metadata store is damaged; nothing pushed; serving version 1\n"
+    )
+    assert err == (
+        f"imgclf retrain: The ML Metadata store {config.metadata_path} is damaged (database disk "
+        f"image is malformed). Move it aside (mv {config.metadata_path} {config.metadata_path}"
+        ".damaged): the next run starts a new store, sets the old outputs aside, and finds what "
+        "is served in the serving folder, which keeps the history.\n"
+    )
+    assert main(["report", *assignments]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith(f"imgclf report: The ML Metadata store {config.metadata_path} is damaged")
+    assert err.count("\n") == 1
+    assert Path(config.metadata_path).read_bytes() == damaged  # left for the operator
+    assert holder(config) is None

@@ -19,6 +19,7 @@ from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.settings.config import DataConfig, EvaluationConfig
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import OUTPUT_NAME
+from quick_training import MAX_PIXELS
 
 SIZE = 32
 
@@ -48,7 +49,7 @@ def collapsed(tmp_path_factory):
         for record in chosen:
             writer.write(to_example(record).SerializeToString())
     model_dir = str(root / "model")
-    export_model(_always(0), model_dir, list(DEFAULT_CLASSES), SIZE, "image", summary={})
+    export_model(_always(0), model_dir, list(DEFAULT_CLASSES), SIZE, "image", {}, MAX_PIXELS)
     config = make_eval_config(EvaluationConfig(min_accuracy=0.5), DataConfig(), 4)
     output = str(root / "evaluation")
     tfma.run_model_analysis(

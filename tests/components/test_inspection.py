@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from bad_records import defects, encode, example, good_variants
+from bad_records import declared_png, defects, encode, example, good_variants
 from imgclf.components.inspection import (
     LISTED_IN_TEXT,
     Finding,
@@ -18,7 +18,7 @@ CLASSES = ["a", "b", "c", "d"]
 KINDS = {"image": "bytes_list", "label": "int64_list", "id": "bytes_list"}
 
 
-def _inspect(serialized: bytes, min_image_size: int = 8) -> Finding:
+def _inspect(serialized: bytes, min_image_size: int = 8, max_image_pixels: int = 10**6) -> Finding:
     return inspect_record(
         serialized,
         "train/data[0]",
@@ -27,6 +27,7 @@ def _inspect(serialized: bytes, min_image_size: int = 8) -> Finding:
         label_key="label",
         num_classes=len(CLASSES),
         min_image_size=min_image_size,
+        max_image_pixels=max_image_pixels,
     )
 
 
@@ -61,6 +62,14 @@ def test_grayscale_and_rgba_images_are_good_and_their_channels_counted(name, cha
 def test_bytes_that_are_not_a_tf_example_are_found():
     finding = _inspect(b"\xff\xff\xff not a protocol buffer")
     assert finding.kind == "not a tf.Example"
+
+
+def test_an_image_larger_than_the_bound_is_bad_from_its_header_never_decoded():
+    finding = _inspect(example(declared_png(2000, 1000), 0, "huge"), max_image_pixels=10**6)
+    assert (finding.kind, finding.record_id) == ("image too large", "huge")
+    assert finding.problem == (
+        "image is 1000x2000, more than 1000000 pixels (data.max_image_pixels); not decoded"
+    )
 
 
 def test_an_image_smaller_than_the_policy_is_bad():

@@ -29,8 +29,22 @@ def test_versions_are_the_integer_named_folders_in_order(tmp_path):
     # TF Serving reads versions as decimal ASCII digits: "²" is a digit to Python, not to it.
     for name in ("10", "2", ".incoming-3-abc", "notes", "1", "\u00b2"):
         (tmp_path / name).mkdir()
+        (tmp_path / name / "saved_model.pb").touch()
     assert versions(str(tmp_path)) == [1, 2, 10]
     assert versions(str(tmp_path / "absent")) == []
+
+
+def test_a_version_folder_without_its_saved_model_is_skipped_and_named(tmp_path, caplog):
+    served = _model(tmp_path / "a", b"one")
+    serving = tmp_path / "serving"
+    push(served, str(serving))
+    (serving / "2" / "variables").mkdir(parents=True)  # another tool's copy, half done
+    assert versions(str(serving)) == [1]
+    assert f"Skipped version 2 in {serving}: it has no saved_model.pb" in caplog.text
+    assert latest_is(served, str(serving)) == 1
+    # A new push goes past the half copy's number and leaves it alone.
+    assert push(_model(tmp_path / "b", b"two"), str(serving)) == str(serving / "3")
+    assert os.listdir(serving / "2") == ["variables"]
 
 
 def test_stray_files_in_a_shared_serving_folder_are_ignored_never_counted_or_overwritten(

@@ -22,6 +22,7 @@ from imgclf.settings.names import BLESSED_PROPERTY, PUSHED_PROPERTY, PUSHER, key
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
 from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
+from quick_training import MAX_PIXELS
 
 TIMEOUT_SECONDS = 120.0
 
@@ -32,7 +33,7 @@ def model_artifact(tiny_backbone, tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer_model")
     export_dir = str(root / FORMAT_SERVING)
     model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
-    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {"phases": []})
+    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {"phases": []}, MAX_PIXELS)
     records = generate_split(DEFAULT_CLASSES, "eval", 1, size=40, image_format="jpeg")
     examples = [to_example(r).SerializeToString() for r in list(records)[:3]]
     write_warmup_requests(export_dir, warmup_requests(examples, "image"))

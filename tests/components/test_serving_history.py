@@ -2,7 +2,7 @@
 
 import json
 
-from imgclf.components.pusher import PROVENANCE_FILE
+from imgclf.components.pusher import PROVENANCE_FILE, SAVED_MODEL_FILE
 from imgclf.components.serving_history import (
     baseline_version,
     earlier_span_version,
@@ -18,12 +18,14 @@ def served(root, version, span, classes=SHAPES):
     path = root / str(version) / PROVENANCE_FILE
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"span": span, "class_names": classes}))
+    (root / str(version) / SAVED_MODEL_FILE).touch()
 
 
 def test_versions_are_read_newest_first_and_unrecorded_ones_are_passed_over(tmp_path):
     served(tmp_path, 1, 1)
     served(tmp_path, 2, 2)
     (tmp_path / "3").mkdir()  # pushed by hand or by an older release: no record
+    (tmp_path / "3" / SAVED_MODEL_FILE).touch()
     (tmp_path / "4").write_text("a file named like a version")
     recorded = served_versions(str(tmp_path))
     assert [version for version, _ in recorded] == [2, 1]

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bad_records import declared_png
 from imgclf.imagedata.folders import UnreadableImagesError, convert_folder
 from imgclf.imagedata.records import read_labels, read_records
 
@@ -62,11 +63,28 @@ def test_unreadable_images_are_named_and_nothing_is_written(photo_folder, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["photos"]
 
 
+def test_an_image_larger_than_the_bound_is_refused_from_its_header_with_why(photo_folder, tmp_path):
+    huge = photo_folder / "train" / "dogs" / "panorama.png"
+    huge.write_bytes(declared_png(20_000, 20_000))  # 400 million pixels in a few KB
+    with pytest.raises(UnreadableImagesError) as raised:
+        convert_folder(str(photo_folder), str(tmp_path / "records"))
+    assert raised.value.paths == [str(huge)]
+    assert f"{huge}: image too large: 20000 x 20000 pixels, more than the 50000000 allowed" in str(
+        raised.value
+    )
+    # A bound of one's own, inclusive: the photos here are 24 x 20.
+    report = convert_folder(
+        str(photo_folder), str(tmp_path / "kept"), skip_unreadable=True, max_image_pixels=24 * 20
+    )
+    assert list(report.unreadable) == [str(huge)]
+    assert report.written == {"train": 4, "eval": 2}
+
+
 def test_skipping_unreadable_images_still_lists_them(photo_folder, tmp_path):
     broken = photo_folder / "train" / "cats" / "broken.png"
     broken.write_bytes(b"nope")
     report = convert_folder(str(photo_folder), str(tmp_path / "records"), skip_unreadable=True)
-    assert report.unreadable == [str(broken)]
+    assert list(report.unreadable) == [str(broken)]
     assert report.written["train"] == 4
     assert str(broken) in report.summary()
 

@@ -5,20 +5,22 @@ import csv
 
 import pytest
 
+from bad_records import write_records
 from imgclf.cli.main import main
-from imgclf.imagedata.records import LabelledImage, write_dataset
+from imgclf.imagedata.records import LabelledImage, read_records, write_dataset
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.pipeline.batch_predict import batch_predict
 from imgclf.pipeline.predict import predict
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
+from quick_training import MAX_PIXELS
 
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_backbone, tmp_path_factory):
     export_dir = str(tmp_path_factory.mktemp("pushed") / "1")
     model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
-    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {"phases": []})
+    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {"phases": []}, MAX_PIXELS)
     return export_dir
 
 
@@ -83,9 +85,35 @@ def test_the_command_exits_1_when_an_input_could_not_be_scored(model_dir, images
     assert f"No file matches {images / '*.jpg'}." in capsys.readouterr().err
 
 
-def test_image_files_read_as_records_are_refused_with_the_pattern_named(
-    model_dir, images, tmp_path
+def test_a_damaged_record_is_an_error_row_naming_its_file_and_index_and_the_rest_is_scored(
+    model_dir, tmp_path
 ):
-    pattern = str(images / "*.png")
-    with pytest.raises(ValueError, match=r"\*\.png: a file is not a TFRecord file \(Not a valid"):
-        batch_predict(model_dir, [pattern], str(tmp_path / "out.csv"), records=True)
+    records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=40, image_format="jpeg"))
+    write_dataset(str(tmp_path / "data"), list(DEFAULT_CLASSES), {"eval": records}, num_shards=2)
+    first, second = sorted((tmp_path / "data" / "eval").glob("*.tfrecord"))
+    last = sum(1 for _ in read_records(str(second))) - 1
+    damaged = bytearray(second.read_bytes())
+    damaged[-6] ^= 0xFF  # inside the last record's data: its checksum no longer matches
+    second.write_bytes(bytes(damaged))
+    not_an_example = tmp_path / "data" / "eval" / "extra.tfrecord"
+    write_records(not_an_example, [b"\xff\xff not a protocol buffer"])
+    result = batch_predict(
+        model_dir, [str(tmp_path / "data" / "eval" / "*")], str(tmp_path / "out.csv"), records=True
+    )
+    rows = {row["key"]: row for row in _rows(tmp_path / "out.csv")}
+    assert (result.scored, result.errors) == (7, 2)
+    assert f"{second}[{last}]" in rows
+    assert f"record {last} (counting from 0) cannot be read" in rows[f"{second}[{last}]"]["error"]
+    assert rows[f"{not_an_example}[0]"]["error"].startswith("not a tf.Example")
+    assert sum(row["error"] == "" for row in rows.values()) == 7
+    assert str(first) not in "".join(rows)  # the undamaged file: every record scored
+
+
+def test_image_files_read_as_records_are_error_rows_naming_each_file(model_dir, images, tmp_path):
+    result = batch_predict(
+        model_dir, [str(images / "*.png")], str(tmp_path / "out.csv"), records=True
+    )
+    rows = {row["key"]: row for row in _rows(tmp_path / "out.csv")}
+    assert (result.scored, result.errors) == (0, 13)
+    assert set(rows) == {f"{path}[0]" for path in images.glob("*.png")}
+    assert all("record 0 (counting from 0) cannot be read" in row["error"] for row in rows.values())

@@ -1,11 +1,19 @@
 """What a local run mends before it starts: a killed run's leftovers, a lost metadata store."""
 
 import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
+import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX, set_aside_orphaned_outputs, starting_run
+from imgclf.pipeline.lock import holder, lock_path
 from imgclf.pipeline.report import outcome_of
 from imgclf.pipeline.runs import KILLED, NODE, PIPELINE_RUN, list_runs
 from imgclf.settings.config import load_config
@@ -110,3 +118,75 @@ def test_a_run_in_progress_is_reported_as_running(tmp_path):
     outcome = outcome_of(run)
     outcome.in_progress_by = "pid 7 on host, since 2026-11-24T03:00:00+00:00"
     assert f"Still running ({outcome.in_progress_by}): Trainer." in outcome.describe(0.5)
+
+
+# A run as `imgclf retrain` makes one, in the ServingCheck: its probe loading a model.
+RUN_IN_THE_SERVING_CHECK = """
+import sys
+from absl import logging
+from imgclf.components.serving_check import probe
+from imgclf.pipeline.local_run import RunStopped, starting_run
+from imgclf.settings.config import load_config
+
+logging.set_verbosity(logging.INFO)
+try:
+    with starting_run(load_config({"output_dir": sys.argv[1]})):
+        probe(sys.argv[2], timeout_seconds=600)
+except RunStopped as stop:
+    print(stop.args[0])
+    sys.exit(stop.exit_status)
+"""
+PROBE_STARTED = re.compile(r"Serving check: probe pid (\d+) loads ")
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_the_serving_probe_marks_the_run_and_releases_the_lock(
+    signum, tmp_path
+):
+    config = _config(tmp_path)
+    # A model the probe's loader blocks on (opening a FIFO nobody writes), as on a slow disk.
+    model = tmp_path / "candidate"
+    model.mkdir()
+    os.mkfifo(model / "saved_model.pb")
+    run = subprocess.Popen(
+        [sys.executable, "-c", RUN_IN_THE_SERVING_CHECK, str(tmp_path), str(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(300, run.kill)
+    watchdog.start()
+    try:
+        started = next(filter(None, map(PROBE_STARTED.search, run.stderr)), None)
+        assert started, "the run never started its serving probe"
+        probe = int(started[1])
+        assert _running(probe)
+        assert holder(config).startswith(f"pid {run.pid} on ")
+        _store_with_a_killed_trainer(config)  # the run's Trainer, as if RUNNING now
+        run.send_signal(signum)
+        out, _ = run.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        run.kill()
+    name = signal.Signals(signum).name
+    assert (run.returncode, out) == (128 + signum, f"stopped by {name}\n")
+    assert not _running(probe)
+    assert holder(config) is None
+    assert Path(lock_path(config)).read_text() == ""
+    [stopped] = list_runs(config.metadata_path, config.pipeline_name)
+    trainer = stopped.nodes["Trainer"]
+    assert (trainer.state, trainer.stopped) == ("CANCELED", f"stopped by {name}")
+    described = outcome_of(stopped).describe(min_accuracy=0.5)
+    assert f"  STOPPED by {name} while Trainer ran." in described
+    assert stopped.stopped == f"stopped by {name}"
+    assert "KILLED" not in described
+    with starting_run(config) as mended:
+        assert mended == []  # nothing left to mend

@@ -18,6 +18,10 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from unittest import mock
 
@@ -41,10 +45,11 @@ from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.components.serving_check import describe
 from imgclf.imagedata.records import read_records, to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES
+from imgclf.pipeline.lock import holder
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.pipeline.predict import predict, resolve_model_dir
 from imgclf.pipeline.report import outcome_of
-from imgclf.pipeline.runs import latest_run
+from imgclf.pipeline.runs import latest_run, list_runs
 from imgclf.settings.config import load_config
 from imgclf.trainer.export import (
     EXAMPLES_INPUT,
@@ -437,3 +442,57 @@ def test_predict_on_the_serving_folder_uses_the_latest_version_like_the_trainer_
         np.testing.assert_allclose(
             [by_name[name] for name in DEFAULT_CLASSES], row, rtol=1e-5, atol=1e-6
         )
+
+
+def _processes_with(variable: str, value: str) -> list[int]:
+    """Processes whose environment sets `variable` to `value` (Linux: /proc/PID/environ)."""
+    wanted = f"{variable}={value}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if wanted in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+    return found
+
+
+def test_ctrl_c_stops_imgclf_run_its_tfx_cli_and_runner_and_says_so(
+    sample_data, backbone_weights, tmp_path
+):
+    settings = _settings(sample_data, backbone_weights, str(tmp_path / "outputs"))
+    config = load_config(settings)
+    assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
+    imgclf = str(Path(sys.executable).with_name("imgclf"))
+    run = subprocess.Popen(
+        [imgclf, "run", *assignments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("IMGCLF_")},
+    )
+    watchdog = threading.Timer(600, run.kill)
+    watchdog.start()
+    try:
+        reached = any(line.startswith("  ImageValidator ...") for line in run.stdout)
+        run.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
+        out, err = run.communicate(timeout=300)
+    finally:
+        watchdog.cancel()
+        run.kill()
+    assert reached, "imgclf run never reached the ImageValidator"
+    assert run.returncode == 130
+    assert err.startswith("imgclf run: stopped by SIGINT; the pipeline run was stopped")
+    assert "Traceback" not in err
+    # The runner gets SIGTERM from `imgclf run`, during the ImageValidator or just before
+    # its execution is recorded.
+    [stopped] = list_runs(config.metadata_path, config.pipeline_name)
+    assert stopped.stopped == "stopped by SIGTERM"
+    validator = stopped.nodes.get("ImageValidator")
+    if validator is None:
+        assert "  STOPPED by SIGTERM between components." in out
+    else:
+        assert validator.state == "CANCELED"
+        assert "  STOPPED by SIGTERM while ImageValidator ran." in out
+    assert "Trainer" not in stopped.nodes
+    assert holder(config) is None
+    # Neither the TFX CLI nor the runner it started outlived the stop.
+    assert _processes_with("IMGCLF_OUTPUT_DIR", str(tmp_path / "outputs")) == []

@@ -1,6 +1,7 @@
 import base64
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.pipeline.predict import image_files, predict, resolve_model_dir, rest_request, write_csv
 from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, export_model
 from imgclf.trainer.model import build_model
+from quick_training import MAX_PIXELS
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,9 @@ def serving(tiny_backbone, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     tf.keras.utils.set_random_seed(1)
     model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
-    export_model(model, str(root / "classifier" / "1"), list(DEFAULT_CLASSES), 32, "image", {})
+    export_model(
+        model, str(root / "classifier" / "1"), list(DEFAULT_CLASSES), 32, "image", {}, MAX_PIXELS
+    )
     images = tmp_path_factory.mktemp("images")
     records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=40, image_format="jpeg"))
     for record in records:
@@ -42,6 +46,20 @@ def test_the_latest_version_is_found_from_the_model_or_serving_folder(tmp_path):
     )
 
 
+def test_predict_uses_the_newest_complete_version_and_names_a_half_copied_one(
+    serving, tmp_path, capsys, caplog
+):
+    root, _, _, images = serving
+    folder = tmp_path / "classifier"
+    shutil.copytree(root / "classifier" / "1", folder / "1")
+    shutil.copytree(root / "classifier" / "1" / "variables", folder / "2" / "variables")
+    image = str(next(images.iterdir()))
+    assert main(["predict", str(folder), image]) == 0
+    assert capsys.readouterr().out.startswith(f"{image}: ")
+    assert resolve_model_dir(str(folder)) == str(folder / "1")
+    assert f"Skipped version 2 in {folder}: it has no saved_model.pb" in caplog.text
+
+
 def test_a_folder_without_a_model_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a SavedModel"):
         resolve_model_dir(str(tmp_path))
@@ -52,7 +70,9 @@ def test_predictions_equal_the_in_memory_model_s(serving):
     files = image_files([str(images)])
     assert [f.split("/")[-1] for f in files] == sorted(f"{r.id}.jpg" for r in records)
     predictions = predict(resolve_model_dir(str(root)), files, top_k=4).scored
-    pixels = tf.stack([decode_and_resize(r.image, 32) for r in sorted(records, key=lambda r: r.id)])
+    pixels = tf.stack(
+        [decode_and_resize(r.image, 32, MAX_PIXELS) for r in sorted(records, key=lambda r: r.id)]
+    )
     expected = model(pixels, training=False).numpy()
     for prediction, row in zip(predictions, expected):
         assert prediction.classes[0] == DEFAULT_CLASSES[int(row.argmax())]
@@ -78,7 +98,7 @@ def test_an_image_that_does_not_decode_is_listed_and_the_others_are_scored(servi
     bad.write_bytes(b"not an image")
     files = [str(bad), *image_files([str(images)])]
     predictions = predict(resolve_model_dir(str(root)), files)
-    assert predictions.unreadable == [str(bad)]
+    assert list(predictions.unreadable) == [str(bad)]
     assert [p.path for p in predictions.scored] == files[1:]
 
 
@@ -124,5 +144,6 @@ def test_imgclf_predict_on_a_folder_with_a_bad_file_writes_the_rest_and_names_it
     assert len(out.read_text().splitlines()) == 1 + len(records)
     assert capsys.readouterr().err == (
         f"imgclf predict: 1 of {len(records) + 1} files are not images this model can decode, "
-        f"and were not scored:\n  {folder / 'broken.jpg'}\n"
+        f"and were not scored:\n  {folder / 'broken.jpg'}: Unknown image file format. One of "
+        "JPEG, PNG, GIF, BMP required.\n"
     )

@@ -7,6 +7,8 @@ One sequence of runs, shared by the tests:
 3. span 2 (32 a class): warm-started from version 1, compared with it,
    pushed as version 2;
 4. span 3, its train labels rotated (a mislabelled delivery): its first run is
+   stopped (SIGTERM) in the Trainer: it says so in its line, exits 143, and
+   leaves the lock released and its Trainer marked; its second run is
    killed (SIGKILL) in the Trainer, and `imgclf report` says so; the next run
    names the killed holder of the lock, closes the killed Trainer in ML
    Metadata, warm-starts from version 2, is worse, not blessed;
@@ -41,7 +43,7 @@ from imgclf.components.pusher import STAGING_PREFIX, versions
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
 from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX
-from imgclf.pipeline.lock import EXIT_BUSY, exclusive
+from imgclf.pipeline.lock import EXIT_BUSY, exclusive, lock_path
 from imgclf.pipeline.report import outcome_of
 from imgclf.pipeline.runs import KILLED, list_runs
 from imgclf.settings.config import DataConfig, load_config, to_env
@@ -102,9 +104,10 @@ def _report(settings: dict) -> str:
     return out.getvalue()
 
 
-def _killed_in_the_trainer(settings: dict, deadline: float = 900) -> int:
-    """Starts `imgclf retrain` as cron would, SIGKILLs it once the Trainer has finished an
-    epoch; returns its pid. A child that never gets there is killed at the deadline."""
+def _signalled_in_the_trainer(settings: dict, signum: int, deadline: float = 900) -> dict:
+    """Starts `imgclf retrain` as cron would and sends it `signum` once the Trainer has
+    finished an epoch; its pid, exit status and last line. A child that never gets there
+    is killed at the deadline."""
     env = dict(os.environ)
     env.update(to_env(name, str(value)) for name, value in settings.items())
     imgclf = str(Path(sys.executable).with_name("imgclf"))
@@ -115,13 +118,15 @@ def _killed_in_the_trainer(settings: dict, deadline: float = 900) -> int:
     watchdog.start()
     marker = f"[trainer] {FEATURE_EXTRACTION} epoch 0 done"
     try:
-        reached = any(line.startswith(marker) for line in child.stdout)
-        child.send_signal(signal.SIGKILL)
+        lines = iter(child.stdout)
+        reached = any(line.startswith(marker) for line in lines)
+        child.send_signal(signum)
+        rest = [line.rstrip() for line in lines]  # to the end of its output: it has ended
         child.wait(timeout=60)
     finally:
         watchdog.cancel()
     assert reached, f"the retrain never reached {marker!r} within {deadline:.0f} s"
-    return child.pid
+    return {"pid": child.pid, "status": child.returncode, "line": rest[-1] if rest else None}
 
 
 def _dead_pid() -> int:
@@ -161,12 +166,16 @@ def retrains(backbone_weights, tmp_path_factory):
     span2_model = results["span2"]["run"].nodes["Trainer"].output("model").uri
 
     write_mislabelled_span(root, 3)
-    results["killed_pid"] = _killed_in_the_trainer(settings)
+    results["terminated"] = _signalled_in_the_trainer(settings, signal.SIGTERM)
+    results["lock_after_sigterm"] = Path(lock_path(config)).read_text()
+    results["serving_after_sigterm"] = versions(str(serving))
+    results["report_after_sigterm"] = _report(settings)
+    results["killed_pid"] = _signalled_in_the_trainer(settings, signal.SIGKILL)["pid"]
     results["report_after_kill"] = _report(settings)
     results["span3"] = _retrain(settings)
     results["serving_after_span3"] = versions(str(serving))
-    results["killed_trainers"] = [
-        run.nodes["Trainer"]
+    results["stopped_trainers"] = [
+        run.nodes["Trainer"].stopped
         for run in list_runs(config.metadata_path, config.pipeline_name)
         if run.nodes.get("Trainer") and run.nodes["Trainer"].state == "CANCELED"
     ]
@@ -269,8 +278,22 @@ def test_a_run_killed_in_the_trainer_is_reported_killed_and_mended_by_the_next(r
     assert f"the previous run (pid {retrains['killed_pid']} on " in stderr
     assert "was killed; its lock was taken over" in stderr
     assert "marked as killed in ML Metadata: Trainer" in stderr
-    [killed] = retrains["killed_trainers"]
-    assert killed.stopped == KILLED
+    assert retrains["stopped_trainers"] == ["stopped by SIGTERM", KILLED]
+
+
+def test_a_run_stopped_by_sigterm_says_so_in_its_line_and_leaves_nothing_to_mend(retrains):
+    terminated = retrains["terminated"]
+    assert terminated["status"] == 143
+    assert terminated["line"] == (
+        "span 3: stopped by SIGTERM in Trainer; nothing pushed; serving version 2"
+    )
+    assert retrains["lock_after_sigterm"] == ""  # released, and naming no holder
+    assert retrains["serving_after_sigterm"] == [1, 2]
+    report = retrains["report_after_sigterm"]
+    assert "  STOPPED by SIGTERM while Trainer ran." in report
+    assert "KILLED" not in report and "its error is in the run's log" not in report
+    # The next run (the SIGKILLed one) found nothing of it to mend: only its own kill is named.
+    assert f"pid {terminated['pid']} " not in retrains["span3"]["stderr"]
 
 
 def test_a_mislabelled_span_is_not_blessed_and_serving_stays_at_version_2(retrains):

@@ -17,6 +17,7 @@ from imgclf.trainer.export import (
     export_model,
 )
 from imgclf.trainer.model import build_model, compile_model
+from quick_training import MAX_PIXELS
 
 
 @pytest.mark.slow
@@ -24,7 +25,7 @@ from imgclf.trainer.model import build_model, compile_model
 def test_architecture_trains_a_step_and_exports_the_same_predictions(name, tmp_path):
     size = ARCHITECTURES[name].min_image_size
     records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=size))
-    pixels = tf.stack([decode_and_resize(r.image, size) for r in records])
+    pixels = tf.stack([decode_and_resize(r.image, size, MAX_PIXELS) for r in records])
     labels = tf.constant([r.label for r in records], tf.int64)
     model = build_model(ModelConfig(base_model=name, image_size=size, weights="none"), 4)
     compile_model(model, "adam", 1e-2)

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from bad_records import declared_png
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
@@ -13,6 +14,7 @@ from imgclf.trainer.export import (
     SERVING_IMAGES,
     export_model,
     export_tflite,
+    max_pixels_of,
     read_summary,
 )
 from imgclf.trainer.model import build_model
@@ -22,6 +24,7 @@ from imgclf.trainer.warmup import (
     warmup_requests,
     write_warmup_requests,
 )
+from quick_training import MAX_PIXELS
 
 # Largest difference allowed between a TFLite probability and the SavedModel's.
 TFLITE_TOLERANCE = 1e-5
@@ -32,14 +35,14 @@ def exported(tiny_backbone, tmp_path_factory):
     model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
     export_dir = str(tmp_path_factory.mktemp("export") / "model")
     summary = {"num_replicas": 1, "phases": []}
-    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", summary)
+    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", summary, MAX_PIXELS)
     records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=40, image_format="jpeg"))
     return model, export_dir, records
 
 
 def test_both_signatures_predict_what_the_in_memory_model_predicts(exported):
     model, export_dir, records = exported
-    pixels = tf.stack([decode_and_resize(r.image, 32) for r in records])
+    pixels = tf.stack([decode_and_resize(r.image, 32, MAX_PIXELS) for r in records])
     expected = model(pixels, training=False).numpy()
 
     loaded = tf.saved_model.load(export_dir)
@@ -60,7 +63,23 @@ def test_the_model_carries_its_labels_and_training_summary(exported):
     _, export_dir, _ = exported
     with open(f"{export_dir}/assets/labels.txt") as f:
         assert f.read().split() == list(DEFAULT_CLASSES)
-    assert read_summary(export_dir) == {"num_replicas": 1, "phases": []}
+    assert read_summary(export_dir) == {
+        "num_replicas": 1,
+        "phases": [],
+        "max_image_pixels": MAX_PIXELS,
+    }
+
+
+def test_the_serving_signature_refuses_an_image_larger_than_the_bound_from_its_header(exported):
+    _, export_dir, records = exported
+    loaded = tf.saved_model.load(export_dir)
+    # 388 KB would declare 20,000 x 20,000 pixels: 1.2 GB decoded; here a few KB declare 100 M.
+    huge = declared_png(10_000, 10_000)
+    assert len(huge) < 20_000
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image too large: more than "):
+        loaded.signatures[SERVING_IMAGES](**{IMAGES_INPUT: tf.constant([records[0].image, huge])})
+    # The bound is the model's: what tools scoring with it check first.
+    assert max_pixels_of(export_dir) == MAX_PIXELS
 
 
 def test_signature_inputs_are_named_for_clients(exported):
@@ -96,7 +115,7 @@ def test_warmup_requests_replay_real_images_through_both_signatures(exported, tm
         (SERVING_DEFAULT, 1),
         (SERVING_DEFAULT, len(records)),
     ]
-    pixels = tf.stack([decode_and_resize(r.image, 32) for r in records])
+    pixels = tf.stack([decode_and_resize(r.image, 32, MAX_PIXELS) for r in records])
     expected = model(pixels, training=False).numpy()
     loaded = tf.saved_model.load(export_dir)
     for request in requests:
@@ -116,7 +135,7 @@ def test_the_tflite_model_predicts_what_the_saved_model_predicts(exported):
     (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
     served = tf.saved_model.load(export_dir).signatures[SERVING_IMAGES]
     for record in records:
-        pixels = decode_and_resize(record.image, 32)[tf.newaxis].numpy()
+        pixels = decode_and_resize(record.image, 32, MAX_PIXELS)[tf.newaxis].numpy()
         interpreter.set_tensor(given["index"], pixels)
         interpreter.invoke()
         on_device = interpreter.get_tensor(taken["index"])

@@ -24,6 +24,7 @@ from imgclf.trainer.schedule import (
     fine_tuning_rate,
     train_two_phases,
 )
+from quick_training import MAX_PIXELS
 
 FINE_TUNE_LAYERS = 10
 PHASE1_EPOCHS = 5
@@ -31,7 +32,7 @@ PHASE1_EPOCHS = 5
 
 def _input(split: str, per_class: int, batch_size: int = 16) -> Input:
     records = list(generate_split(DEFAULT_CLASSES, split, per_class, size=32))
-    images = tf.stack([decode_and_resize(r.image, 32) for r in records])
+    images = tf.stack([decode_and_resize(r.image, 32, MAX_PIXELS) for r in records])
     labels = tf.constant([r.label for r in records], tf.int64)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
     steps = math.ceil(len(records) / batch_size)

@@ -5,6 +5,7 @@ from imgclf.imagedata.sample import DEFAULT_CLASSES
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
 from imgclf.trainer.warm_start import class_change, start_from
+from quick_training import MAX_PIXELS
 
 CLASSES = list(DEFAULT_CLASSES)
 
@@ -16,7 +17,7 @@ def blessed(tiny_backbone, tmp_path_factory):
     model.set_weights([w + 0.5 for w in model.get_weights()])
     export_dir = str(tmp_path_factory.mktemp("blessed") / "Format-Serving")
     summary = {"class_names": CLASSES, "phases": []}
-    export_model(model, export_dir, CLASSES, tiny_backbone.image_size, "image", summary)
+    export_model(model, export_dir, CLASSES, tiny_backbone.image_size, "image", summary, MAX_PIXELS)
     return export_dir, model.get_weights()
 
 
