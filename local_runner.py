@@ -15,7 +15,7 @@ import sys
 from absl import logging
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from imgclf.pipeline.local_run import RunStopped, starting_run
+from imgclf.pipeline.local_run import RunStopped, ServingHistoryLost, starting_run
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.settings.config import load_config
 from imgclf.trainer.distribution import use_cpu_replicas
@@ -33,6 +33,9 @@ def run() -> int:
     except RunStopped as stop:
         logging.error("%s: %s", config.pipeline_name, stop.args[0])
         return stop.exit_status
+    except ServingHistoryLost as lost:
+        logging.error("%s: %s", config.pipeline_name, lost)
+        return 1
     return 0
 
 

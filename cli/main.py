@@ -272,7 +272,7 @@ def _validate(args: argparse.Namespace) -> int:
     name = load_config().pipeline_name + VALIDATION_SUFFIX
     config = load_config({"pipeline_name": name})
     try:
-        with starting_run(config), _unlogged(DataValidationError):
+        with starting_run(config, pushes=False), _unlogged(DataValidationError):
             BeamDagRunner().run(create_pipeline(config, validate_only=True))
     except DataValidationError as error:
         print(_without_beam_context(error), file=sys.stderr)
@@ -371,6 +371,7 @@ def _run(args: argparse.Namespace) -> int:
     the data's files, the curated schema (written if missing), the base weights.
     """
     from imgclf.imagedata.spans import newest_span
+    from imgclf.pipeline.local_run import check_serving_history
     from imgclf.pipeline.lock import holder
     from imgclf.trainer.model import check_base_weights
 
@@ -382,6 +383,7 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BUSY
+    check_serving_history(config)
     newest_span(config.data)
     if not os.path.exists(config.data.schema_path):
         print(
@@ -501,7 +503,7 @@ def _retrain(args: argparse.Namespace) -> int:
     from imgclf.components.data_gate import DataValidationError
     from imgclf.components.pusher import versions
     from imgclf.imagedata.spans import newest_span
-    from imgclf.pipeline.local_run import RunStopped, starting_run
+    from imgclf.pipeline.local_run import RunStopped, ServingHistoryLost, starting_run
     from imgclf.pipeline.lock import PipelineBusyError
     from imgclf.pipeline.pipeline import create_pipeline
     from imgclf.pipeline.retrain import scheduled, serving_words, summarize
@@ -538,6 +540,10 @@ def _retrain(args: argparse.Namespace) -> int:
         print(f"imgclf retrain: {damaged}", file=sys.stderr)
         serving = serving_words(versions(config.serving_model_dir))
         print(f"span {span}: FAILED: the ML Metadata store is damaged; nothing pushed; {serving}")
+        return 1
+    except ServingHistoryLost as lost:
+        print(f"imgclf retrain: {lost}", file=sys.stderr)
+        print(f"span {span}: FAILED: the serving folder lost its versions; nothing run")
         return 1
     except RunStopped as stopped:
         stop = stopped

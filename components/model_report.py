@@ -91,7 +91,7 @@ def render_comparison(
 ) -> str:
     lines = ["Candidate model " + ("vs. the last blessed model" if has_baseline else "evaluation")]
     if not has_baseline:
-        lines.append("  No blessed model before this one: only the absolute bounds applied.")
+        lines.append("  No served model of these classes: only the absolute bounds applied.")
     lines.append(f"  {'metric':34} {'candidate':>10} {'baseline':>10} {'change':>8}")
     for name, value, baseline in rows:
         cells = [_number(name, value)]

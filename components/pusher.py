@@ -29,6 +29,7 @@ from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
 from imgclf.settings.config import is_remote
 from imgclf.settings.names import (
     BLESSED_PROPERTY,
+    NOT_PUSHED_PROPERTY,
     PUSHED_DESTINATION_PROPERTY,
     PUSHED_PROPERTY,
     PUSHED_VERSION_PROPERTY,
@@ -36,6 +37,7 @@ from imgclf.settings.names import (
     key_figure,
 )
 from imgclf.trainer.export import EXTRA_ASSETS_DIR, read_summary
+from imgclf.trainer.warm_start import class_change
 
 # Where TFX's Trainer puts the serving model inside its Model artifact.
 FORMAT_SERVING = "Format-Serving"
@@ -200,6 +202,23 @@ def copy_tree(
         tf.io.gfile.copy(source_file, target, overwrite=True)
 
 
+def contract_change(model_dir: str, serving_model_dir: str) -> str | None:
+    """How the model's classes differ from the newest served version's, or None.
+
+    The classes are the serving contract: a client reads `class_ids` by the names it
+    knows. A served version that records no classes (pushed by hand) binds nothing.
+    """
+    served = versions(serving_model_dir)
+    if not served:
+        return None
+    provenance = read_provenance(os.path.join(serving_model_dir, str(served[-1])))
+    classes = read_summary(model_dir)["class_names"]
+    if provenance is None or provenance["class_names"] == classes:
+        return None
+    change = class_change(provenance["class_names"], classes)
+    return f"its classes differ from served version {served[-1]}'s ({change})"
+
+
 def read_provenance(version_dir: str) -> dict | None:
     """What a pushed version records about itself; None for a version pushed without it."""
     path = os.path.join(version_dir, PROVENANCE_FILE)
@@ -233,12 +252,14 @@ def VersionedPusher(
     image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
     pushed_model: tfx.dsl.components.OutputArtifact[standard_artifacts.PushedModel],
     serving_model_dir: tfx.dsl.components.Parameter[str],
+    allow_class_change: tfx.dsl.components.Parameter[int],
     infra_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.InfraBlessing] = None,
 ) -> None:
-    """Pushes the model if the Evaluator blessed it and it passed the serving check, if any;
-    records what it did either way.
+    """Pushes the model if the Evaluator blessed it and it passed the serving check, if any,
+    and it keeps the served version's classes; records what it did either way.
 
     `statistics` and `image_report`: the profile of the data the model was trained on.
+    `allow_class_change`: 1 to push a model of other classes under the same model name.
     `infra_blessing`: the serving check's (or TFX's InfraValidator's) verdict.
     """
     refused = [
@@ -254,6 +275,19 @@ def VersionedPusher(
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         return
     model_dir = os.path.join(model.uri, FORMAT_SERVING)
+    broken = None if allow_class_change else contract_change(model_dir, serving_model_dir)
+    if broken:
+        logging.warning(
+            "Not pushed: %s. Clients of %s read its answers by the served classes' names: set "
+            "serving.allow_class_change to push it there anyway, or serve it under another "
+            "model_name.",
+            broken,
+            serving_model_dir,
+        )
+        logging.info(key_figure(PUSHER, f"nothing pushed: {broken}"))
+        pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
+        pushed_model.set_string_custom_property(NOT_PUSHED_PROPERTY, broken)
+        return
     # A rerun with nothing new blesses the model it pushed before: serve it, do not copy it.
     already = latest_is(model_dir, serving_model_dir)
     if already is not None:

@@ -11,6 +11,11 @@ what an earlier run left behind from what a running one is doing:
   again, so the new runs would write into the old runs' folders. The old
   outputs are moved aside first, and nothing is overwritten in place.
 
+And one thing it does not mend: a serving folder that lost its versions while
+ML Metadata records pushes there (deleted, or a share mounted empty). What is
+served is what a run builds on and is judged against: the run does not start
+(ServingHistoryLost) unless serving.allow_empty_serving_folder says to start anew.
+
 While it runs, SIGTERM (how Kubernetes, systemd and most schedulers stop work)
 and SIGINT (Ctrl-C) stop it cleanly: `RunStopped` is raised in the main
 thread, where the components run, so what they started is stopped on the way
@@ -33,8 +38,9 @@ from contextlib import contextmanager
 
 from absl import logging
 
+from imgclf.components.pusher import versions
 from imgclf.pipeline.lock import exclusive
-from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs
+from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs, pushed_destinations
 from imgclf.settings.config import PipelineConfig, is_remote
 
 SET_ASIDE_SUFFIX = ".before-"
@@ -66,9 +72,31 @@ class RunStopped(BaseException):
         return 128 + self.args[1]
 
 
+class ServingHistoryLost(ValueError):
+    """ML Metadata records pushes to the serving folder, which holds no version now."""
+
+
+def check_serving_history(config: PipelineConfig) -> None:
+    if config.serving.allow_empty_serving_folder or versions(config.serving_model_dir):
+        return
+    pushed = pushed_destinations(config.metadata_path, config.serving_model_dir)
+    if pushed:
+        raise ServingHistoryLost(
+            f"ML Metadata records {len(pushed)} push(es) to {config.serving_model_dir} (the "
+            f"last: {pushed[-1]}), but it holds no version now: deleted, or a share mounted "
+            "empty? Nothing was run. Restore it, or set serving.allow_empty_serving_folder to "
+            "serve anew from version 1."
+        )
+
+
 @contextmanager
-def starting_run(config: PipelineConfig, wait: bool = False) -> Iterator[list[str]]:
-    """Holds the lock for one run; yields a line for each leftover it mended."""
+def starting_run(
+    config: PipelineConfig, wait: bool = False, pushes: bool = True
+) -> Iterator[list[str]]:
+    """Holds the lock for one run; yields a line for each leftover it mended.
+
+    A run that `pushes` does not start when the serving folder lost its history.
+    """
     with exclusive(config, wait) as killed, _stopped_by_signals():
         mended = []
         if killed:
@@ -84,6 +112,8 @@ def starting_run(config: PipelineConfig, wait: bool = False) -> Iterator[list[st
             )
         for line in mended:
             logging.warning("%s: %s", config.pipeline_name, line)
+        if pushes:
+            check_serving_history(config)
         started_ms = int(time.time() * 1000)
         try:
             yield mended

@@ -39,6 +39,7 @@ class RunOutcome:
     failures: list[str] = field(default_factory=list)
     pushed_to: str | None = None
     already_served: int | None = None  # blessed, but that version already is this model
+    not_pushed_because: str | None = None  # blessed, but the Pusher refused it: why
     training: dict | None = None
     data_rejected: str | None = None  # the image validation report, when the gate failed
     report_dir: str | None = None  # the ModelReport: comparison and most wrong predictions
@@ -70,7 +71,7 @@ class RunOutcome:
             balanced = sum(self.recall_by_class.values()) / len(self.recall_by_class)
             lines.append(f"  Recall by class: {recalls}; balanced accuracy {balanced:.3f}")
         if self.baseline_accuracy is None:
-            lines.append("  No blessed model before this one: only the absolute bound applied.")
+            lines.append("  No served model of these classes: only the absolute bound applied.")
         else:
             lines.append(f"  Last blessed model: accuracy {self.baseline_accuracy:.3f}")
         lines.append(f"  Blessed: {'yes' if self.blessed else 'no'}")
@@ -85,6 +86,11 @@ class RunOutcome:
             lines.append("  Not pushed: it failed the serving check.")
         elif self.already_served is not None:
             lines.append(f"  Not pushed: version {self.already_served} already is this model.")
+        elif self.not_pushed_because:
+            lines.append(
+                f"  Not pushed: {self.not_pushed_because}; serving.allow_class_change would "
+                "push it under the same model name."
+            )
         else:
             lines.append("  Not pushed.")
         if self.report_dir:
@@ -229,6 +235,8 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
         outcome.pushed_to = str(pushed.properties[names.PUSHED_DESTINATION_PROPERTY])
     elif pushed is not None and names.PUSHED_VERSION_PROPERTY in pushed.properties:
         outcome.already_served = int(pushed.properties[names.PUSHED_VERSION_PROPERTY])
+    elif pushed is not None and names.NOT_PUSHED_PROPERTY in pushed.properties:
+        outcome.not_pushed_because = str(pushed.properties[names.NOT_PUSHED_PROPERTY])
     return outcome
 
 

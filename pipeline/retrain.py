@@ -121,6 +121,8 @@ class Summary:
             return f"nothing pushed: the serving check failed ({check['reason'].splitlines()[0]})"
         if self.outcome.already_served is not None:
             return f"nothing pushed: version {self.outcome.already_served} already is this model"
+        if self.outcome.not_pushed_because:
+            return f"nothing pushed: {self.outcome.not_pushed_because}"
         return "nothing pushed"
 
     def _serving(self) -> str:

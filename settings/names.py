@@ -54,6 +54,7 @@ BLESSED_PROPERTY = "blessed"  # ModelBlessing, ModelReport: 1 or 0
 PUSHED_PROPERTY = "pushed"  # PushedModel: 1 when this run wrote a new version
 PUSHED_VERSION_PROPERTY = "pushed_version"  # PushedModel: the version pushed or already served
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+NOT_PUSHED_PROPERTY = "not_pushed_because"  # PushedModel: why a blessed model was not pushed
 
 # Execution properties that carry a served version number (NO_VERSION: none).
 WARM_START_VERSION = "warm_start_version"

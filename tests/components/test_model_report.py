@@ -56,7 +56,7 @@ def test_a_held_back_model_s_comparison_names_the_deciding_threshold():
 
 def test_without_a_baseline_only_the_absolute_bounds_applied():
     text = render_comparison(metric_rows(_metrics(0.8), None, CLASSES), False, True, [])
-    assert "No blessed model before this one: only the absolute bounds applied." in text
+    assert "No served model of these classes: only the absolute bounds applied." in text
     assert text.endswith("Blessed: yes, every threshold was met.")
 
 

@@ -1,6 +1,7 @@
 """The serving check loads a model in a process of its own and replays its warmup requests;
-the Pusher pushes only a model that passed."""
+the Pusher pushes only a model that passed, and keeps the served classes."""
 
+import json
 import logging
 import os
 import shutil
@@ -8,7 +9,8 @@ import shutil
 import pytest
 from tfx.types import standard_artifacts
 
-from imgclf.components.pusher import FORMAT_SERVING, VersionedPusher, versions
+from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
+from imgclf.components.pusher import FORMAT_SERVING, PROVENANCE_FILE, VersionedPusher, versions
 from imgclf.components.serving_check import (
     BLESSED_FILE,
     NOT_BLESSED_FILE,
@@ -18,7 +20,13 @@ from imgclf.components.serving_check import (
 )
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
-from imgclf.settings.names import BLESSED_PROPERTY, PUSHED_PROPERTY, PUSHER, key_figure
+from imgclf.settings.names import (
+    BLESSED_PROPERTY,
+    NOT_PUSHED_PROPERTY,
+    PUSHED_PROPERTY,
+    PUSHER,
+    key_figure,
+)
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
 from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
@@ -33,7 +41,8 @@ def model_artifact(tiny_backbone, tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer_model")
     export_dir = str(root / FORMAT_SERVING)
     model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
-    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", {"phases": []}, MAX_PIXELS)
+    summary = {"phases": [], "class_names": list(DEFAULT_CLASSES)}
+    export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", summary, MAX_PIXELS)
     records = generate_split(DEFAULT_CLASSES, "eval", 1, size=40, image_format="jpeg")
     examples = [to_example(r).SerializeToString() for r in list(records)[:3]]
     write_warmup_requests(export_dir, warmup_requests(examples, "image"))
@@ -108,7 +117,64 @@ def test_the_pusher_pushes_nothing_that_failed_the_serving_check(model_artifact,
             image_report=None,
             pushed_model=pushed,
             serving_model_dir=str(serving),
+            allow_class_change=0,
         )
     assert pushed.get_int_custom_property(PUSHED_PROPERTY) == 0
     assert versions(str(serving)) == []
     assert key_figure(PUSHER, "nothing pushed: it failed the serving check") in caplog.text
+
+
+def _served_with_classes(serving, class_names) -> None:
+    """Version 1 of a model of `class_names`, as the Pusher records it."""
+    version = serving / "1"
+    (version / "assets.extra").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"served")
+    (version / PROVENANCE_FILE).write_text(json.dumps({"span": 1, "class_names": class_names}))
+
+
+def _push(model, tmp_path, serving, allow_class_change: int):
+    blessed = _artifact(standard_artifacts.ModelBlessing, str(tmp_path / "evaluation"))
+    blessed.set_int_custom_property(BLESSED_PROPERTY, 1)
+    statistics = _artifact(standard_artifacts.ExampleStatistics, str(tmp_path / "statistics"))
+    (tmp_path / "statistics" / "Split-train").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "statistics" / "Split-train" / "FeatureStats.pb").write_bytes(b"")
+    report = _artifact(ImageValidationReport, str(tmp_path / "report"))
+    (tmp_path / "report").mkdir(exist_ok=True)
+    (tmp_path / "report" / REPORT_JSON).write_text("{}")
+    pushed = _artifact(standard_artifacts.PushedModel, str(tmp_path / "pushed"))
+    model.set_int_custom_property("span", 2)  # as the Trainer's model of span 2 carries it
+    VersionedPusher.test_call(
+        model=model,
+        model_blessing=blessed,
+        statistics=statistics,
+        image_report=report,
+        pushed_model=pushed,
+        serving_model_dir=str(serving),
+        allow_class_change=allow_class_change,
+    )
+    return pushed
+
+
+@pytest.mark.parametrize(
+    "served, difference",
+    [
+        (["circle", "square", "triangle"], "added plus"),
+        (["circle", "square", "triangle", "plus", "ring"], "removed ring"),
+        (["square", "circle", "triangle", "plus"], "the same classes in another order"),
+    ],
+)
+def test_a_model_of_other_classes_is_not_pushed_over_the_served_one_unless_allowed(
+    served, difference, model_artifact, tmp_path
+):
+    assert list(DEFAULT_CLASSES) == ["circle", "square", "triangle", "plus"]
+    serving = tmp_path / "serving"
+    _served_with_classes(serving, served)
+    refused = _push(model_artifact, tmp_path, serving, allow_class_change=0)
+    assert refused.get_int_custom_property(PUSHED_PROPERTY) == 0
+    assert refused.get_string_custom_property(NOT_PUSHED_PROPERTY) == (
+        f"its classes differ from served version 1's ({difference})"
+    )
+    assert versions(str(serving)) == [1]
+    allowed = _push(model_artifact, tmp_path, serving, allow_class_change=1)
+    assert allowed.get_int_custom_property(PUSHED_PROPERTY) == 1
+    assert versions(str(serving)) == [1, 2]

@@ -12,11 +12,17 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX, set_aside_orphaned_outputs, starting_run
+from imgclf.pipeline.local_run import (
+    SET_ASIDE_SUFFIX,
+    ServingHistoryLost,
+    set_aside_orphaned_outputs,
+    starting_run,
+)
 from imgclf.pipeline.lock import holder, lock_path
 from imgclf.pipeline.report import outcome_of
-from imgclf.pipeline.runs import KILLED, NODE, PIPELINE_RUN, list_runs
+from imgclf.pipeline.runs import KILLED, NODE, PIPELINE_RUN, PUSHED_MODEL, list_runs
 from imgclf.settings.config import load_config
+from imgclf.settings.names import PUSHED_DESTINATION_PROPERTY, PUSHED_PROPERTY
 
 
 def _config(tmp_path, **settings):
@@ -190,3 +196,43 @@ def test_a_stop_signal_stops_the_serving_probe_marks_the_run_and_releases_the_lo
     assert "KILLED" not in described
     with starting_run(config) as mended:
         assert mended == []  # nothing left to mend
+
+
+def _store_recording_pushes(config, *versions: int) -> None:
+    """An ML Metadata store that records a push of each version, as the Pusher does."""
+    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = config.metadata_path
+    store = metadata_store.MetadataStore(connection)
+    kind = store.put_artifact_type(metadata_store_pb2.ArtifactType(name=PUSHED_MODEL))
+    pushes = []
+    for version in versions:
+        push = metadata_store_pb2.Artifact(type_id=kind, uri=f"/pusher/{version}")
+        push.custom_properties[PUSHED_PROPERTY].int_value = 1
+        push.custom_properties[PUSHED_DESTINATION_PROPERTY].string_value = os.path.join(
+            config.serving_model_dir, str(version)
+        )
+        pushes.append(push)
+    store.put_artifacts(pushes)
+
+
+def test_a_serving_folder_that_lost_its_versions_stops_the_run_unless_allowed(tmp_path):
+    config = _config(tmp_path)
+    _store_recording_pushes(config, 1, 2)
+    os.makedirs(config.serving_model_dir)  # a share mounted empty
+    with pytest.raises(ServingHistoryLost) as lost, starting_run(config):
+        pytest.fail("the run started")
+    assert str(lost.value).startswith(
+        f"ML Metadata records 2 push(es) to {config.serving_model_dir} (the last: "
+        f"{config.serving_model_dir}/2), but it holds no version now"
+    )
+    assert holder(config) is None
+    with starting_run(config, pushes=False):  # validation pushes nothing: it may run
+        pass
+    allowed = _config(tmp_path, **{"serving.allow_empty_serving_folder": True})
+    with starting_run(allowed):
+        pass
+    (Path(config.serving_model_dir) / "2").mkdir()
+    (Path(config.serving_model_dir) / "2" / "saved_model.pb").touch()
+    with starting_run(config):  # a version is served: nothing was lost
+        pass

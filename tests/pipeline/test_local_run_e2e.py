@@ -371,7 +371,7 @@ def test_the_comparison_report_of_a_held_back_model_says_which_threshold_decided
 
 def test_the_first_comparison_says_only_the_absolute_bounds_applied(runs):
     text = (_model_report(runs["first"]) / COMPARISON_TEXT).read_text()
-    assert "No blessed model before this one: only the absolute bounds applied." in text
+    assert "No served model of these classes: only the absolute bounds applied." in text
     assert "Blessed: yes, every threshold was met." in text
     report = json.loads((_model_report(runs["first"]) / COMPARISON_JSON).read_text())
     matrix = report["confusion_matrix"]["counts"]

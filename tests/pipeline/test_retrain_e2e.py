@@ -17,7 +17,9 @@ One sequence of runs, shared by the tests:
    span 3 again and still judges it against the served version 2, not blessed;
 7. span 4 brings a new class, into a serving folder where others left a file,
    a folder that is no version, and a dead push's staging folder: a cold start
-   that says why, judged alone; the staging folder is cleared;
+   that says why, judged alone, and not pushed over version 2, whose clients
+   know three classes; run again with serving.allow_class_change, only the
+   Pusher runs, and a push clears the staging folder;
 8. while one retrain holds the lock, another refuses and a third waits.
 """
 
@@ -204,6 +206,7 @@ def retrains(backbone_weights, tmp_path_factory):
     (leftover / "variables").mkdir(parents=True)
     results["leftover"] = leftover
     results["span4"] = _retrain(settings)
+    results["span4_allowed"] = _retrain({**settings, "serving.allow_class_change": True})
     for name in ("span1_push_fails", "span1", "span2", "span3", "no_new_span", "lost_store"):
         print(f"imgclf retrain, {name}: {results[name]['seconds']:.1f} s")  # for the record (-s)
     return results
@@ -367,10 +370,25 @@ def test_a_new_class_starts_cold_and_says_why(retrains):
     assert "Cold start from the pretrained base: the classes changed" in fourth["line"]
 
 
+def test_a_model_of_new_classes_is_not_pushed_over_the_served_one_unless_allowed(retrains):
+    fourth = retrains["span4"]
+    assert fourth["status"] == 0
+    if fourth["outcome"].blessed:
+        assert fourth["line"].endswith(
+            f"; nothing pushed: its classes differ from served version 2's (added {NEW_CLASS}); "
+            "serving version 2"
+        )
+    allowed = retrains["span4_allowed"]
+    assert allowed["run"].nodes["Trainer"].state == "CACHED"
+    assert allowed["run"].nodes["Pusher"].state == "COMPLETE"
+    if fourth["outcome"].blessed:
+        assert allowed["line"].endswith("; pushed version 3; serving version 3")
+
+
 def test_what_others_left_in_the_serving_folder_is_ignored_and_a_dead_push_cleared(retrains):
     serving = Path(retrains["config"].serving_model_dir)
     blessed = retrains["span4"]["outcome"].blessed
-    assert retrains["span4"]["status"] == 0
+    assert retrains["span4_allowed"]["status"] == 0
     assert versions(str(serving)) == ([1, 2, 3] if blessed else [1, 2])
     assert (serving / "README").exists() and (serving / "\u00b2").is_dir()
     assert retrains["leftover"].exists() == (not blessed)  # a push clears it
