@@ -279,7 +279,7 @@ def VersionedPusher(
     if broken:
         logging.warning(
             "Not pushed: %s. Clients of %s read its answers by the served classes' names: set "
-            "serving.allow_class_change to push it there anyway, or serve it under another "
+            "evaluation.allow_class_change to push it there anyway, or serve it under another "
             "model_name.",
             broken,
             serving_model_dir,

@@ -14,7 +14,7 @@ what an earlier run left behind from what a running one is doing:
 And one thing it does not mend: a serving folder that lost its versions while
 ML Metadata records pushes there (deleted, or a share mounted empty). What is
 served is what a run builds on and is judged against: the run does not start
-(ServingHistoryLost) unless serving.allow_empty_serving_folder says to start anew.
+(ServingHistoryLost) unless evaluation.allow_empty_serving_folder says to start anew.
 
 While it runs, SIGTERM (how Kubernetes, systemd and most schedulers stop work)
 and SIGINT (Ctrl-C) stop it cleanly: `RunStopped` is raised in the main
@@ -77,14 +77,14 @@ class ServingHistoryLost(ValueError):
 
 
 def check_serving_history(config: PipelineConfig) -> None:
-    if config.serving.allow_empty_serving_folder or versions(config.serving_model_dir):
+    if config.evaluation.allow_empty_serving_folder or versions(config.serving_model_dir):
         return
     pushed = pushed_destinations(config.metadata_path, config.serving_model_dir)
     if pushed:
         raise ServingHistoryLost(
             f"ML Metadata records {len(pushed)} push(es) to {config.serving_model_dir} (the "
             f"last: {pushed[-1]}), but it holds no version now: deleted, or a share mounted "
-            "empty? Nothing was run. Restore it, or set serving.allow_empty_serving_folder to "
+            "empty? Nothing was run. Restore it, or set evaluation.allow_empty_serving_folder to "
             "serve anew from version 1."
         )
 

@@ -278,7 +278,7 @@ def _model_components(
         statistics=data.statistics,
         image_report=data.image_report,
         serving_model_dir=config.serving_model_dir,
-        allow_class_change=int(config.serving.allow_class_change),
+        allow_class_change=int(config.evaluation.allow_class_change),
     ).with_id(names.PUSHER)
     checks = [serving_check] if serving_check else []
     tuners = [tuner] if tuner else []

@@ -88,7 +88,7 @@ class RunOutcome:
             lines.append(f"  Not pushed: version {self.already_served} already is this model.")
         elif self.not_pushed_because:
             lines.append(
-                f"  Not pushed: {self.not_pushed_because}; serving.allow_class_change would "
+                f"  Not pushed: {self.not_pushed_because}; evaluation.allow_class_change would "
                 "push it under the same model name."
             )
         else:

@@ -394,6 +394,18 @@ class ValidationConfig(_Section):
 class EvaluationConfig(_Section):
     """What a new model must reach before it is blessed and pushed."""
 
+    allow_empty_serving_folder: bool = Field(
+        False,
+        description="Run although ML Metadata records pushes to the serving folder and it holds "
+        "no version now (deleted, or a share mounted empty): serving starts anew from version 1. "
+        "Off, the run does not start, and says so.",
+    )
+    allow_class_change: bool = Field(
+        False,
+        description="Push a model whose classes (names, order or number) differ from the newest "
+        "served version's under the same model name. Off, it is not pushed and the report says "
+        "what differs: every client would read its answers with the old class names.",
+    )
     min_accuracy: float = Field(0.5, ge=0.0, le=1.0)
     min_class_recall: float = Field(
         0.1,
@@ -429,18 +441,6 @@ class ServingConfig(_Section):
         le=1000,
         description="Validation images in the warmup requests each model ships "
         "(assets.extra/tf_serving_warmup_requests); 0 for none.",
-    )
-    allow_empty_serving_folder: bool = Field(
-        False,
-        description="Run although ML Metadata records pushes to the serving folder and it holds "
-        "no version now (deleted, or a share mounted empty): serving starts anew from version 1. "
-        "Off, the run does not start, and says so.",
-    )
-    allow_class_change: bool = Field(
-        False,
-        description="Push a model whose classes (names, order or number) differ from the newest "
-        "served version's under the same model name. Off, it is not pushed and the report says "
-        "what differs: every client would read its answers with the old class names.",
     )
     tflite: bool = Field(
         False, description="Also export tflite/model.tflite with tflite/labels.txt in each version."

@@ -229,7 +229,7 @@ def test_a_serving_folder_that_lost_its_versions_stops_the_run_unless_allowed(tm
     assert holder(config) is None
     with starting_run(config, pushes=False):  # validation pushes nothing: it may run
         pass
-    allowed = _config(tmp_path, **{"serving.allow_empty_serving_folder": True})
+    allowed = _config(tmp_path, **{"evaluation.allow_empty_serving_folder": True})
     with starting_run(allowed):
         pass
     (Path(config.serving_model_dir) / "2").mkdir()

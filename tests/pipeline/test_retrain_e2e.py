@@ -18,7 +18,7 @@ One sequence of runs, shared by the tests:
 7. span 4 brings a new class, into a serving folder where others left a file,
    a folder that is no version, and a dead push's staging folder: a cold start
    that says why, judged alone, and not pushed over version 2, whose clients
-   know three classes; run again with serving.allow_class_change, only the
+   know three classes; run again with evaluation.allow_class_change, only the
    Pusher runs, and a push clears the staging folder;
 8. while one retrain holds the lock, another refuses and a third waits.
 """
@@ -206,7 +206,7 @@ def retrains(backbone_weights, tmp_path_factory):
     (leftover / "variables").mkdir(parents=True)
     results["leftover"] = leftover
     results["span4"] = _retrain(settings)
-    results["span4_allowed"] = _retrain({**settings, "serving.allow_class_change": True})
+    results["span4_allowed"] = _retrain({**settings, "evaluation.allow_class_change": True})
     for name in ("span1_push_fails", "span1", "span2", "span3", "no_new_span", "lost_store"):
         print(f"imgclf retrain, {name}: {results[name]['seconds']:.1f} s")  # for the record (-s)
     return results
