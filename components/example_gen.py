@@ -132,11 +132,17 @@ class SpanDriver(FileBasedDriver):
 
 
 def resolve_input(
-    input_base: str, templates: example_gen_pb2.Input, span: int | None, rolling_spans: int
+    input_base: str,
+    templates: example_gen_pb2.Input,
+    span: int | None,
+    rolling_spans: int,
+    marker: str = "",
 ) -> dict[str, Any]:
-    """What a driver resolves: the filled input config, the spans and the data's fingerprint."""
-    newest = find_span(input_base, list(templates.splits), span)
-    spans = window(input_base, templates.splits, newest.number, rolling_spans)
+    """What a driver resolves: the filled input config, the spans and the data's fingerprint.
+
+    With a `marker`, only spans whose folder holds it (imagedata/spans.py)."""
+    newest = find_span(input_base, list(templates.splits), span, marker)
+    spans = window(input_base, templates.splits, newest.number, rolling_spans, marker)
     if newest.number not in [found.number for found in spans]:
         raise NoSpanError(f"Span {newest.number} vanished from {input_base} while being read.")
     logging.info("Reading span(s) %s of %s.", [found.number for found in spans], input_base)

@@ -22,10 +22,12 @@ def SpanResolver(
     patterns: tfx.dsl.components.Parameter[str],
     backfill_span: tfx.dsl.components.Parameter[int],
     rolling_spans: tfx.dsl.components.Parameter[int],
+    span_complete_marker: tfx.dsl.components.Parameter[str],
 ) -> tfx.dsl.components.OutputDict(input_config=str, span=int, spans=str, input_fingerprint=str):
     """`patterns`: the input config, its split patterns with {SPAN}.
 
     `backfill_span`: the span to read, or NEWEST_SPAN.
+    `span_complete_marker`: a span is read once its folder holds this file ('': always).
     """
     templates = example_gen_pb2.Input()
     proto_utils.json_to_proto(patterns, templates)
@@ -34,4 +36,5 @@ def SpanResolver(
         templates,
         None if backfill_span == NEWEST_SPAN else backfill_span,
         rolling_spans,
+        span_complete_marker,
     )

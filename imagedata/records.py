@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SPAN_FOLDER
+from imgclf.settings.names import (
+    ID_KEY,
+    IMAGE_KEY,
+    LABEL_KEY,
+    LABELS_FILENAME,
+    SPAN_COMPLETE_MARKER,
+    SPAN_FOLDER,
+)
 
 # Written last into every dataset folder this module writes: the files it wrote, one a line.
 # Only a folder with it may be replaced, and only those files.
@@ -226,7 +233,8 @@ def write_span(
     num_shards: int,
     overwrite: bool = False,
 ) -> tuple[dict[str, int], list[str]]:
-    """Writes `<root>/span-<span>/` and updates `<root>/labels.txt`.
+    """Writes `<root>/span-<span>/` and updates `<root>/labels.txt`; then, last, the span's
+    completeness marker (`_SUCCESS`), so that no run takes the span before it is whole.
 
     Returns the records written per split and the classes this span added.
     """
@@ -234,12 +242,17 @@ def write_span(
         raise ValueError(f"A span number is 0 or more, got {span}.")
     known = known_classes(root)
     merged = merge_classes(known, class_names)
+    marker = os.path.join(span_dir(root, span), SPAN_COMPLETE_MARKER)
+    if overwrite and os.path.exists(marker):
+        os.remove(marker)  # the span is being rewritten: incomplete until the end
     counts = write_dataset(span_dir(root, span), class_names, splits, num_shards, overwrite)
     if merged != known:
         partial = os.path.join(root, f".{LABELS_FILENAME}.partial")
         with open(partial, "w") as f:
             f.writelines(f"{name}\n" for name in merged)
         os.replace(partial, os.path.join(root, LABELS_FILENAME))
+    with open(marker, "w"):
+        pass
     return counts, merged[len(known) :] if known else []
 
 

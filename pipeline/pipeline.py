@@ -136,11 +136,14 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
             patterns=proto_utils.proto_to_json(input_config),
             backfill_span=parameters[names.SPAN_PARAMETER],
             rolling_spans=data.rolling_spans,
+            span_complete_marker=data.span_complete_marker,
         ).with_id(names.SPAN_RESOLVER)
     example_gen = import_example_gen(
         input_base=input_base,
         input_config=input_config,
-        span=data.span,
+        # Locally the span is found now, complete spans only (TFX's driver would take the
+        # newest that matches); on Kubeflow the SpanResolver finds it at run time.
+        span=newest_span(data).number if data.has_spans and not parameters else data.span,
         rolling_spans=data.rolling_spans,
         resolved=span_resolver,
     )

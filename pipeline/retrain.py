@@ -84,8 +84,8 @@ class Summary:
             where = f" in {', '.join(self.broken)}" if self.broken else ""
             return f"{head}{self.stopped}{where}; {tail}"
         if self.outcome.data_rejected:
-            first = self.outcome.data_rejected.splitlines()[0]
-            return f"{head}data rejected ({first}); nothing trained; {tail}"
+            why = rejection_reason(self.outcome.data_rejected)
+            return f"{head}data rejected ({why}); nothing trained; {tail}"
         if self.broken or self.error:
             where = f" in {', '.join(self.broken)}" if self.broken else ""
             why = f": {self.error}" if self.error else ""
@@ -127,6 +127,18 @@ class Summary:
 
     def _serving(self) -> str:
         return serving_words(self.served_after)
+
+
+def rejection_reason(report: str) -> str:
+    """The first reason the gate gives (a schema anomaly, or the image validation's first
+    failure), not only its verdict."""
+    lines = report.splitlines()
+    failures = [
+        line.strip().removeprefix("FAIL: ") for line in lines if line.startswith("  FAIL: ")
+    ]
+    if lines[0].startswith("Image validation") and failures:
+        return f"{lines[0]}: {failures[0]}"
+    return lines[0]
 
 
 def serving_words(served: list[int]) -> str:

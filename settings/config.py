@@ -40,7 +40,14 @@ from pydantic_settings import (
 )
 
 from imgclf.settings.architectures import ARCHITECTURES
-from imgclf.settings.names import IMAGE_KEY, LABEL_KEY, LABELS_FILENAME, SCHEMA_FILENAME, SPAN_SPEC
+from imgclf.settings.names import (
+    IMAGE_KEY,
+    LABEL_KEY,
+    LABELS_FILENAME,
+    SCHEMA_FILENAME,
+    SPAN_COMPLETE_MARKER,
+    SPAN_SPEC,
+)
 
 ENV_PREFIX = "IMGCLF_"
 ENV_NESTED_DELIMITER = "__"
@@ -88,6 +95,14 @@ class _Section(BaseModel):
         return _empty_means_none(cls, values)
 
 
+def span_folder_pattern(pattern: str) -> str | None:
+    """The pattern's folders up to the one named with {SPAN} ('span-{SPAN}'), or None when
+    {SPAN} is only in a file name."""
+    parts = pattern.split("/")
+    named = [index for index, part in enumerate(parts[:-1]) if SPAN_SPEC in part]
+    return "/".join(parts[: named[0] + 1]) if named else None
+
+
 class DataConfig(_Section):
     """Where the labelled images are and how their records are laid out."""
 
@@ -122,6 +137,12 @@ class DataConfig(_Section):
     rolling_spans: int = Field(
         1, ge=1, description="Train and evaluate on the newest N spans, up to `span` if set."
     )
+    span_complete_marker: str = Field(
+        SPAN_COMPLETE_MARKER,
+        description="A span is taken only once its folder (the one the patterns name with "
+        "{SPAN}) holds this file, which its writer puts there last; imgclf's writers do. "
+        "Empty: every span that matches the patterns is taken.",
+    )
 
     @field_validator("root")
     @classmethod
@@ -137,6 +158,16 @@ class DataConfig(_Section):
             raise ValueError(
                 f"train_pattern, eval_pattern and validation_pattern must all hold {SPAN_SPEC} "
                 f"or none (got {given})"
+            )
+        if (
+            self.has_spans
+            and self.span_complete_marker
+            and not span_folder_pattern(self.train_pattern)
+        ):
+            raise ValueError(
+                f"span_complete_marker: {SPAN_SPEC} must name a folder of the patterns (e.g. "
+                f"'span-{SPAN_SPEC}/train/*'), where the marker is looked for; or set it to '' "
+                "to take spans without a marker"
             )
         if not self.has_spans and (self.span is not None or self.rolling_spans > 1):
             raise ValueError(

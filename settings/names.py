@@ -20,6 +20,9 @@ EVAL_SPLIT = "eval"
 SPAN_FOLDER = "span-{span}"
 # TFX's placeholder for the span number in an input pattern.
 SPAN_SPEC = "{SPAN}"
+# What a span's writer puts in its folder last (Hadoop's and Spark's convention): until
+# it is there, the span may still be arriving.
+SPAN_COMPLETE_MARKER = "_SUCCESS"
 
 # Node ids: the pipeline gives each component one of these; reports and runs look them up.
 EXAMPLE_GEN = "ImportExampleGen"

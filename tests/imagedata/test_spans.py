@@ -1,5 +1,9 @@
+import shutil
+from pathlib import Path
+
 import pytest
 
+from imgclf.imagedata.sample import write_sample_span
 from imgclf.imagedata.spans import (
     NoSpanError,
     find_span,
@@ -55,3 +59,48 @@ def test_a_split_whose_pattern_matches_no_file_is_named(tmp_path):
     data = DataConfig(root=str(tmp_path))
     with pytest.raises(NoSpanError, match=f"No files match {tmp_path}/eval/\\*, the eval split"):
         newest_span(data)
+
+
+def _arriving(root, span: int, splits=("train",)) -> None:
+    """A span still being copied in: some of its shards, no completeness marker yet."""
+    source = Path(root) / "span-1"
+    for split in splits:
+        shutil.copytree(source / split, Path(root) / f"span-{span}" / split)
+
+
+def test_a_span_still_arriving_is_skipped_with_a_warning_until_its_marker(tmp_path, caplog):
+    root = tmp_path / "data"
+    write_sample_span(str(root), 1, train_per_class=1, eval_per_class=1)
+    assert (root / "span-1" / "_SUCCESS").exists()  # imgclf's writers put it last
+    data = DataConfig(
+        root=str(root), train_pattern="span-{SPAN}/train/*", eval_pattern="span-{SPAN}/eval/*"
+    )
+    _arriving(root, 2, ("train", "eval"))  # every split there, the marker not yet
+    _arriving(root, 3)  # train only: before, "No files for any span match"
+    assert newest_span(data).number == 1
+    assert f"Span 3 ({root}/span-3) has no _SUCCESS yet: still arriving? Skipped." in caplog.text
+    assert f"Span 2 ({root}/span-2) has no _SUCCESS yet" in caplog.text
+    (root / "span-2" / "_SUCCESS").touch()
+    assert newest_span(data).number == 2
+    assert [s.number for s in window(str(root), input_splits(data), 3, 3, "_SUCCESS")] == [1, 2]
+    # Without a marker, TFX's rule: span 3's train shards alone make it the newest train span.
+    with pytest.raises(NoSpanError, match="Latest span should be the same for each split"):
+        newest_span(data.model_copy(update={"span_complete_marker": ""}))
+
+
+def test_no_complete_span_is_named_with_what_to_do(tmp_path):
+    root = tmp_path / "data"
+    write_sample_span(str(root), 1, train_per_class=1, eval_per_class=1)
+    (root / "span-1" / "_SUCCESS").unlink()
+    data = DataConfig(
+        root=str(root), train_pattern="span-{SPAN}/train/*", eval_pattern="span-{SPAN}/eval/*"
+    )
+    with pytest.raises(NoSpanError, match=r"No span under .* is complete: none of the folders "):
+        newest_span(data)
+
+
+def test_a_marker_needs_the_span_in_a_folder_of_the_patterns():
+    in_file_names = {"train_pattern": "train/part-{SPAN}-*", "eval_pattern": "eval/part-{SPAN}-*"}
+    with pytest.raises(ValueError, match=r"span_complete_marker: \{SPAN\} must name a folder"):
+        DataConfig(**in_file_names)
+    assert DataConfig(**in_file_names, span_complete_marker="").has_spans

@@ -53,11 +53,12 @@ def test_no_new_data_and_rejected_data_are_said_in_one_line():
         "span 3: no new data: nothing trained; nothing pushed: version 2 already is this model; "
         "serving version 2"
     )
-    rejected = RunOutcome("run", data_rejected="Image validation: FAILED\n  FAIL: ...")
+    report = "Image validation: FAILED\n  FAIL: eval: 1 of 1 records bad (100.0%)\neval: 1 ..."
+    rejected = RunOutcome("run", data_rejected=report)
     summary = _summary(rejected, trainer="FAILED", before=(), after=(), DataGate="FAILED")
     assert summary.line() == (
-        "span 3: data rejected (Image validation: FAILED); nothing trained; nothing pushed; "
-        "nothing served"
+        "span 3: data rejected (Image validation: FAILED: eval: 1 of 1 records bad (100.0%)); "
+        "nothing trained; nothing pushed; nothing served"
     )
     assert summary.failed
 
