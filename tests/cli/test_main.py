@@ -205,3 +205,29 @@ def test_a_damaged_metadata_store_is_named_in_one_line_and_retrain_still_sums_up
     assert err.count("\n") == 1
     assert Path(config.metadata_path).read_bytes() == damaged  # left for the operator
     assert holder(config) is None
+
+
+def test_retrain_into_a_serving_folder_that_lost_its_versions_stops_in_one_line(tmp_path, capsys):
+    write_sample_span(str(tmp_path / "data"), 1, train_per_class=2, eval_per_class=2)
+    settings = {"output_dir": str(tmp_path), "data.root": str(tmp_path / "data"), **SPAN_PATTERNS}
+    config = load_config(settings)
+    os.makedirs(os.path.dirname(config.metadata_path))
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = config.metadata_path
+    store = metadata_store.MetadataStore(connection)
+    kind = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="PushedModel"))
+    push = metadata_store_pb2.Artifact(type_id=kind, uri="/pusher/1")
+    push.custom_properties["pushed"].int_value = 1
+    push.custom_properties["pushed_destination"].string_value = f"{config.serving_model_dir}/1"
+    store.put_artifacts([push])
+    assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
+
+    assert main(["retrain", *assignments]) == 1
+    out, err = capsys.readouterr()
+    assert out == "span 1: FAILED: the serving folder lost its versions; nothing run\n"
+    assert err.startswith(
+        f"imgclf retrain: ML Metadata records 1 push(es) to {config.serving_model_dir} (the "
+        f"last: {config.serving_model_dir}/1), but it holds no version now: deleted, or a share "
+        "mounted empty? Nothing was run."
+    )
+    assert holder(config) is None
