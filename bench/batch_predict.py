@@ -24,7 +24,7 @@ from bench.workload import machine
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.pipeline.batch_predict import batch_predict
 from imgclf.pipeline.predict import predict
-from imgclf.settings.config import ModelConfig
+from imgclf.settings.config import DataConfig, ModelConfig
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
 
@@ -66,7 +66,8 @@ def main() -> None:
 def _exported_model(export_dir: str) -> str:
     config = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=64, weights="none")
     model = build_model(config, num_classes=len(DEFAULT_CLASSES))
-    export_model(model, export_dir, list(DEFAULT_CLASSES), 64, "image", {"phases": []})
+    max_pixels = DataConfig().max_image_pixels
+    export_model(model, export_dir, list(DEFAULT_CLASSES), 64, "image", {"phases": []}, max_pixels)
     return export_dir
 
 

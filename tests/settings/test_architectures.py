@@ -33,9 +33,10 @@ def test_architecture_trains_a_step_and_exports_the_same_predictions(name, tmp_p
     model.fit(pixels, labels, epochs=1, verbose=0)
     assert not np.array_equal(model.get_layer("probabilities").kernel.numpy(), head)
 
-    export_model(model, str(tmp_path / "model"), list(DEFAULT_CLASSES), size, "image", {})
+    export_dir = str(tmp_path / "model")
+    export_model(model, export_dir, list(DEFAULT_CLASSES), size, "image", {}, MAX_PIXELS)
     expected = model(pixels, training=False).numpy()
-    served = tf.saved_model.load(str(tmp_path / "model")).signatures
+    served = tf.saved_model.load(export_dir).signatures
     examples = tf.constant([to_example(r).SerializeToString() for r in records])
     for outputs in (
         served[SERVING_IMAGES](**{IMAGES_INPUT: tf.constant([r.image for r in records])}),
