@@ -102,23 +102,11 @@ def test_a_model_not_answering_before_the_deadline_fails(model_artifact, tmp_pat
 
 
 def test_the_pusher_pushes_nothing_that_failed_the_serving_check(model_artifact, tmp_path, caplog):
-    evaluated = _artifact(standard_artifacts.ModelBlessing, str(tmp_path / "evaluation"))
-    evaluated.set_int_custom_property(BLESSED_PROPERTY, 1)
     failed = _artifact(standard_artifacts.InfraBlessing, str(tmp_path / "check"))
     failed.set_int_custom_property(BLESSED_PROPERTY, 0)
-    pushed = _artifact(standard_artifacts.PushedModel, str(tmp_path / "pushed"))
     serving = tmp_path / "serving"
     with caplog.at_level(logging.INFO, logger="absl"):
-        VersionedPusher.test_call(
-            model=model_artifact,
-            model_blessing=evaluated,
-            infra_blessing=failed,
-            statistics=None,
-            image_report=None,
-            pushed_model=pushed,
-            serving_model_dir=str(serving),
-            allow_class_change=0,
-        )
+        pushed = _push(model_artifact, tmp_path, serving, allow_class_change=0, infra=failed)
     assert pushed.get_int_custom_property(PUSHED_PROPERTY) == 0
     assert versions(str(serving)) == []
     assert key_figure(PUSHER, "nothing pushed: it failed the serving check") in caplog.text
@@ -132,7 +120,8 @@ def _served_with_classes(serving, class_names) -> None:
     (version / PROVENANCE_FILE).write_text(json.dumps({"span": 1, "class_names": class_names}))
 
 
-def _push(model, tmp_path, serving, allow_class_change: int):
+def _push(model, tmp_path, serving, allow_class_change: int, infra=None):
+    """The Pusher on a blessed model, with the data profile a push records beside it."""
     blessed = _artifact(standard_artifacts.ModelBlessing, str(tmp_path / "evaluation"))
     blessed.set_int_custom_property(BLESSED_PROPERTY, 1)
     statistics = _artifact(standard_artifacts.ExampleStatistics, str(tmp_path / "statistics"))
@@ -146,6 +135,7 @@ def _push(model, tmp_path, serving, allow_class_change: int):
     VersionedPusher.test_call(
         model=model,
         model_blessing=blessed,
+        infra_blessing=infra,
         statistics=statistics,
         image_report=report,
         pushed_model=pushed,
