@@ -27,11 +27,12 @@ demo: $(INSTALLED)
 	$(BIN)/imgclf demo --config configs/demo.yaml
 
 # Two workers (pytest-xdist), each taking whole files: a file's shared end-to-end run
-# (a module fixture) is made once, and the two cores each carry one.
+# (a module fixture) is made once, and the two cores each carry one. The slowest
+# tests are listed at the end, to keep the whole run under about 45 minutes.
 test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=40
 
 # The fast lane, for every change: lint and the unit tests (about 3 minutes).
 check: $(INSTALLED)
