@@ -30,6 +30,7 @@ from imgclf.settings.names import (
     SERVING_MODEL_DIR,
     key_figure,
 )
+from imgclf.trainer.export import load_saved_model
 
 
 class Executor(evaluator_executor.Executor):
@@ -39,13 +40,21 @@ class Executor(evaluator_executor.Executor):
         version = int(properties.pop(BASELINE_VERSION, NO_VERSION))
         serving_model_dir = properties.pop(SERVING_MODEL_DIR, "")
         inputs = dict(input_dict)
+        served = os.path.join(serving_model_dir, str(version))
         if version != NO_VERSION:
             baseline = served_model(serving_model_dir, version, self._get_tmp_dir())
             inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]
-        super().Do(inputs, output_dict, properties)
+        try:
+            super().Do(inputs, output_dict, properties)
+        except Exception:
+            # TFMA fails deep in Beam, in TensorFlow's words; say whether the served model is
+            # what failed. Only on failure: a successful evaluation has loaded it already.
+            if version != NO_VERSION:
+                load_saved_model(served)
+            raise
         blessing = output_dict[standard_component_specs.BLESSING_KEY][0]
         if version != NO_VERSION:
-            _name_the_served_baseline(blessing, os.path.join(serving_model_dir, str(version)))
+            _name_the_served_baseline(blessing, served)
         evaluation = output_dict[standard_component_specs.EVALUATION_KEY][0]
         eval_config = proto_utils.json_to_proto(
             properties[standard_component_specs.EVAL_CONFIG_KEY], tfma.EvalConfig()

@@ -38,7 +38,7 @@ from imgclf.components.example_gen import UnreadableInputError, read_tfrecord_fi
 from imgclf.imagedata.decode import TOO_LARGE, why_undecodable
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABELS_FILENAME
-from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, max_pixels_of
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, load_saved_model, max_pixels_of
 
 COUNTERS = "imgclf.batch_predict"
 BATCH_SIZE = 64
@@ -52,7 +52,7 @@ class ServingImagesHandler(ModelHandler[bytes, PredictionResult, object]):
         self._max_batch_size = max_batch_size
 
     def load_model(self):
-        return tf.saved_model.load(self._model_dir)
+        return load_saved_model(self._model_dir)
 
     def run_inference(
         self, batch: Sequence[bytes], model, inference_args=None

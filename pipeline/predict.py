@@ -21,7 +21,7 @@ from imgclf.imagedata.decode import why_undecodable
 from imgclf.imagedata.folders import IMAGE_EXTENSIONS
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import LABELS_FILENAME
-from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, max_pixels_of
+from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, load_saved_model, max_pixels_of
 
 # How many images go through the model at once.
 BATCH_SIZE = 64
@@ -83,7 +83,7 @@ def predict(model_dir: str, paths: list[str], top_k: int = 3) -> Predictions:
     why, not scored: the model would refuse the whole batch around it without saying
     which image it was.
     """
-    serve = tf.saved_model.load(model_dir).signatures[SERVING_IMAGES]
+    serve = load_saved_model(model_dir).signatures[SERVING_IMAGES]
     names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
     max_pixels = max_pixels_of(model_dir)
     images, unreadable = {}, {}

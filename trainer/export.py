@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Callable, TypeVar
 
 import tensorflow as tf
 import tf_keras as keras
@@ -122,6 +123,32 @@ def write_summary(export_dir: str, summary: dict) -> None:
 def read_summary(export_dir: str) -> dict:
     with tf.io.gfile.GFile(os.path.join(export_dir, EXTRA_ASSETS_DIR, SUMMARY_FILENAME)) as f:
         return json.load(f)
+
+
+class UnloadableModelError(ValueError):
+    """A SavedModel TensorFlow cannot load: a damaged or half-copied file."""
+
+
+# What loading a damaged SavedModel raises: OSError when saved_model.pb does not
+# parse, IndexError ("Read less bytes than requested") for a truncated variables
+# file, an OpError for a damaged index.
+_DAMAGED = (OSError, IndexError, ValueError, tf.errors.OpError)
+
+Loaded = TypeVar("Loaded")
+
+
+def load_saved_model(model_dir: str, load: Callable[[str], Loaded] = tf.saved_model.load) -> Loaded:
+    """`load(model_dir)`; a model that will not load is named as such, not in TensorFlow's
+    words from deep inside whatever loaded it."""
+    try:
+        return load(model_dir)
+    except _DAMAGED as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UnloadableModelError(
+            f"The model in {model_dir} cannot be loaded ({reason}): a damaged or half-copied "
+            "file? If it is a served version, move it out of the serving folder: TF Serving "
+            "cannot load it either, and imgclf then uses the newest version before it."
+        ) from error
 
 
 def max_pixels_of(export_dir: str) -> int:

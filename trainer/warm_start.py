@@ -10,11 +10,12 @@ the run starts cold, from the pretrained base, and says why.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import tf_keras as keras
 from absl import logging
 
-from imgclf.trainer.export import read_summary
+from imgclf.trainer.export import load_saved_model, read_summary
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def _warm_start(
             f"{cold}: the classes changed since the blessed model "
             f"{base_model_dir} ({class_change(before, class_names)}), so its weights do not fit.",
         )
-    weights = keras.models.load_model(base_model_dir, compile=False).get_weights()
+    load = partial(keras.models.load_model, compile=False)
+    weights = load_saved_model(base_model_dir, load).get_weights()
     shapes = [w.shape for w in weights]
     if shapes != [tuple(w.shape) for w in model.weights]:
         return Start(

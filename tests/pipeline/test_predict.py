@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from damaged import half_copied
 from imgclf.cli.main import main
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
@@ -44,6 +45,18 @@ def test_the_latest_version_is_found_from_the_model_or_serving_folder(tmp_path):
     assert resolve_model_dir(str(tmp_path / "classifier" / "1")) == str(
         tmp_path / "classifier" / "1"
     )
+
+
+def test_predict_names_a_served_version_that_cannot_be_loaded(serving, tmp_path, capsys):
+    root, _, _, images = serving
+    damaged = half_copied(str(root / "classifier" / "1"), str(tmp_path / "classifier" / "2"))
+    assert main(["predict", str(tmp_path), str(next(images.iterdir()))]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"imgclf predict: The model in {damaged} cannot be loaded (Read less bytes than "
+        "requested): a damaged or half-copied file? If it is a served version, move it out of "
+        "the serving folder: TF Serving cannot load it either, and imgclf then uses the newest "
+        "version before it."
+    ]
 
 
 def test_predict_uses_the_newest_complete_version_and_names_a_half_copied_one(

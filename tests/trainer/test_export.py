@@ -4,6 +4,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from bad_records import declared_png
+from damaged import half_copied
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
@@ -12,8 +13,10 @@ from imgclf.trainer.export import (
     IMAGES_INPUT,
     SERVING_DEFAULT,
     SERVING_IMAGES,
+    UnloadableModelError,
     export_model,
     export_tflite,
+    load_saved_model,
     max_pixels_of,
     read_summary,
 )
@@ -143,3 +146,17 @@ def test_the_tflite_model_predicts_what_the_saved_model_predicts(exported):
         # Float32 throughout: only float rounding may differ.
         np.testing.assert_allclose(on_device, expected, atol=TFLITE_TOLERANCE)
         assert on_device.argmax() == expected.argmax()
+
+
+@pytest.mark.parametrize(
+    "damaged, reason",
+    [("variables", "Read less bytes than requested"), ("saved_model.pb", "Cannot parse file")],
+)
+def test_a_damaged_model_is_named_as_such_when_loaded(exported, tmp_path, damaged, reason):
+    _, export_dir, _ = exported
+    copy = half_copied(export_dir, str(tmp_path / "3"), damaged)
+    with pytest.raises(UnloadableModelError) as raised:
+        load_saved_model(copy)
+    message = str(raised.value)
+    assert message.startswith(f"The model in {copy} cannot be loaded ({reason}")
+    assert "move it out of the serving folder" in message

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from damaged import half_copied
 from imgclf.imagedata.sample import DEFAULT_CLASSES
-from imgclf.trainer.export import export_model
+from imgclf.trainer.export import UnloadableModelError, export_model
 from imgclf.trainer.model import build_model
 from imgclf.trainer.warm_start import class_change, start_from
 from quick_training import MAX_PIXELS
@@ -75,3 +76,11 @@ def test_class_changes_are_named():
     assert class_change(["a", "b"], ["a", "b", "c"]) == "added c"
     assert class_change(["a", "b", "c"], ["a", "c"]) == "removed b"
     assert class_change(["a", "b"], ["b", "a"]) == "the same classes in another order"
+
+
+def test_a_damaged_blessed_model_is_named_not_started_from(tiny_backbone, blessed, tmp_path):
+    export_dir, _ = blessed
+    damaged = half_copied(export_dir, str(tmp_path / "2"))
+    model = build_model(tiny_backbone, num_classes=len(CLASSES))
+    with pytest.raises(UnloadableModelError, match=f"The model in {damaged} cannot be loaded"):
+        start_from(model, damaged, CLASSES, enabled=True)

@@ -1,0 +1,91 @@
+"""The Evaluator's executor, through TFX's and TFMA's own: a served baseline that cannot load."""
+
+import json
+
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+
+from damaged import half_copied
+from imgclf.components.evaluation import make_eval_config
+from imgclf.components.evaluator import Executor
+from imgclf.imagedata.records import to_example
+from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.settings.config import DataConfig, EvaluationConfig
+from imgclf.settings.names import BASELINE_VERSION, EVAL_SPLIT, SERVING_MODEL_DIR
+from imgclf.trainer.export import UnloadableModelError, export_model
+from imgclf.trainer.model import OUTPUT_NAME
+from quick_training import MAX_PIXELS
+
+SIZE = 32
+CLASSES = list(DEFAULT_CLASSES)
+
+
+def _constant_model() -> keras.Model:
+    """The smallest classifier export_model takes: pooled pixels into the softmax layer."""
+    pixels = keras.Input((SIZE, SIZE, 3), name="pixels")
+    pooled = keras.layers.GlobalAveragePooling2D()(pixels)
+    softmax = keras.layers.Dense(len(CLASSES), "softmax", name=OUTPUT_NAME)
+    return keras.Model(pixels, softmax(pooled))
+
+
+def _artifact(kind, uri) -> standard_artifacts.Artifact:
+    artifact = kind()
+    artifact.uri = str(uri)
+    return artifact
+
+
+@pytest.mark.slow
+def test_a_served_baseline_that_cannot_be_loaded_is_named(tmp_path):
+    examples = _artifact(standard_artifacts.Examples, tmp_path / "examples")
+    examples.split_names = artifact_utils.encode_split_names([EVAL_SPLIT])
+    split = tmp_path / "examples" / f"Split-{EVAL_SPLIT}"
+    split.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(split / "data.gz"), "GZIP") as writer:
+        for record in generate_split(DEFAULT_CLASSES, "eval", 2, size=SIZE):
+            writer.write(to_example(record).SerializeToString())
+    model = _artifact(standard_artifacts.Model, tmp_path / "model")
+    export_model(
+        _constant_model(),
+        str(tmp_path / "model" / "Format-Serving"),
+        CLASSES,
+        SIZE,
+        "image",
+        {},
+        MAX_PIXELS,
+    )
+    serving = tmp_path / "serving"
+    served = half_copied(str(tmp_path / "model" / "Format-Serving"), str(serving / "1"))
+    config = make_eval_config(EvaluationConfig(), DataConfig(), len(CLASSES))
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=[], tmp_dir=str(tmp_path / "tmp"), unique_id="1"
+    )
+    executor = Executor(context)
+    with pytest.raises(UnloadableModelError) as raised:
+        executor.Do(
+            {
+                standard_component_specs.EXAMPLES_KEY: [examples],
+                standard_component_specs.MODEL_KEY: [model],
+            },
+            {
+                standard_component_specs.EVALUATION_KEY: [
+                    _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
+                ],
+                standard_component_specs.BLESSING_KEY: [
+                    _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+                ],
+            },
+            {
+                standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config),
+                standard_component_specs.EXAMPLE_SPLITS_KEY: json.dumps([EVAL_SPLIT]),
+                BASELINE_VERSION: 1,
+                SERVING_MODEL_DIR: str(serving),
+            },
+        )
+    assert str(raised.value).startswith(
+        f"The model in {served} cannot be loaded (Read less bytes than requested)"
+    )
+    assert not (tmp_path / "blessing" / "BLESSED").exists()
