@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -124,6 +125,36 @@ def test_a_run_in_progress_is_reported_as_running(tmp_path):
     outcome = outcome_of(run)
     outcome.in_progress_by = "pid 7 on host, since 2026-11-24T03:00:00+00:00"
     assert f"Still running ({outcome.in_progress_by}): Trainer." in outcome.describe(0.5)
+
+
+def test_a_run_and_its_children_keep_temporary_files_in_a_folder_removed_after_it(
+    tmp_path, monkeypatch
+):
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    config = _config(tmp_path)
+    with starting_run(config):
+        own = tempfile.mkdtemp()
+        child = subprocess.run(
+            [sys.executable, "-c", "import tempfile; print(tempfile.mkdtemp())"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        run_folder = os.path.dirname(own)
+        assert os.path.dirname(run_folder) == str(system_tmp)
+        assert os.path.dirname(child.stdout.strip()) == run_folder
+    assert os.listdir(system_tmp) == []
+    assert (os.environ["TMPDIR"], tempfile.gettempdir()) == (str(system_tmp), str(system_tmp))
+
+    # A killed run leaves its folder behind; the next run removes it, and says so.
+    _write(os.path.join(run_folder, "tfx_ephemeral-1.16.0.tar.gz"))
+    with starting_run(config) as mended:
+        assert mended == [f"removed the temporary files a killed run left in {run_folder}"]
+    assert os.listdir(system_tmp) == []
 
 
 # A run as `imgclf retrain` makes one, in the ServingCheck: its probe loading a model.

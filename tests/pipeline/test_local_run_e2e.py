@@ -123,8 +123,12 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
     settings = _settings(data, backbone_weights, output_dir)
     config = load_config(settings)
 
-    # The first model also ships a TFLite copy.
-    run_status, run_output = _imgclf_run({**settings, "serving.tflite": True})
+    # The first model also ships a TFLite copy. The TFX CLI and the run get a temp folder
+    # of their own, to see what they leave there.
+    system_tmp = tmp_path_factory.mktemp("system_tmp")
+    with mock.patch.dict(os.environ, {"TMPDIR": str(system_tmp)}):
+        run_status, run_output = _imgclf_run({**settings, "serving.tflite": True})
+    left_in_tmp = sorted(os.listdir(system_tmp))
     first = latest_run(config.metadata_path, config.pipeline_name)
     serving_after_first = _tree_digest(config.serving_root)
 
@@ -146,6 +150,7 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
         "config": config,
         "run_status": run_status,
         "run_output": run_output,
+        "left_in_tmp": left_in_tmp,
         "first": first,
         "second": second,
         "serving_after_first": serving_after_first,
@@ -227,6 +232,12 @@ def test_imgclf_run_shows_progress_and_keeps_the_whole_log_in_a_file(runs):
     assert "INFO:absl:node Trainer is running." in log
     assert not any(line.startswith("INFO:") for line in lines)
     assert len(lines) < len(log.splitlines()) / 10
+
+
+def test_imgclf_run_leaves_nothing_in_the_temp_folder(runs):
+    # Without the run's own temp folder: four 52 MB tfx_ephemeral packages, one per Beam
+    # component (tfx/utils/dependency_utils.py).
+    assert runs["left_in_tmp"] == []
 
 
 def test_the_cli_run_executes_every_component(runs):
