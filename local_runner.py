@@ -15,7 +15,8 @@ import sys
 from absl import logging
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from imgclf.pipeline.local_run import RunStopped, ServingHistoryLost, starting_run
+from imgclf.components.serving_history import ServingHistoryLost
+from imgclf.pipeline.local_run import RunStopped, starting_run
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.settings.config import load_config
 from imgclf.trainer.distribution import use_cpu_replicas

@@ -502,8 +502,9 @@ def _retrain(args: argparse.Namespace) -> int:
 
     from imgclf.components.data_gate import DataValidationError
     from imgclf.components.pusher import versions
+    from imgclf.components.serving_history import ServingHistoryLost
     from imgclf.imagedata.spans import newest_span
-    from imgclf.pipeline.local_run import RunStopped, ServingHistoryLost, starting_run
+    from imgclf.pipeline.local_run import RunStopped, starting_run
     from imgclf.pipeline.lock import PipelineBusyError
     from imgclf.pipeline.pipeline import create_pipeline
     from imgclf.pipeline.retrain import scheduled, serving_words, summarize

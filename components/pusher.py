@@ -9,9 +9,15 @@ that is not an integer, which servers ignore) that is renamed into place only
 when complete. On object stores (gs://, s3://), where folders cannot be
 renamed, the files are copied into place with `saved_model.pb` last: a server
 cannot load a version before that file exists.
+
+Each push is also recorded outside the serving folder, in the pipeline root
+(`record_push`): a serving folder that loses its versions (deleted, or a share
+mounted empty) is noticed by the next run, on every orchestrator
+(components/serving_history.py), whatever became of ML Metadata.
 """
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -53,6 +59,7 @@ STATISTICS_FILE = "FeatureStats.pb"
 STATISTICS_DIR = os.path.join(DATA_DIR, "statistics")  # laid out as an ExampleStatistics
 IMAGE_REPORT_DIR = os.path.join(DATA_DIR, "image_report")  # as an ImageValidationReport
 TRAIN_STATISTICS = os.path.join("Split-train", STATISTICS_FILE)
+RECORD_SUFFIX = ".json"
 # TF Serving's version folders: decimal ASCII digits only.
 _VERSION = re.compile(r"[0-9]+")
 
@@ -179,6 +186,33 @@ def push(model_dir: str, serving_model_dir: str, records: dict[str, str] | None 
     return destination
 
 
+def _records_of(push_records_dir: str, serving_model_dir: str) -> str:
+    """The records of one serving folder: a folder named for its path."""
+    key = hashlib.sha1(serving_model_dir.rstrip("/").encode()).hexdigest()[:12]
+    return os.path.join(push_records_dir, key)
+
+
+def record_push(push_records_dir: str, destination: str) -> None:
+    """Records that `destination` (a version folder) was pushed: one small file per push."""
+    folder = _records_of(push_records_dir, os.path.dirname(destination))
+    tf.io.gfile.makedirs(folder)
+    version = os.path.basename(destination)
+    pushed_at = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    with tf.io.gfile.GFile(os.path.join(folder, version + RECORD_SUFFIX), "w") as f:
+        json.dump({"destination": destination, "pushed_at": pushed_at}, f)
+
+
+def recorded_pushes(push_records_dir: str, serving_model_dir: str) -> list[str]:
+    """The version folders pushed to `serving_model_dir`, as recorded, oldest first."""
+    folder = _records_of(push_records_dir, serving_model_dir)
+    recorded = [
+        int(name.removesuffix(RECORD_SUFFIX))
+        for name in _names(folder)
+        if name.endswith(RECORD_SUFFIX) and _VERSION.fullmatch(name.removesuffix(RECORD_SUFFIX))
+    ]
+    return [os.path.join(serving_model_dir, str(version)) for version in sorted(recorded)]
+
+
 def copy_tree(
     source: str,
     destination: str,
@@ -252,6 +286,7 @@ def VersionedPusher(
     image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
     pushed_model: tfx.dsl.components.OutputArtifact[standard_artifacts.PushedModel],
     serving_model_dir: tfx.dsl.components.Parameter[str],
+    push_records_dir: tfx.dsl.components.Parameter[str],
     allow_class_change: tfx.dsl.components.Parameter[int],
     infra_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.InfraBlessing] = None,
 ) -> None:
@@ -259,6 +294,7 @@ def VersionedPusher(
     and it keeps the served version's classes; records what it did either way.
 
     `statistics` and `image_report`: the profile of the data the model was trained on.
+    `push_records_dir`: where each push is recorded, outside the serving folder.
     `allow_class_change`: 1 to push a model of other classes under the same model name.
     `infra_blessing`: the serving check's (or TFX's InfraValidator's) verdict.
     """
@@ -307,6 +343,7 @@ def VersionedPusher(
             ),
         }
         destination = push(model_dir, serving_model_dir, records)
+    record_push(push_records_dir, destination)
     logging.info("Pushed the model to %s", destination)
     logging.info(key_figure(PUSHER, f"pushed version {os.path.basename(destination)}"))
     pushed_model.set_int_custom_property(PUSHED_PROPERTY, 1)

@@ -12,6 +12,12 @@ when there is none):
 - `previous_version`: the newest version of an earlier span, whose data
   profile the DataGate measures the new span's drift against.
 
+A serving folder that holds no version although pushes to it are recorded
+(components/pusher.py: deleted, or a share mounted empty) stops the run
+(`check_history`) unless evaluation.allow_empty_serving_folder says to serve
+anew from version 1: locally before the run starts (pipeline/local_run.py),
+on a cluster in this component, before anything is trained.
+
 What is served is the source of truth: a lost or reset metadata store cannot
 open the gate, and every orchestrator (the local runner, open-source KFP,
 which runs no resolver executors, and Vertex AI) finds the same things with
@@ -36,9 +42,28 @@ from imgclf.components.pusher import (
     FORMAT_SERVING,
     copy_tree,
     read_provenance,
+    recorded_pushes,
     versions,
 )
 from imgclf.settings.names import BASELINE_VERSION, NO_VERSION, PREVIOUS_VERSION, WARM_START_VERSION
+
+
+class ServingHistoryLost(ValueError):
+    """Pushes to the serving folder are recorded, and it holds no version now."""
+
+
+def check_history(serving_model_dir: str, push_records_dir: str, allow_empty: bool) -> None:
+    """Stops a run whose serving folder lost the versions recorded as pushed there."""
+    if allow_empty or versions(serving_model_dir):
+        return
+    pushed = recorded_pushes(push_records_dir, serving_model_dir)
+    if pushed:
+        raise ServingHistoryLost(
+            f"{len(pushed)} push(es) to {serving_model_dir} are recorded in {push_records_dir} "
+            f"(the last: {pushed[-1]}), but it holds no version now: deleted, or a share mounted "
+            "empty? Nothing was trained. Restore it, or set "
+            "evaluation.allow_empty_serving_folder to serve anew from version 1."
+        )
 
 
 def served_versions(serving_model_dir: str) -> list[tuple[int, dict]]:
@@ -108,12 +133,18 @@ def _or_none(version: Optional[int]) -> int:
 def ServingHistory(
     examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
     serving_model_dir: tfx.dsl.components.Parameter[str],
+    push_records_dir: tfx.dsl.components.Parameter[str],
+    allow_empty_serving_folder: tfx.dsl.components.Parameter[bool],
     class_names: tfx.dsl.components.Parameter[str],
     warm_start: tfx.dsl.components.Parameter[bool],
 ) -> tfx.dsl.components.OutputDict(
     baseline_version=int, warm_start_version=int, previous_version=int
 ):
-    """`class_names`: this run's classes, a JSON list; `warm_start`: find a model to start from."""
+    """`class_names`: this run's classes, a JSON list; `warm_start`: find a model to start from.
+
+    `push_records_dir`, `allow_empty_serving_folder`: for `check_history`.
+    """
+    check_history(serving_model_dir, push_records_dir, bool(allow_empty_serving_folder))
     return find_versions(
         serving_model_dir, json.loads(class_names), span_of(examples), bool(warm_start)
     )

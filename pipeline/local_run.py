@@ -11,10 +11,11 @@ what an earlier run left behind from what a running one is doing:
   again, so the new runs would write into the old runs' folders. The old
   outputs are moved aside first, and nothing is overwritten in place.
 
-And one thing it does not mend: a serving folder that lost its versions while
-ML Metadata records pushes there (deleted, or a share mounted empty). What is
-served is what a run builds on and is judged against: the run does not start
-(ServingHistoryLost) unless evaluation.allow_empty_serving_folder says to start anew.
+And one thing it does not mend: a serving folder that lost the versions
+recorded as pushed there (deleted, or a share mounted empty). What is served is
+what a run builds on and is judged against: the run does not start
+(components/serving_history.py, ServingHistoryLost) unless
+evaluation.allow_empty_serving_folder says to start anew.
 
 Every temporary file of the run, its child processes' included, goes in one
 folder of the system's temp folder, removed when the run ends (or, when it was
@@ -48,9 +49,9 @@ from contextlib import contextmanager
 
 from absl import logging
 
-from imgclf.components.pusher import versions
+from imgclf.components.serving_history import check_history
 from imgclf.pipeline.lock import exclusive, lock_path
-from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs, pushed_destinations
+from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs
 from imgclf.settings.config import PipelineConfig, is_remote
 
 SET_ASIDE_SUFFIX = ".before-"
@@ -82,21 +83,12 @@ class RunStopped(BaseException):
         return 128 + self.args[1]
 
 
-class ServingHistoryLost(ValueError):
-    """ML Metadata records pushes to the serving folder, which holds no version now."""
-
-
 def check_serving_history(config: PipelineConfig) -> None:
-    if config.evaluation.allow_empty_serving_folder or versions(config.serving_model_dir):
-        return
-    pushed = pushed_destinations(config.metadata_path, config.serving_model_dir)
-    if pushed:
-        raise ServingHistoryLost(
-            f"ML Metadata records {len(pushed)} push(es) to {config.serving_model_dir} (the "
-            f"last: {pushed[-1]}), but it holds no version now: deleted, or a share mounted "
-            "empty? Nothing was run. Restore it, or set evaluation.allow_empty_serving_folder to "
-            "serve anew from version 1."
-        )
+    check_history(
+        config.serving_model_dir,
+        config.push_records_dir,
+        config.evaluation.allow_empty_serving_folder,
+    )
 
 
 @contextmanager
@@ -190,13 +182,13 @@ def _stopped_by_signals() -> Iterator[None]:
 def set_aside_orphaned_outputs(config: PipelineConfig) -> str | None:
     """Moves the pipeline root's contents aside when its metadata store is gone; returns where.
 
-    The serving folder and the metadata store stay, if configured inside the root.
+    The serving folder, the metadata store and the push records stay, if inside the root.
     A root on an object store (gs://, s3://) is left: folders cannot be renamed there.
     """
     root = config.pipeline_root
     if os.path.exists(config.metadata_path) or is_remote(root) or not os.path.isdir(root):
         return None
-    kept = (config.serving_model_dir, config.metadata_path)
+    kept = (config.serving_model_dir, config.metadata_path, config.push_records_dir)
     orphans = [
         name
         for name in sorted(os.listdir(root))

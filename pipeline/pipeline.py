@@ -179,6 +179,8 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
         history = ServingHistory(
             examples=example_gen.outputs["examples"],
             serving_model_dir=config.serving_model_dir,
+            push_records_dir=config.push_records_dir,
+            allow_empty_serving_folder=bool(config.evaluation.allow_empty_serving_folder),
             class_names=json.dumps(class_names),
             warm_start=bool(config.training.warm_start),
         ).with_id(names.SERVING_HISTORY)
@@ -281,6 +283,7 @@ def _model_components(
         statistics=data.statistics,
         image_report=data.image_report,
         serving_model_dir=config.serving_model_dir,
+        push_records_dir=config.push_records_dir,
         allow_class_change=int(config.evaluation.allow_class_change),
     ).with_id(names.PUSHER)
     checks = [serving_check] if serving_check else []

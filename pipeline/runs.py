@@ -16,8 +16,6 @@ from urllib.request import pathname2url
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from imgclf.settings.names import PUSHED_DESTINATION_PROPERTY, PUSHED_PROPERTY
-
 PIPELINE_RUN = "pipeline_run"
 PUSHED_MODEL = "PushedModel"  # TFX's artifact type name
 NODE = "node"
@@ -170,22 +168,6 @@ def mark_stopped_runs(metadata_path: str, since_ms: int, reason: str) -> None:
         context.custom_properties[STOPPED_PROPERTY].string_value = reason
     if begun:
         store.put_contexts(begun)
-
-
-def pushed_destinations(metadata_path: str, serving_model_dir: str) -> list[str]:
-    """The versions ML Metadata records pushes of, into `serving_model_dir`, oldest first."""
-    if not os.path.exists(metadata_path):
-        return []
-    store = open_store(metadata_path)
-    pushed = []
-    for artifact in store.get_artifacts_by_type(PUSHED_MODEL):
-        properties = artifact.custom_properties
-        if PUSHED_PROPERTY not in properties or not properties[PUSHED_PROPERTY].int_value:
-            continue
-        destination = properties[PUSHED_DESTINATION_PROPERTY].string_value
-        if os.path.dirname(destination.rstrip("/")) == serving_model_dir.rstrip("/"):
-            pushed.append(destination)
-    return pushed
 
 
 def latest_run(metadata_path: str, pipeline_name: str) -> PipelineRun | None:

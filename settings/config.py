@@ -44,6 +44,7 @@ from imgclf.settings.names import (
     IMAGE_KEY,
     LABEL_KEY,
     LABELS_FILENAME,
+    PUSH_RECORDS_DIR,
     SCHEMA_FILENAME,
     SPAN_COMPLETE_MARKER,
     SPAN_SPEC,
@@ -427,9 +428,9 @@ class EvaluationConfig(_Section):
 
     allow_empty_serving_folder: bool = Field(
         False,
-        description="Run although ML Metadata records pushes to the serving folder and it holds "
-        "no version now (deleted, or a share mounted empty): serving starts anew from version 1. "
-        "Off, the run does not start, and says so.",
+        description="Run although pushes to the serving folder are recorded (in <pipeline_root>/"
+        "pushes) and it holds no version now (deleted, or a share mounted empty): serving starts "
+        "anew from version 1. Off, the run trains nothing, and says so.",
     )
     allow_class_change: bool = Field(
         False,
@@ -713,6 +714,11 @@ class PipelineConfig(BaseSettings):
     def serving_model_dir(self) -> str:
         """Where versions are pushed: TF Serving's `--model_base_path`."""
         return os.path.join(self.serving_root, self.model_name)
+
+    @property
+    def push_records_dir(self) -> str:
+        """Where each push is recorded, outside the serving folder (components/pusher.py)."""
+        return os.path.join(self.pipeline_root, PUSH_RECORDS_DIR)
 
     def trainer_config(self) -> TrainerConfig:
         return TrainerConfig(

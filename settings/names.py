@@ -11,6 +11,8 @@ IMAGE_KEY = "image"
 LABEL_KEY = "label"
 ID_KEY = "id"
 LABELS_FILENAME = "labels.txt"
+# In the pipeline root: a record of each push, outside the serving folder.
+PUSH_RECORDS_DIR = "pushes"
 SCHEMA_FILENAME = "schema.pbtxt"
 # Splits, by their roles: train; validation (checkpoints, early stopping), carved out of
 # train unless the data brings one; eval, the test split (the Evaluator, the model report).

@@ -14,6 +14,7 @@ from tf_keras.src.utils import data_utils
 
 from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
 from imgclf.cli.startup import without_startup_noise
+from imgclf.components.pusher import record_push
 from imgclf.imagedata.sample import write_sample_span
 from imgclf.pipeline.lock import EXIT_BUSY, exclusive, holder
 from imgclf.settings.config import load_config
@@ -211,23 +212,15 @@ def test_retrain_into_a_serving_folder_that_lost_its_versions_stops_in_one_line(
     write_sample_span(str(tmp_path / "data"), 1, train_per_class=2, eval_per_class=2)
     settings = {"output_dir": str(tmp_path), "data.root": str(tmp_path / "data"), **SPAN_PATTERNS}
     config = load_config(settings)
-    os.makedirs(os.path.dirname(config.metadata_path))
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = config.metadata_path
-    store = metadata_store.MetadataStore(connection)
-    kind = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="PushedModel"))
-    push = metadata_store_pb2.Artifact(type_id=kind, uri="/pusher/1")
-    push.custom_properties["pushed"].int_value = 1
-    push.custom_properties["pushed_destination"].string_value = f"{config.serving_model_dir}/1"
-    store.put_artifacts([push])
+    record_push(config.push_records_dir, f"{config.serving_model_dir}/1")
     assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
 
     assert main(["retrain", *assignments]) == 1
     out, err = capsys.readouterr()
     assert out == "span 1: FAILED: the serving folder lost its versions; nothing run\n"
     assert err.startswith(
-        f"imgclf retrain: ML Metadata records 1 push(es) to {config.serving_model_dir} (the "
-        f"last: {config.serving_model_dir}/1), but it holds no version now: deleted, or a share "
-        "mounted empty? Nothing was run."
+        f"imgclf retrain: 1 push(es) to {config.serving_model_dir} are recorded in "
+        f"{config.push_records_dir} (the last: {config.serving_model_dir}/1), but it holds no "
+        "version now: deleted, or a share mounted empty? Nothing was trained."
     )
     assert holder(config) is None

@@ -10,7 +10,13 @@ import pytest
 from tfx.types import standard_artifacts
 
 from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
-from imgclf.components.pusher import FORMAT_SERVING, PROVENANCE_FILE, VersionedPusher, versions
+from imgclf.components.pusher import (
+    FORMAT_SERVING,
+    PROVENANCE_FILE,
+    VersionedPusher,
+    recorded_pushes,
+    versions,
+)
 from imgclf.components.serving_check import (
     BLESSED_FILE,
     NOT_BLESSED_FILE,
@@ -140,6 +146,7 @@ def _push(model, tmp_path, serving, allow_class_change: int, infra=None):
         image_report=report,
         pushed_model=pushed,
         serving_model_dir=str(serving),
+        push_records_dir=str(tmp_path / "pushes"),
         allow_class_change=allow_class_change,
     )
     return pushed
@@ -165,6 +172,8 @@ def test_a_model_of_other_classes_is_not_pushed_over_the_served_one_unless_allow
         f"its classes differ from served version 1's ({difference})"
     )
     assert versions(str(serving)) == [1]
+    assert recorded_pushes(str(tmp_path / "pushes"), str(serving)) == []
     allowed = _push(model_artifact, tmp_path, serving, allow_class_change=1)
     assert allowed.get_int_custom_property(PUSHED_PROPERTY) == 1
     assert versions(str(serving)) == [1, 2]
+    assert recorded_pushes(str(tmp_path / "pushes"), str(serving)) == [str(serving / "2")]

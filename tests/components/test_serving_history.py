@@ -1,9 +1,15 @@
 """ServingHistory's choices, from what each served version records about itself."""
 
 import json
+import shutil
 
-from imgclf.components.pusher import PROVENANCE_FILE, SAVED_MODEL_FILE
+import pytest
+from tfx.types import standard_artifacts
+
+from imgclf.components.pusher import PROVENANCE_FILE, SAVED_MODEL_FILE, record_push
 from imgclf.components.serving_history import (
+    ServingHistory,
+    ServingHistoryLost,
     baseline_version,
     earlier_span_version,
     find_versions,
@@ -59,6 +65,38 @@ def test_find_versions_says_none_where_there_is_none(tmp_path):
         "previous_version": 2,
     }
     assert find_versions(str(tmp_path), ["other"], 1, warm_start=False) == {
+        "baseline_version": NO_VERSION,
+        "warm_start_version": NO_VERSION,
+        "previous_version": NO_VERSION,
+    }
+
+
+def _examples_of_span(span: int) -> standard_artifacts.Examples:
+    examples = standard_artifacts.Examples()
+    examples.span = span
+    return examples
+
+
+def test_on_a_cluster_the_component_stops_a_run_whose_serving_folder_lost_its_history(tmp_path):
+    serving, records = tmp_path / "serving" / "model", str(tmp_path / "root" / "pushes")
+
+    def history(allow_empty: bool) -> dict:
+        return ServingHistory.test_call(
+            examples=_examples_of_span(3),
+            serving_model_dir=str(serving),
+            push_records_dir=records,
+            allow_empty_serving_folder=allow_empty,
+            class_names=json.dumps(SHAPES),
+            warm_start=True,
+        )
+
+    served(serving, 2, 2)
+    record_push(records, str(serving / "2"))
+    assert history(False)["baseline_version"] == 2
+    shutil.rmtree(serving)  # deleted, or a share mounted empty
+    with pytest.raises(ServingHistoryLost, match=f"1 push.* to {serving} are recorded in"):
+        history(False)
+    assert history(True) == {
         "baseline_version": NO_VERSION,
         "warm_start_version": NO_VERSION,
         "previous_version": NO_VERSION,

@@ -28,7 +28,7 @@ import pytest
 
 from backend import OPEN_SOURCE, REPO, Backend, RunRefused
 from bad_records import defects, write_records
-from imgclf.components.pusher import versions
+from imgclf.components.pusher import recorded_pushes, versions
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
 from imgclf.kubeflow.runner import compile_pipeline
@@ -140,6 +140,15 @@ def test_the_first_run_runs_every_task_in_its_container_and_pushes(sequence):
     recorded = json.loads(provenance.read_text())
     assert recorded["span"] == 1
     assert recorded["class_names"] == list(DEFAULT_CLASSES)
+
+
+def test_every_push_is_recorded_in_the_pipeline_root_too(sequence):
+    # What ServingHistory reads to notice a serving folder that lost its versions.
+    config, served = sequence["config"], sequence[f"{RUNS[-1]}_versions"]
+    assert len(served) > 1
+    assert recorded_pushes(config.push_records_dir, config.serving_model_dir) == [
+        os.path.join(config.serving_model_dir, str(version)) for version in served
+    ]
 
 
 def test_open_source_inputs_arrive_untyped_and_vertex_inputs_typed(sequence):

@@ -13,17 +13,13 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from imgclf.pipeline.local_run import (
-    SET_ASIDE_SUFFIX,
-    ServingHistoryLost,
-    set_aside_orphaned_outputs,
-    starting_run,
-)
+from imgclf.components.pusher import record_push
+from imgclf.components.serving_history import ServingHistoryLost
+from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX, set_aside_orphaned_outputs, starting_run
 from imgclf.pipeline.lock import holder, lock_path
 from imgclf.pipeline.report import outcome_of
-from imgclf.pipeline.runs import KILLED, NODE, PIPELINE_RUN, PUSHED_MODEL, list_runs
+from imgclf.pipeline.runs import KILLED, NODE, PIPELINE_RUN, list_runs
 from imgclf.settings.config import load_config
-from imgclf.settings.names import PUSHED_DESTINATION_PROPERTY, PUSHED_PROPERTY
 
 
 def _config(tmp_path, **settings):
@@ -44,6 +40,7 @@ def test_outputs_of_a_lost_metadata_store_are_moved_aside_not_overwritten(tmp_pa
     served = os.path.join(config.serving_model_dir, "1", "saved_model.pb")
     _write(model, "span 2's model")
     _write(served)
+    record_push(config.push_records_dir, os.path.dirname(served))
     with starting_run(config) as mended:
         [line] = mended
     [aside] = [p for p in os.listdir(tmp_path) if p.startswith("root" + SET_ASIDE_SUFFIX)]
@@ -53,7 +50,7 @@ def test_outputs_of_a_lost_metadata_store_are_moved_aside_not_overwritten(tmp_pa
     )
     with open(tmp_path / aside / "Trainer" / "model" / "5" / "saved_model.pb") as f:
         assert f.read() == "span 2's model"
-    assert os.listdir(root) == ["serving"] and os.path.exists(served)
+    assert sorted(os.listdir(root)) == ["pushes", "serving"] and os.path.exists(served)
 
 
 def test_outputs_stay_while_their_metadata_store_exists(tmp_path):
@@ -229,34 +226,21 @@ def test_a_stop_signal_stops_the_serving_probe_marks_the_run_and_releases_the_lo
         assert mended == []  # nothing left to mend
 
 
-def _store_recording_pushes(config, *versions: int) -> None:
-    """An ML Metadata store that records a push of each version, as the Pusher does."""
-    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = config.metadata_path
-    store = metadata_store.MetadataStore(connection)
-    kind = store.put_artifact_type(metadata_store_pb2.ArtifactType(name=PUSHED_MODEL))
-    pushes = []
-    for version in versions:
-        push = metadata_store_pb2.Artifact(type_id=kind, uri=f"/pusher/{version}")
-        push.custom_properties[PUSHED_PROPERTY].int_value = 1
-        push.custom_properties[PUSHED_DESTINATION_PROPERTY].string_value = os.path.join(
-            config.serving_model_dir, str(version)
-        )
-        pushes.append(push)
-    store.put_artifacts(pushes)
-
-
 def test_a_serving_folder_that_lost_its_versions_stops_the_run_unless_allowed(tmp_path):
     config = _config(tmp_path)
-    _store_recording_pushes(config, 1, 2)
+    for version in (1, 2):  # as the Pusher records its pushes
+        record_push(config.push_records_dir, os.path.join(config.serving_model_dir, str(version)))
     os.makedirs(config.serving_model_dir)  # a share mounted empty
     with pytest.raises(ServingHistoryLost) as lost, starting_run(config):
         pytest.fail("the run started")
     assert str(lost.value).startswith(
-        f"ML Metadata records 2 push(es) to {config.serving_model_dir} (the last: "
-        f"{config.serving_model_dir}/2), but it holds no version now"
+        f"2 push(es) to {config.serving_model_dir} are recorded in {config.push_records_dir} "
+        f"(the last: {config.serving_model_dir}/2), but it holds no version now"
     )
+    # Another serving folder has no history of its own to lose.
+    elsewhere = _config(tmp_path, serving_root=str(tmp_path / "elsewhere"))
+    with starting_run(elsewhere):
+        pass
     assert holder(config) is None
     with starting_run(config, pushes=False):  # validation pushes nothing: it may run
         pass
