@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -83,10 +84,7 @@ def convert_folder(
         if not os.path.isdir(os.path.join(root, split)):
             raise FileNotFoundError(f"Split folder {os.path.join(root, split)!r} does not exist.")
     found = {name for split in splits for name in _class_folders(os.path.join(root, split))}
-    # labels.txt holds a class a line: a name that breaks a line would add a phantom class.
-    broken = sorted(repr(name) for name in found if name != " ".join(name.splitlines()))
-    if broken:
-        raise ValueError(f"Class folder names must fit on one line: {', '.join(broken)}.")
+    _refuse_unclear_class_names(found, [os.path.join(root, split) for split in splits])
     known = known_classes(out_dir) if span is not None else []
     class_names = known + sorted(found - set(known))
     if len(class_names) < 2:
@@ -148,6 +146,35 @@ def _read(entries: list[tuple[str, int]], root: str) -> Iterator[LabelledImage]:
     for path, label in entries:
         with open(path, "rb") as f:
             yield LabelledImage(f.read(), label, os.path.relpath(path, root))
+
+
+def _refuse_unclear_class_names(found: set[str], split_dirs: list[str]) -> None:
+    """labels.txt holds a class a line, stripped, and people read names without seeing case or
+    Unicode form: a name it would change, or two names a reader would take for one, would make
+    a labels file that names a class twice, or two classes for one."""
+
+    def folders(names) -> str:
+        paths = [os.path.join(d, n) for n in sorted(names) for d in split_dirs]
+        return ", ".join(repr(path) for path in paths if os.path.isdir(path))
+
+    broken = [name for name in found if name != " ".join(name.splitlines())]
+    if broken:
+        raise ValueError(f"Class folder names must fit on one line: {folders(broken)}.")
+    padded = [name for name in found if name != name.strip()]
+    if padded:
+        raise ValueError(
+            f"Class folder names must not begin or end with white space: {folders(padded)}. "
+            "Rename them."
+        )
+    alike: dict[str, list[str]] = {}
+    for name in found:
+        alike.setdefault(unicodedata.normalize("NFKC", name).casefold(), []).append(name)
+    clashes = [names for names in alike.values() if len(names) > 1]
+    if clashes:
+        raise ValueError(
+            "Class folder names that differ only in case or Unicode form name one class or two? "
+            f"{folders(clashes[0])}. Rename or merge them."
+        )
 
 
 def _class_folders(split_dir: str) -> list[str]:

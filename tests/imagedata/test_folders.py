@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -118,11 +120,29 @@ def test_a_folder_inside_a_class_folder_is_named_not_a_traceback(photo_folder, t
     assert not (tmp_path / "records").exists()
 
 
-def test_a_class_name_that_breaks_a_line_is_refused(photo_folder, tmp_path):
-    (photo_folder / "train" / "cats").rename(photo_folder / "train" / "big\ncats")
-    with pytest.raises(ValueError, match=r"must fit on one line: 'big\\ncats'"):
+@pytest.mark.parametrize(
+    "renamed, refusal",
+    [
+        ("big\ncats", "Class folder names must fit on one line"),
+        ("cats ", "Class folder names must not begin or end with white space"),
+        ("Dogs", "Class folder names that differ only in case or Unicode form"),
+        ("\uff44\uff4f\uff47\uff53", "Class folder names that differ only in case or Unicode form"),
+    ],
+)
+def test_a_class_name_labels_txt_cannot_keep_apart_is_refused_naming_the_folders(
+    photo_folder, tmp_path, renamed, refusal
+):
+    # A second class folder where the first stays: cats and "cats ", dogs and "Dogs".
+    source = photo_folder / "train" / ("cats" if "cats" in renamed else "dogs")
+    shutil.copytree(source, photo_folder / "train" / renamed)
+    before = _tree(photo_folder)
+    with pytest.raises(ValueError) as refused:
         convert_folder(str(photo_folder), str(tmp_path / "records"))
+    message = str(refused.value)
+    assert message.startswith(refusal)
+    assert repr(str(photo_folder / "train" / renamed)) in message
     assert not (tmp_path / "records").exists()
+    assert _tree(photo_folder) == before
 
 
 def _tree(folder):
