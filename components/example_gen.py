@@ -24,11 +24,9 @@ data is ingested and unchanged data is reused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import apache_beam as beam
-import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx import v1 as tfx
@@ -37,62 +35,18 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.driver import FileBasedDriver
 from tfx.dsl.components.base import base_beam_component, base_node, executor_spec
-from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
+from imgclf.imagedata.records import list_files, read_tfrecord_file
 from imgclf.imagedata.spans import NoSpanError, fill_span, find_span, static_range, window
 from imgclf.settings.names import EXAMPLE_GEN, SPANS_PROPERTY
 
-GZIP_MAGIC = b"\x1f\x8b"
 ROLLING_SPANS = "rolling_spans"
 # Between the patterns of a window's spans; a glob pattern holds no line break.
 PATTERN_SEPARATOR = "\n"
-
-
-class UnreadableInputError(ValueError):
-    """An input file cannot be read as TFRecords; the message says which and why."""
-
-
-def read_tfrecord_file(path: str) -> Iterator[bytes]:
-    """The serialized records of one TFRecord file, GZIP-compressed if and only if *.gz."""
-    with tf.io.gfile.GFile(path, "rb") as f:
-        head = f.read(2)
-    if not head:
-        logging.warning("Input file %s is empty: it holds no records.", path)
-        return
-    gzipped, named_gz = head == GZIP_MAGIC, path.endswith(".gz")
-    if gzipped and not named_gz:
-        raise UnreadableInputError(
-            f"{path} is GZIP-compressed but its name does not end in .gz; rename it to "
-            f"{os.path.basename(path)}.gz so that it is read as compressed."
-        )
-    if named_gz and not gzipped:
-        raise UnreadableInputError(
-            f"{path} is named *.gz but is not GZIP-compressed; remove the .gz from its name."
-        )
-    count = 0
-    try:
-        for record in tf.data.TFRecordDataset(path, compression_type="GZIP" if gzipped else ""):
-            yield record.numpy()
-            count += 1
-    except tf.errors.OpError as error:
-        raise UnreadableInputError(
-            f"{path}: record {count} (counting from 0) cannot be read: the file is corrupted "
-            f"(bad checksum or cut short) from there on; {count} record(s) before it were "
-            f"read. TensorFlow said: {error.message}"
-        ) from None
-    if count == 0:
-        logging.warning("Input file %s holds no records.", path)
-
-
-def list_files(pattern: str) -> list[str]:
-    files = sorted(fileio.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"Input pattern {pattern} matches no file.")
-    return files
 
 
 def span_of(artifact: types.Artifact) -> int:

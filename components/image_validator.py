@@ -31,7 +31,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from imgclf.components.example_gen import read_tfrecord_file, span_of
+from imgclf.components.example_gen import span_of
 from imgclf.components.inspection import (
     Finding,
     SplitSummary,
@@ -40,7 +40,7 @@ from imgclf.components.inspection import (
     judge,
     render_text,
 )
-from imgclf.imagedata.records import read_labels
+from imgclf.imagedata.records import read_labels, read_tfrecord_file
 from imgclf.settings.config import ValidationConfig
 from imgclf.settings.names import IMAGE_VALIDATOR, PASSED_PROPERTY, SPANS_PROPERTY, key_figure
 

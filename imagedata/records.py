@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import tensorflow as tf
+from absl import logging
 
 from imgclf.settings.names import (
     ID_KEY,
@@ -29,6 +30,7 @@ from imgclf.settings.names import (
     SPAN_FOLDER,
 )
 
+GZIP_MAGIC = b"\x1f\x8b"
 # Written last into every dataset folder this module writes: the files it wrote, one a line.
 # Only a folder with it may be replaced, and only those files.
 DATASET_MARKER = ".imgclf-dataset"
@@ -67,13 +69,54 @@ def from_example(serialized: bytes) -> LabelledImage:
     )
 
 
-def read_records(pattern: str, compression: str = "") -> Iterator[LabelledImage]:
-    """Yields the records of every file matching `pattern`, in file-name order."""
+class UnreadableInputError(ValueError):
+    """An input file cannot be read as TFRecords; the message says which and why."""
+
+
+def read_tfrecord_file(path: str) -> Iterator[bytes]:
+    """The serialized records of one TFRecord file, GZIP-compressed if and only if *.gz."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        head = f.read(2)
+    if not head:
+        logging.warning("Input file %s is empty: it holds no records.", path)
+        return
+    gzipped, named_gz = head == GZIP_MAGIC, path.endswith(".gz")
+    if gzipped and not named_gz:
+        raise UnreadableInputError(
+            f"{path} is GZIP-compressed but its name does not end in .gz; rename it to "
+            f"{os.path.basename(path)}.gz so that it is read as compressed."
+        )
+    if named_gz and not gzipped:
+        raise UnreadableInputError(
+            f"{path} is named *.gz but is not GZIP-compressed; remove the .gz from its name."
+        )
+    count = 0
+    try:
+        for record in tf.data.TFRecordDataset(path, compression_type="GZIP" if gzipped else ""):
+            yield record.numpy()
+            count += 1
+    except tf.errors.OpError as error:
+        raise UnreadableInputError(
+            f"{path}: record {count} (counting from 0) cannot be read: the file is corrupted "
+            f"(bad checksum or cut short) from there on; {count} record(s) before it were "
+            f"read. TensorFlow said: {error.message}"
+        ) from None
+    if count == 0:
+        logging.warning("Input file %s holds no records.", path)
+
+
+def list_files(pattern: str) -> list[str]:
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
-        raise FileNotFoundError(f"No TFRecord file matches {pattern!r}.")
-    for serialized in tf.data.TFRecordDataset(files, compression_type=compression):
-        yield from_example(serialized.numpy())
+        raise FileNotFoundError(f"Input pattern {pattern} matches no file.")
+    return files
+
+
+def read_records(pattern: str) -> Iterator[LabelledImage]:
+    """Yields the records of every file matching `pattern`, in file-name order."""
+    for path in list_files(pattern):
+        for serialized in read_tfrecord_file(path):
+            yield from_example(serialized)
 
 
 def read_labels(path: str) -> list[str]:

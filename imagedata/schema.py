@@ -21,7 +21,12 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from imgclf.imagedata.records import read_labels
+from imgclf.imagedata.records import (
+    UnreadableInputError,
+    list_files,
+    read_labels,
+    read_tfrecord_file,
+)
 from imgclf.imagedata.spans import newest_span, span_pattern
 from imgclf.settings.config import DataConfig
 
@@ -67,12 +72,26 @@ def curate(schema: schema_pb2.Schema, data: DataConfig, num_classes: int) -> sch
 
 def make_schema(data: DataConfig) -> schema_pb2.Schema:
     """Infers from the train split's records (of the newest span, or `data.span`), then curates."""
+    pattern = span_pattern(data, data.train_pattern, newest_span(data))
+    _check_records(pattern)
     statistics = tfdv.generate_statistics_from_tfrecord(
-        span_pattern(data, data.train_pattern, newest_span(data)),
-        stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
+        pattern, stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True)
     )
     inferred = tfdv.infer_schema(statistics, infer_feature_shape=False)
     return curate(inferred, data, len(read_labels(data.labels_path)))
+
+
+def _check_records(pattern: str) -> None:
+    """Reads every record as the pipeline does, so that a bad one is named by file and index:
+    TFDV, which reads them again, names neither (a hex dump, or a traceback from Beam)."""
+    for path in list_files(pattern):
+        for index, serialized in enumerate(read_tfrecord_file(path)):
+            try:
+                tf.train.Example.FromString(serialized)
+            except Exception:  # protobuf raises its own DecodeError
+                raise UnreadableInputError(
+                    f"{path}: record {index} (counting from 0) is not a tf.Example."
+                ) from None
 
 
 def write_schema(schema: schema_pb2.Schema, path: str) -> None:

@@ -34,9 +34,8 @@ from apache_beam.ml.inference.base import (
 from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf.message import DecodeError
 
-from imgclf.components.example_gen import UnreadableInputError, read_tfrecord_file
 from imgclf.imagedata.decode import TOO_LARGE, why_undecodable
-from imgclf.imagedata.records import read_labels
+from imgclf.imagedata.records import UnreadableInputError, read_labels, read_tfrecord_file
 from imgclf.settings.names import ID_KEY, IMAGE_KEY, LABELS_FILENAME
 from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, load_saved_model, max_pixels_of
 
