@@ -15,7 +15,7 @@ import sys
 from absl import logging
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from imgclf.components.serving_history import ServingHistoryLost
+from imgclf.modelstore.history import ServingHistoryLost
 from imgclf.pipeline.local_run import RunStopped, starting_run
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.settings.config import load_config

@@ -501,9 +501,9 @@ def _retrain(args: argparse.Namespace) -> int:
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
     from imgclf.components.data_gate import DataValidationError
-    from imgclf.components.pusher import versions
-    from imgclf.components.serving_history import ServingHistoryLost
     from imgclf.imagedata.spans import newest_span
+    from imgclf.modelstore.history import ServingHistoryLost
+    from imgclf.modelstore.serving_folder import versions
     from imgclf.pipeline.local_run import RunStopped, starting_run
     from imgclf.pipeline.lock import PipelineBusyError
     from imgclf.pipeline.pipeline import create_pipeline

@@ -25,7 +25,7 @@ from tfx.utils import io_utils
 from imgclf.components.drift import SpanDrift, label_drift, span_drift
 from imgclf.components.image_validator import REPORT_TEXT, ImageValidationReport, read_report
 from imgclf.components.inspection import Verdict
-from imgclf.components.pusher import (
+from imgclf.modelstore.serving_folder import (
     IMAGE_REPORT_DIR,
     STATISTICS_DIR,
     STATISTICS_FILE,

@@ -3,6 +3,7 @@
     imgclf.settings     configuration, names, architectures (no TensorFlow)
     imgclf.imagedata    records, spans, folders, sample data, the curated schema
     imgclf.trainer      the Trainer module (TFX calls imgclf.trainer.task.run_fn)
+    imgclf.modelstore   the serving folder: versions, pushes, what each records, history
     imgclf.components   the pipeline's custom components and evaluation settings
     imgclf.pipeline     the factory, local runs, retraining, reports, predictions
     imgclf.kubeflow     the Kubeflow targets: compiler, clients, container entrypoint

@@ -14,7 +14,7 @@ what an earlier run left behind from what a running one is doing:
 And one thing it does not mend: a serving folder that lost the versions
 recorded as pushed there (deleted, or a share mounted empty). What is served is
 what a run builds on and is judged against: the run does not start
-(components/serving_history.py, ServingHistoryLost) unless
+(modelstore/history.py, ServingHistoryLost) unless
 evaluation.allow_empty_serving_folder says to start anew.
 
 Every temporary file of the run, its child processes' included, goes in one
@@ -49,7 +49,7 @@ from contextlib import contextmanager
 
 from absl import logging
 
-from imgclf.components.serving_history import check_history
+from imgclf.modelstore.history import check_history
 from imgclf.pipeline.lock import exclusive, lock_path
 from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs
 from imgclf.settings.config import PipelineConfig, is_remote

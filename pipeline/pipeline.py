@@ -16,7 +16,7 @@
      (or TFX's InfraValidator with TF Serving, or none: serving.check)
 
 What a run builds on is found in the serving folder by the same code on every
-orchestrator (components/serving_history.py), not by resolver executors, which
+orchestrator (modelstore/history.py), not by resolver executors, which
 open-source KFP does not run. On Kubeflow, where ExampleGen's driver does not
 run, a SpanResolver task finds the span and the data's fingerprint.
 """
@@ -41,11 +41,12 @@ from imgclf.components.image_validator import ImageValidator
 from imgclf.components.model_report import ModelReport
 from imgclf.components.pusher import VersionedPusher
 from imgclf.components.serving_check import ServingCheck
-from imgclf.components.serving_history import ServingHistory, find_versions
+from imgclf.components.serving_history import ServingHistory
 from imgclf.components.span_resolver import SpanResolver
 from imgclf.components.trainer import Trainer
 from imgclf.imagedata.records import read_labels
 from imgclf.imagedata.spans import input_splits, newest_span
+from imgclf.modelstore.history import find_versions
 from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
 from imgclf.settings import names
 from imgclf.settings.config import ConfigError, PipelineConfig, is_remote

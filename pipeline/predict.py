@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from imgclf.components.pusher import SAVED_MODEL_FILE, versions
 from imgclf.imagedata.decode import why_undecodable
 from imgclf.imagedata.folders import IMAGE_EXTENSIONS
 from imgclf.imagedata.records import read_labels
+from imgclf.modelstore.serving_folder import SAVED_MODEL_FILE, versions
 from imgclf.settings.names import LABELS_FILENAME
 from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, load_saved_model, max_pixels_of
 

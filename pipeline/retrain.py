@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgclf.components.pusher import versions
+from imgclf.modelstore.serving_folder import versions
 from imgclf.pipeline.report import RunOutcome, outcome_of
 from imgclf.pipeline.runs import UNFINISHED, PipelineRun
 from imgclf.settings import names

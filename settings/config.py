@@ -717,7 +717,7 @@ class PipelineConfig(BaseSettings):
 
     @property
     def push_records_dir(self) -> str:
-        """Where each push is recorded, outside the serving folder (components/pusher.py)."""
+        """Where each push is recorded, outside the serving folder (modelstore/)."""
         return os.path.join(self.pipeline_root, PUSH_RECORDS_DIR)
 
     def trainer_config(self) -> TrainerConfig:

@@ -13,7 +13,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Bottom first: imgclf.<layer> may import imgclf.<any layer at or before it>.
-LAYERS = ["settings", "imagedata", "trainer", "components", "pipeline", "kubeflow", "cli"]
+LAYERS = [
+    "settings",
+    "imagedata",
+    "trainer",
+    "modelstore",
+    "components",
+    "pipeline",
+    "kubeflow",
+    "cli",
+]
 # What the bottom layer must never load: it is read by every process, CLI and test.
 FRAMEWORKS = ("tensorflow", "tf_keras", "keras", "tfx", "apache_beam", "kfp")
 

@@ -14,8 +14,8 @@ from tf_keras.src.utils import data_utils
 
 from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
 from imgclf.cli.startup import without_startup_noise
-from imgclf.components.pusher import record_push
 from imgclf.imagedata.sample import write_sample_span
+from imgclf.modelstore.serving_folder import record_push
 from imgclf.pipeline.lock import EXIT_BUSY, exclusive, holder
 from imgclf.settings.config import load_config
 from quick_training import SPAN_PATTERNS

@@ -10,13 +10,7 @@ import pytest
 from tfx.types import standard_artifacts
 
 from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
-from imgclf.components.pusher import (
-    FORMAT_SERVING,
-    PROVENANCE_FILE,
-    VersionedPusher,
-    recorded_pushes,
-    versions,
-)
+from imgclf.components.pusher import FORMAT_SERVING, VersionedPusher
 from imgclf.components.serving_check import (
     BLESSED_FILE,
     NOT_BLESSED_FILE,
@@ -26,6 +20,7 @@ from imgclf.components.serving_check import (
 )
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
+from imgclf.modelstore.serving_folder import PROVENANCE_FILE, recorded_pushes, versions
 from imgclf.settings.names import (
     BLESSED_PROPERTY,
     NOT_PUSHED_PROPERTY,

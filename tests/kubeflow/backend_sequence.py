@@ -28,10 +28,10 @@ import pytest
 
 from backend import OPEN_SOURCE, REPO, Backend, RunRefused
 from bad_records import defects, write_records
-from imgclf.components.pusher import recorded_pushes, versions
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
 from imgclf.kubeflow.runner import compile_pipeline
+from imgclf.modelstore.serving_folder import recorded_pushes, versions
 from imgclf.pipeline.retrain import scheduled
 from imgclf.settings.config import DataConfig, load_config
 from imgclf.trainer.export import read_summary

@@ -19,7 +19,7 @@ from vertex_training import PROJECT, REGION
 
 from backend import REPO, VERTEX, Backend
 from backend_sequence import compiled
-from imgclf.components.pusher import versions
+from imgclf.modelstore.serving_folder import versions
 from imgclf.trainer.export import read_summary
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from imgclf.components.pusher import record_push
-from imgclf.components.serving_history import ServingHistoryLost
+from imgclf.modelstore.history import ServingHistoryLost
+from imgclf.modelstore.serving_folder import record_push
 from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX, set_aside_orphaned_outputs, starting_run
 from imgclf.pipeline.lock import holder, lock_path
 from imgclf.pipeline.report import outcome_of

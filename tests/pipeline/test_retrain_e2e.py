@@ -41,9 +41,9 @@ import pytest
 
 from imgclf.cli.main import main
 from imgclf.components.data_gate import RESULT_JSON
-from imgclf.components.pusher import STAGING_PREFIX, versions
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
+from imgclf.modelstore.serving_folder import STAGING_PREFIX, versions
 from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX
 from imgclf.pipeline.lock import EXIT_BUSY, exclusive, lock_path
 from imgclf.pipeline.report import outcome_of

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from absl import logging
 
-from imgclf.components.pusher import (
+from imgclf.modelstore.serving_folder import (
     PROVENANCE_FILE,
     STAGING_PREFIX,
     latest_is,
