@@ -108,6 +108,12 @@ def test_the_settings_layer_loads_no_framework():
     assert frameworks_loaded_by("imgclf.settings.config, imgclf.settings.names") == "[]"
 
 
+def test_the_model_store_loads_tensorflow_but_no_pipeline_framework():
+    """A second store (a model registry) could stand beside it without TFX, Beam or KFP."""
+    loaded = frameworks_loaded_by("imgclf.modelstore.history, imgclf.modelstore.serving_folder")
+    assert loaded == "['tensorflow', 'tf_keras']"
+
+
 def test_the_command_line_starts_without_loading_a_framework():
     """`imgclf --help` and a mistyped setting answer at once: each command loads what it needs."""
     assert frameworks_loaded_by("imgclf.cli.main") == "[]"
