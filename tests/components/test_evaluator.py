@@ -1,17 +1,21 @@
 """The Evaluator's executor, through TFX's and TFMA's own: a served baseline that cannot load."""
 
 import json
+import os
+import shutil
 
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from tfx.components.evaluator import constants
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from damaged import half_copied
-from imgclf.components.evaluation import make_eval_config
+from imgclf.components.evaluation import BASELINE, CANDIDATE, make_eval_config, read_metrics
 from imgclf.components.evaluator import Executor
+from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.settings.config import DataConfig, EvaluationConfig
@@ -38,53 +42,79 @@ def _artifact(kind, uri) -> standard_artifacts.Artifact:
     return artifact
 
 
-@pytest.mark.slow
-def test_a_served_baseline_that_cannot_be_loaded_is_named(tmp_path):
-    examples = _artifact(standard_artifacts.Examples, tmp_path / "examples")
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory):
+    """Examples of the test split and a candidate, as ExampleGen and the Trainer leave them."""
+    root = tmp_path_factory.mktemp("evaluator")
+    examples = _artifact(standard_artifacts.Examples, root / "examples")
     examples.split_names = artifact_utils.encode_split_names([EVAL_SPLIT])
-    split = tmp_path / "examples" / f"Split-{EVAL_SPLIT}"
+    split = root / "examples" / f"Split-{EVAL_SPLIT}"
     split.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(split / "data.gz"), "GZIP") as writer:
         for record in generate_split(DEFAULT_CLASSES, "eval", 2, size=SIZE):
             writer.write(to_example(record).SerializeToString())
-    model = _artifact(standard_artifacts.Model, tmp_path / "model")
+    model = _artifact(standard_artifacts.Model, root / "model")
     export_model(
         _constant_model(),
-        str(tmp_path / "model" / "Format-Serving"),
+        str(root / "model" / FORMAT_SERVING),
         CLASSES,
         SIZE,
         "image",
         {},
         MAX_PIXELS,
     )
-    serving = tmp_path / "serving"
-    served = half_copied(str(tmp_path / "model" / "Format-Serving"), str(serving / "1"))
+    return examples, model
+
+
+def _evaluate(candidate, tmp_path, serving, baseline_version: int) -> standard_artifacts.Artifact:
+    """TFX's Evaluator through ours, against served `baseline_version`; returns the blessing."""
+    examples, model = candidate
     config = make_eval_config(EvaluationConfig(), DataConfig(), len(CLASSES))
     context = base_beam_executor.BaseBeamExecutor.Context(
         beam_pipeline_args=[], tmp_dir=str(tmp_path / "tmp"), unique_id="1"
     )
-    executor = Executor(context)
+    blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+    Executor(context).Do(
+        {
+            standard_component_specs.EXAMPLES_KEY: [examples],
+            standard_component_specs.MODEL_KEY: [model],
+        },
+        {
+            standard_component_specs.EVALUATION_KEY: [
+                _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
+            ],
+            standard_component_specs.BLESSING_KEY: [blessing],
+        },
+        {
+            standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config),
+            standard_component_specs.EXAMPLE_SPLITS_KEY: json.dumps([EVAL_SPLIT]),
+            BASELINE_VERSION: baseline_version,
+            SERVING_MODEL_DIR: str(serving),
+        },
+    )
+    return blessing
+
+
+@pytest.mark.slow
+def test_the_served_baseline_is_compared_in_place_and_named_in_the_blessing(candidate, tmp_path):
+    _, model = candidate
+    serving = tmp_path / "serving"
+    shutil.copytree(os.path.join(model.uri, FORMAT_SERVING), serving / "2")
+    blessing = _evaluate(candidate, tmp_path, serving, baseline_version=2)
+    baseline_uri = constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
+    assert blessing.get_string_custom_property(baseline_uri) == str(serving / "2")
+    assert set(read_metrics(str(tmp_path / "evaluation"), "label")) == {CANDIDATE, BASELINE}
+    [handed] = (tmp_path / "tmp").rglob(FORMAT_SERVING)  # linked to the version, not copied
+    assert handed.is_symlink() and handed.resolve() == serving / "2"
+
+
+@pytest.mark.slow
+def test_a_served_baseline_that_cannot_be_loaded_is_named(candidate, tmp_path):
+    _, model = candidate
+    serving = tmp_path / "serving"
+    served = half_copied(os.path.join(model.uri, FORMAT_SERVING), str(serving / "1"))
     with pytest.raises(UnloadableModelError) as raised:
-        executor.Do(
-            {
-                standard_component_specs.EXAMPLES_KEY: [examples],
-                standard_component_specs.MODEL_KEY: [model],
-            },
-            {
-                standard_component_specs.EVALUATION_KEY: [
-                    _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
-                ],
-                standard_component_specs.BLESSING_KEY: [
-                    _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
-                ],
-            },
-            {
-                standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config),
-                standard_component_specs.EXAMPLE_SPLITS_KEY: json.dumps([EVAL_SPLIT]),
-                BASELINE_VERSION: 1,
-                SERVING_MODEL_DIR: str(serving),
-            },
-        )
+        _evaluate(candidate, tmp_path, serving, baseline_version=1)
     assert str(raised.value).startswith(
         f"The model in {served} cannot be loaded (Read less bytes than requested)"
     )
