@@ -3,7 +3,7 @@
     tfx pipeline create --engine beam --pipeline_path local_runner.py
     tfx run create --engine beam --pipeline_name image-classifier
 
-Settings come from the environment (see pipeline/config.py). The TFX CLI
+Settings come from the environment (see settings/config.py). The TFX CLI
 patches BeamDagRunner.run() to register the pipeline, so this must use it.
 """
 

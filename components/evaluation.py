@@ -16,7 +16,6 @@ EXAMPLE_COUNT = "example_count"
 TOP_K_ACCURACY = "top_k_accuracy"
 PRECISION = "precision"
 RECALL = "recall"
-CONFUSION_MATRIX = "multi_class_confusion_matrix_plot"
 # The name TFX's Evaluator gives the last blessed model when it compares against it.
 BASELINE = "baseline"
 

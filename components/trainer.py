@@ -49,7 +49,6 @@ from imgclf.trainer.schedule import kept_accuracy
 CUSTOM_CONFIG = standard_component_specs.CUSTOM_CONFIG_KEY
 EXAMPLES = standard_component_specs.EXAMPLES_KEY
 MODEL = standard_component_specs.MODEL_KEY
-# Custom properties of the Model artifact.
 
 
 class TrainerSpec(standard_component_specs.TrainerSpec):

@@ -1,4 +1,4 @@
-"""Every component container's entrypoint: TFX's Kubeflow V2 executor runner, with two guards.
+"""Every component container's entrypoint: TFX's Kubeflow V2 executor runner, with four guards.
 
 TFX 1.16's runner was written for Vertex AI. Under open-source KFP 2 two
 problems are reported (sky-uk/kfp-operator, kubeflow/pipelines#13476):
