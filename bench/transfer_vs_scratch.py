@@ -5,7 +5,7 @@ train and 360 test, stratified) as PNG class folders, converted as a user's
 would be; the Trainer's `run_fn` with the demo's shapes backbone, the fine-tuning
 defaults (or `--set` overrides) and `training.compare_scratch`; then the same
 network from random weights on all train images for as many epochs, scored on
-the test split. Goal: transfer ends level with scratch (README, "Fine-tuning
+the test split. Goal: transfer ends level with scratch (docs/trainer.md, "Fine-tuning
 on data unlike the base's").
 
     .venv/bin/python -m bench.transfer_vs_scratch [--set training.phase2_epochs=15]

@@ -3,7 +3,7 @@
 `imgclf predict` loads a pushed version (or the latest under a serving
 folder) and calls its `serving_images` signature, the same one TF Serving
 exposes. `rest_request` builds the body of TF Serving's REST predict call for
-that signature, so the README's example and the tests share one definition.
+that signature, so the example in docs/serving.md and the tests share one definition.
 """
 
 from __future__ import annotations
