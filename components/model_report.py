@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 from tfx import types
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import path_utils
 
 from imgclf.components.evaluation import (
     ACCURACY,
@@ -34,7 +35,6 @@ from imgclf.components.evaluation import (
     read_failures,
     read_metrics,
 )
-from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import BLESSED_PROPERTY, EVAL_SPLIT, ID_KEY
 from imgclf.trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT
@@ -198,7 +198,7 @@ def ModelReport(
         f.write(render_comparison(rows, baseline is not None, blessed, failures) + "\n")
 
     mistakes = find_mistakes(
-        os.path.join(model.uri, FORMAT_SERVING),
+        path_utils.serving_model_dir(model.uri),
         os.path.join(artifact_utils.get_split_uri([examples], EVAL_SPLIT), "*"),
         class_names,
         label_key,

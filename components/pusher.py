@@ -16,6 +16,7 @@ import tensorflow as tf
 from absl import logging
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
+from tfx.utils import path_utils
 
 from imgclf.components.example_gen import span_of
 from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
@@ -39,9 +40,6 @@ from imgclf.settings.names import (
     key_figure,
 )
 from imgclf.trainer.export import read_summary
-
-# Where TFX's Trainer puts the serving model inside its Model artifact.
-FORMAT_SERVING = "Format-Serving"
 
 
 def _provenance(model: standard_artifacts.Model, model_dir: str, scratch: str) -> str:
@@ -92,7 +90,7 @@ def VersionedPusher(
         logging.info(key_figure(PUSHER, f"nothing pushed: {' and '.join(refused)}"))
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         return
-    model_dir = os.path.join(model.uri, FORMAT_SERVING)
+    model_dir = path_utils.serving_model_dir(model.uri)
     broken = None if allow_class_change else contract_change(model_dir, serving_model_dir)
     if broken:
         logging.warning(

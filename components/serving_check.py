@@ -22,8 +22,8 @@ import tensorflow as tf
 from absl import logging
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
+from tfx.utils import path_utils
 
-from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.settings import names
 
 RESULT_JSON = "serving_check.json"
@@ -100,7 +100,7 @@ def ServingCheck(
 ) -> None:
     """`max_latency_ms`: 0 for no bound on latency."""
     result = judge(
-        probe(os.path.join(model.uri, FORMAT_SERVING), timeout_seconds), max_latency_ms or None
+        probe(path_utils.serving_model_dir(model.uri), timeout_seconds), max_latency_ms or None
     )
     tf.io.gfile.makedirs(blessing.uri)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, RESULT_JSON), "w") as f:

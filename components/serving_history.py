@@ -19,9 +19,9 @@ import os
 
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
+from tfx.utils import path_utils
 
 from imgclf.components.example_gen import span_of
-from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.modelstore.history import check_history, find_versions
 from imgclf.modelstore.serving_folder import copy_tree
 from imgclf.settings.config import is_remote
@@ -36,7 +36,7 @@ def served_model(serving_model_dir: str, version: int, scratch: str) -> standard
     model = standard_artifacts.Model()
     model.uri = os.path.join(scratch, f"served-{version}")
     served = os.path.join(serving_model_dir, str(version))
-    laid_out = os.path.join(model.uri, FORMAT_SERVING)
+    laid_out = path_utils.serving_model_dir(model.uri)
     if is_remote(served) or is_remote(scratch):
         copy_tree(served, laid_out)
     else:

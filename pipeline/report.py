@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 import tensorflow as tf
+from tfx.utils import path_utils
 
 from imgclf.components.data_gate import anomaly_findings, load_anomalies
 from imgclf.components.evaluation import (
@@ -18,7 +19,6 @@ from imgclf.components.evaluation import (
     read_metrics,
 )
 from imgclf.components.image_validator import REPORT_TEXT
-from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.components.serving_check import RESULT_JSON, describe, read_result
 from imgclf.pipeline.lock import holder
 from imgclf.pipeline.runs import UNFINISHED, PipelineRun, latest_run
@@ -204,7 +204,7 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     trainer = run.nodes.get(names.TRAINER)
     model = trainer.output("model") if trainer else None
     if model is not None:
-        outcome.training = read_summary(os.path.join(model.uri, FORMAT_SERVING))
+        outcome.training = read_summary(path_utils.serving_model_dir(model.uri))
     evaluator = run.nodes.get(names.EVALUATOR)
     evaluation = evaluator.output("evaluation") if evaluator else None
     if evaluation is not None:

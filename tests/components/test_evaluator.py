@@ -1,7 +1,6 @@
 """The Evaluator's executor, through TFX's and TFMA's own: a served baseline that cannot load."""
 
 import json
-import os
 import shutil
 
 import pytest
@@ -10,12 +9,11 @@ import tf_keras as keras
 from tfx.components.evaluator import constants
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import path_utils, proto_utils
 
 from damaged import half_copied
 from imgclf.components.evaluation import BASELINE, CANDIDATE, make_eval_config, read_metrics
 from imgclf.components.evaluator import Executor
-from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.settings.config import DataConfig, EvaluationConfig
@@ -56,7 +54,7 @@ def candidate(tmp_path_factory):
     model = _artifact(standard_artifacts.Model, root / "model")
     export_model(
         _constant_model(),
-        str(root / "model" / FORMAT_SERVING),
+        path_utils.serving_model_dir(model.uri),
         CLASSES,
         SIZE,
         "image",
@@ -99,12 +97,12 @@ def _evaluate(candidate, tmp_path, serving, baseline_version: int) -> standard_a
 def test_the_served_baseline_is_compared_in_place_and_named_in_the_blessing(candidate, tmp_path):
     _, model = candidate
     serving = tmp_path / "serving"
-    shutil.copytree(os.path.join(model.uri, FORMAT_SERVING), serving / "2")
+    shutil.copytree(path_utils.serving_model_dir(model.uri), serving / "2")
     blessing = _evaluate(candidate, tmp_path, serving, baseline_version=2)
     baseline_uri = constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
     assert blessing.get_string_custom_property(baseline_uri) == str(serving / "2")
     assert set(read_metrics(str(tmp_path / "evaluation"), "label")) == {CANDIDATE, BASELINE}
-    [handed] = (tmp_path / "tmp").rglob(FORMAT_SERVING)  # linked to the version, not copied
+    [handed] = (tmp_path / "tmp").rglob("served-2/*")  # linked to the version, not copied
     assert handed.is_symlink() and handed.resolve() == serving / "2"
 
 
@@ -112,7 +110,7 @@ def test_the_served_baseline_is_compared_in_place_and_named_in_the_blessing(cand
 def test_a_served_baseline_that_cannot_be_loaded_is_named(candidate, tmp_path):
     _, model = candidate
     serving = tmp_path / "serving"
-    served = half_copied(os.path.join(model.uri, FORMAT_SERVING), str(serving / "1"))
+    served = half_copied(path_utils.serving_model_dir(model.uri), str(serving / "1"))
     with pytest.raises(UnloadableModelError) as raised:
         _evaluate(candidate, tmp_path, serving, baseline_version=1)
     assert str(raised.value).startswith(

@@ -5,12 +5,14 @@ import json
 import logging
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from tfx.types import standard_artifacts
+from tfx.utils import path_utils
 
 from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
-from imgclf.components.pusher import FORMAT_SERVING, VersionedPusher
+from imgclf.components.pusher import VersionedPusher
 from imgclf.components.serving_check import (
     BLESSED_FILE,
     NOT_BLESSED_FILE,
@@ -40,7 +42,7 @@ TIMEOUT_SECONDS = 120.0
 def model_artifact(tiny_backbone, tmp_path_factory):
     """A Trainer's Model artifact: an exported model with 3 eval images as warmup requests."""
     root = tmp_path_factory.mktemp("trainer_model")
-    export_dir = str(root / FORMAT_SERVING)
+    export_dir = path_utils.serving_model_dir(str(root))
     model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
     summary = {"phases": [], "class_names": list(DEFAULT_CLASSES)}
     export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", summary, MAX_PIXELS)
@@ -89,7 +91,7 @@ def test_a_model_slower_than_the_bound_fails_and_says_which_setting(model_artifa
 def test_a_model_that_does_not_load_fails_with_the_loaders_error(model_artifact, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(model_artifact.uri, broken)
-    (broken / FORMAT_SERVING / "saved_model.pb").write_bytes(b"not a graph")
+    (Path(path_utils.serving_model_dir(str(broken))) / "saved_model.pb").write_bytes(b"not a graph")
     blessing, result = _check(_artifact(standard_artifacts.Model, str(broken)), tmp_path)
     assert blessing.get_int_custom_property(BLESSED_PROPERTY) == 0
     assert result["reason"].startswith("the serving process failed (exit 1):")

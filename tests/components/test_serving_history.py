@@ -2,11 +2,12 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from tfx.types import standard_artifacts
+from tfx.utils import path_utils
 
-from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.components.serving_history import ServingHistory, served_model
 from imgclf.modelstore.history import ServingHistoryLost
 from imgclf.modelstore.serving_folder import PROVENANCE_FILE, SAVED_MODEL_FILE, record_push
@@ -54,7 +55,7 @@ def test_the_evaluator_is_handed_a_served_version_without_a_copy(tmp_path):
     version.mkdir(parents=True)
     (version / SAVED_MODEL_FILE).write_bytes(b"graph")
     model = served_model(str(tmp_path / "serving"), 3, str(tmp_path / "scratch"))
-    laid_out = tmp_path / "scratch" / "served-3" / FORMAT_SERVING
+    laid_out = Path(path_utils.serving_model_dir(str(tmp_path / "scratch" / "served-3")))
     assert model.uri == str(laid_out.parent)
     assert laid_out.is_symlink() and laid_out.resolve() == version
     assert (laid_out / SAVED_MODEL_FILE).read_bytes() == b"graph"

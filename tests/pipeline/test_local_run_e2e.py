@@ -30,6 +30,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+from tfx.utils import path_utils
 
 from bad_records import defects, write_records
 from imgclf.cli.main import main
@@ -41,7 +42,6 @@ from imgclf.components.model_report import (
     MOST_WRONG_CSV,
     MOST_WRONG_PNG,
 )
-from imgclf.components.pusher import FORMAT_SERVING
 from imgclf.components.serving_check import describe
 from imgclf.imagedata.records import read_records, to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES
@@ -444,7 +444,7 @@ def test_predict_on_the_serving_folder_uses_the_latest_version_like_the_trainer_
     assert resolve_model_dir(serving) == os.path.join(serving, "2")
     predictions = predict(resolve_model_dir(serving), images, top_k=4).scored
     trainer_model = runs["fourth"].nodes["Trainer"].output("model").uri
-    served = tf.saved_model.load(os.path.join(trainer_model, FORMAT_SERVING))
+    served = tf.saved_model.load(path_utils.serving_model_dir(trainer_model))
     expected = served.signatures[SERVING_IMAGES](
         **{IMAGES_INPUT: tf.constant([r.image for r in records])}
     )["probabilities"].numpy()
