@@ -16,6 +16,7 @@ change.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
@@ -74,9 +75,13 @@ def make_schema(data: DataConfig) -> schema_pb2.Schema:
     """Infers from the train split's records (of the newest span, or `data.span`), then curates."""
     pattern = span_pattern(data, data.train_pattern, newest_span(data))
     _check_records(pattern)
-    statistics = tfdv.generate_statistics_from_tfrecord(
-        pattern, stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True)
-    )
+    # TFDV writes the statistics to a file, in a temp folder of its own it never removes.
+    with tempfile.TemporaryDirectory() as scratch:
+        statistics = tfdv.generate_statistics_from_tfrecord(
+            pattern,
+            output_path=os.path.join(scratch, "statistics.tfrecord"),
+            stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
+        )
     inferred = tfdv.infer_schema(statistics, infer_feature_shape=False)
     return curate(inferred, data, len(read_labels(data.labels_path)))
 

@@ -1,7 +1,9 @@
 """`imgclf make-schema` (and so a first `imgclf run`) on records it cannot read: one line
 naming the file and the record, as the pipeline's own reader names them."""
 
+import os
 import re
+import tempfile
 
 import pytest
 
@@ -42,3 +44,14 @@ def test_a_record_make_schema_cannot_read_is_named_in_one_line(dataset, capsys, 
     assert line.startswith(f"imgclf make-schema: {dataset / 'train'}/")
     assert re.search(says, line)
     assert not (dataset / "schema.pbtxt").exists()
+
+
+def test_make_schema_writes_the_schema_and_leaves_nothing_in_the_temp_folder(
+    dataset, tmp_path, monkeypatch, capsys
+):
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    assert _make_schema(dataset) == 0
+    assert (dataset / "schema.pbtxt").exists()
+    assert os.listdir(system_tmp) == []
