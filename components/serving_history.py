@@ -24,24 +24,15 @@ from tfx.utils import path_utils
 from imgclf.components.example_gen import span_of
 from imgclf.modelstore.history import check_history, find_versions
 from imgclf.modelstore.serving_folder import copy_tree
-from imgclf.settings.config import is_remote
 
 
 def served_model(serving_model_dir: str, version: int, scratch: str) -> standard_artifacts.Model:
-    """A served version as a Model artifact (laid out as a Trainer's) for TFX's executors.
-
-    On a local file system the artifact links to the version; on an object store, where
-    there are no links, the version is copied.
-    """
+    """A served version as a Model artifact (laid out as a Trainer's) for TFX's executors."""
     model = standard_artifacts.Model()
     model.uri = os.path.join(scratch, f"served-{version}")
-    served = os.path.join(serving_model_dir, str(version))
-    laid_out = path_utils.serving_model_dir(model.uri)
-    if is_remote(served) or is_remote(scratch):
-        copy_tree(served, laid_out)
-    else:
-        os.makedirs(model.uri, exist_ok=True)
-        os.symlink(os.path.abspath(served), laid_out)
+    copy_tree(
+        os.path.join(serving_model_dir, str(version)), path_utils.serving_model_dir(model.uri)
+    )
     model.set_int_custom_property("version", version)
     return model
 

@@ -94,7 +94,7 @@ def _evaluate(candidate, tmp_path, serving, baseline_version: int) -> standard_a
 
 
 @pytest.mark.slow
-def test_the_served_baseline_is_compared_in_place_and_named_in_the_blessing(candidate, tmp_path):
+def test_the_served_baseline_is_compared_and_named_in_the_blessing(candidate, tmp_path):
     _, model = candidate
     serving = tmp_path / "serving"
     shutil.copytree(path_utils.serving_model_dir(model.uri), serving / "2")
@@ -102,8 +102,6 @@ def test_the_served_baseline_is_compared_in_place_and_named_in_the_blessing(cand
     baseline_uri = constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
     assert blessing.get_string_custom_property(baseline_uri) == str(serving / "2")
     assert set(read_metrics(str(tmp_path / "evaluation"), "label")) == {CANDIDATE, BASELINE}
-    [handed] = (tmp_path / "tmp").rglob("served-2/*")  # linked to the version, not copied
-    assert handed.is_symlink() and handed.resolve() == serving / "2"
 
 
 @pytest.mark.slow

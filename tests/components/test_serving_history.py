@@ -2,13 +2,11 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from tfx.types import standard_artifacts
-from tfx.utils import path_utils
 
-from imgclf.components.serving_history import ServingHistory, served_model
+from imgclf.components.serving_history import ServingHistory
 from imgclf.modelstore.history import ServingHistoryLost
 from imgclf.modelstore.serving_folder import PROVENANCE_FILE, SAVED_MODEL_FILE, record_push
 from imgclf.settings.names import NO_VERSION
@@ -48,15 +46,3 @@ def test_on_a_cluster_the_component_stops_a_run_whose_serving_folder_lost_its_hi
         "warm_start_version": NO_VERSION,
         "previous_version": NO_VERSION,
     }
-
-
-def test_the_evaluator_is_handed_a_served_version_without_a_copy(tmp_path):
-    version = tmp_path / "serving" / "3"
-    version.mkdir(parents=True)
-    (version / SAVED_MODEL_FILE).write_bytes(b"graph")
-    model = served_model(str(tmp_path / "serving"), 3, str(tmp_path / "scratch"))
-    laid_out = Path(path_utils.serving_model_dir(str(tmp_path / "scratch" / "served-3")))
-    assert model.uri == str(laid_out.parent)
-    assert laid_out.is_symlink() and laid_out.resolve() == version
-    assert (laid_out / SAVED_MODEL_FILE).read_bytes() == b"graph"
-    assert model.get_int_custom_property("version") == 3
