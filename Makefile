@@ -24,7 +24,7 @@ $(INSTALLED): setup.py constraints.txt
 	touch $@
 
 demo: $(INSTALLED)
-	$(BIN)/imgclf demo --config configs/demo.yaml
+	$(BIN)/imgclf demo
 
 # Two workers (pytest-xdist), each taking whole files: a file's shared end-to-end run
 # (a module fixture) is made once, and the two cores each carry one. The slowest

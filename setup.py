@@ -1,7 +1,8 @@
 """Installs the project as one package, imgclf, whose layers are the top-level folders.
 
 Beam workers (`--setup_file=./setup.py`) and the Kubeflow container image
-install the project from this file, so every process runs the same code.
+(a wheel built from this file) install the project from it, so every process
+runs the same code.
 The exact versions this project is tested with live in constraints.txt:
 
     pip install --ignore-requires-python -c constraints.txt -e ".[test]"
@@ -19,6 +20,8 @@ setuptools.setup(
     python_requires=">=3.9",
     # One import namespace, imgclf: its layers are linked in from the top-level folders.
     packages=setuptools.find_namespace_packages(include=["imgclf", "imgclf.*"]),
+    # What commands read at run time, so a wheel holds it: the demo's settings and base.
+    package_data={"imgclf.configs": ["*.yaml"], "imgclf.configs.backbones": ["*.h5", "*.md"]},
     install_requires=[
         "tfx==1.16.0",
         "tensorflow==2.16.2",

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
+import imgclf  # first: chooses Keras 2 before TensorFlow loads
 
 # isort: split
 from imgclf.cli import kubeflow as kubeflow_cli
@@ -45,11 +45,19 @@ from imgclf.cli.options import add_settings_options, apply_settings
 from imgclf.cli.startup import import_tensorflow_quietly
 from imgclf.pipeline.lock import EXIT_BUSY
 from imgclf.settings import names
-from imgclf.settings.config import ConfigError, DataConfig, load_config
+from imgclf.settings.config import (
+    CONFIG_FILE_ENV,
+    DEMO_CONFIG,
+    ConfigError,
+    DataConfig,
+    load_config,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_BASELINE_FILE = "scratch_baseline.json"
-LOCAL_RUNNER = REPO_ROOT / "local_runner.py"
+# The runner file the TFX CLI loads, inside the package (a wheel holds it too).
+LOCAL_RUNNER = Path(imgclf.__file__).with_name("local_runner.py")
+# The TFX CLI of the interpreter running imgclf: its own `tfx` script may not be on PATH.
+TFX_CLI = [sys.executable, "-m", "tfx.tools.cli.cli_main"]
 # `imgclf validate` records its runs apart from the full pipeline's.
 VALIDATION_SUFFIX = "-validation"
 PREDICTIONS_CSV = "predictions.csv"
@@ -162,7 +170,12 @@ def _parser() -> argparse.ArgumentParser:
         "Run the pipeline on the configured data through the TFX CLI (Beam), registering it "
         "in the project's TFX home; writes the curated schema first if it is missing.",
     )
-    demo = command("demo", _demo, "Run the pipeline on the sample data through the TFX CLI.")
+    demo = command(
+        "demo",
+        _demo,
+        "Run the pipeline on the sample data through the TFX CLI, with the demo's settings "
+        "(bundled with imgclf) unless --config names others.",
+    )
     for sub in (run, demo):
         sub.add_argument(
             "--verbose", action="store_true", help="Show the TFX CLI's whole log, not progress."
@@ -352,6 +365,7 @@ def _measured_scratch_baseline() -> tuple[dict, str]:
 def _demo(args: argparse.Namespace) -> int:
     from imgclf.imagedata.sample import write_sample_dataset
 
+    os.environ.setdefault(CONFIG_FILE_ENV, str(DEMO_CONFIG))
     config = load_config()
     if not os.path.exists(config.data.root):
         print(f"Writing the sample dataset to {config.data.root}")
@@ -360,7 +374,7 @@ def _demo(args: argparse.Namespace) -> int:
     if weights not in ("imagenet", "none") and not os.path.exists(weights):
         print(f"Pretraining the demo's base network into {weights} (once)")
         _pretrain_backbone(args)
-    # The report's "What transfer is worth" line: configs/demo.yaml sets training.compare_scratch.
+    # The report's "What transfer is worth" line: the demo's settings set training.compare_scratch.
     return _run(args)
 
 
@@ -394,12 +408,10 @@ def _run(args: argparse.Namespace) -> int:
     check_base_weights(config.model)
     # Unbuffered: Keras prints its epoch lines to a pipe here, which would hold them back.
     env = dict(os.environ, BEAM_HOME=config.tfx_home, PYTHONUNBUFFERED="1")
-    tfx = str(Path(sys.executable).with_name("tfx"))
     # Registered in the project's TFX home: created once, updated on every later run.
     registered = os.path.isdir(os.path.join(config.tfx_home, config.pipeline_name))
     steps = [
         [
-            tfx,
             "pipeline",
             "update" if registered else "create",
             "--engine",
@@ -407,7 +419,7 @@ def _run(args: argparse.Namespace) -> int:
             "--pipeline_path",
             str(LOCAL_RUNNER),
         ],
-        [tfx, "run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name],
+        ["run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name],
     ]
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = os.path.join(config.output_dir, "logs", f"{config.pipeline_name}-{stamp}.log")
@@ -415,8 +427,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"The full log: {log_path}" + ("" if args.verbose else " (--verbose shows it here)"))
     with open(log_path, "w") as log:
         for step in steps:
-            print(f"$ BEAM_HOME={config.tfx_home} {shlex.join(step)}", flush=True)
-            status, stopped_by = _logged_call(step, env, log, args.verbose)
+            command = [*TFX_CLI, *step]
+            print(f"$ BEAM_HOME={config.tfx_home} {shlex.join(command)}", flush=True)
+            status, stopped_by = _logged_call(command, env, log, args.verbose)
             if stopped_by:
                 name = signal.Signals(stopped_by).name
                 print(
@@ -424,13 +437,13 @@ def _run(args: argparse.Namespace) -> int:
                     f"and its lock released (the full log: {log_path})",
                     file=sys.stderr,
                 )
-                if step[1] == "run":
+                if step[0] == "run":
                     _report(args)
                 return 128 + stopped_by
             if status != 0:
                 log.flush()
                 print(
-                    f"imgclf {args.command}: '{step[1]} {step[2]}' failed; the end of its log "
+                    f"imgclf {args.command}: 'tfx {step[0]} {step[1]}' failed; the end of its log "
                     f"({log_path}):\n{_tail(log_path, TAIL_LINES_ON_FAILURE)}",
                     file=sys.stderr,
                 )

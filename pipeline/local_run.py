@@ -19,9 +19,10 @@ evaluation.allow_empty_serving_folder says to start anew.
 
 Every temporary file of the run, its child processes' included, goes in one
 folder of the system's temp folder, removed when the run ends (or, when it was
-killed, by the next run): TFX builds a 52 MB `tfx_ephemeral` package in a
-fresh temp folder for each Beam component and never removes it
-(tfx/utils/dependency_utils.py), and AutoGraph's generated modules outlive a
+killed, by the next run). Given Beam arguments without a dependency flag, TFX
+builds a 52 MB `tfx_ephemeral` package in a fresh temp folder for each Beam
+component and never removes it (tfx/utils/dependency_utils.py; the default,
+no arguments, builds none), and AutoGraph's generated modules outlive a
 killed process. Left in /tmp, a daily run would add about 75 GB a year.
 
 While it runs, SIGTERM (how Kubernetes, systemd and most schedulers stop work)

@@ -19,6 +19,7 @@ import re
 import shlex
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -56,6 +57,12 @@ CONFIG_FILE_ENV = "IMGCLF_CONFIG"
 # The IMGCLF_* variables the command line's `--set` wrote (comma-separated), so that a
 # message about one of them names the flag the user typed, not a variable they never set.
 SET_ON_COMMAND_LINE_ENV = "IMGCLF_SET_ON_COMMAND_LINE"
+# Files that ship inside the package (configs/, linked into imgclf like the layers), so
+# an installed wheel has them too: `imgclf demo`'s settings and the bases they name.
+BUNDLED_CONFIGS = Path(__file__).parent.parent / "configs"
+DEMO_CONFIG = BUNDLED_CONFIGS / "demo.yaml"
+# `model.weights: bundled:<file>` names a base in BUNDLED_CONFIGS/backbones.
+BUNDLED_WEIGHTS_PREFIX = "bundled:"
 
 
 class ConfigError(ValueError):
@@ -68,6 +75,17 @@ def is_remote(path: str) -> bool:
 
 def _absolute(path: str) -> str:
     return path if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def _bundled_weights(name: str) -> str:
+    backbones = BUNDLED_CONFIGS / "backbones"
+    path = backbones / name
+    if name != path.name or not path.is_file():
+        shipped = sorted(file.name for file in backbones.glob("*.h5"))
+        raise ValueError(
+            f"no base {name!r} is bundled with imgclf; bundled: {', '.join(shipped) or 'none'}"
+        )
+    return str(path)
 
 
 def _empty_means_none(model: type[BaseModel], values: Any) -> Any:
@@ -200,7 +218,9 @@ class ModelConfig(_Section):
 
     base_model: str = "EfficientNetV2B0"
     weights: str = Field(
-        "imagenet", description="'imagenet', 'none', or a weights file path (local or gs://...)."
+        "imagenet",
+        description="'imagenet', 'none', a weights file path (local or gs://...), or "
+        f"'{BUNDLED_WEIGHTS_PREFIX}<file>' for a base shipped in imgclf's configs/backbones/.",
     )
     image_size: int = Field(224, ge=32, le=1024)
     alpha: float = Field(1.0, gt=0.0, description="Width multiplier; MobileNetV2 only.")
@@ -223,7 +243,11 @@ class ModelConfig(_Section):
     @field_validator("weights")
     @classmethod
     def _weights_file_absolute(cls, weights: str) -> str:
-        return weights if weights in ("imagenet", "none") else _absolute(weights)
+        if weights in ("imagenet", "none"):
+            return weights
+        if weights.startswith(BUNDLED_WEIGHTS_PREFIX):
+            return _bundled_weights(weights.removeprefix(BUNDLED_WEIGHTS_PREFIX))
+        return _absolute(weights)
 
     @model_validator(mode="after")
     def _fits_base(self) -> ModelConfig:
@@ -655,7 +679,11 @@ class PipelineConfig(BaseSettings):
     serving_root: str = Field("", description="Default: <output_dir>/serving.")
     tfx_home: str = Field("", description="The TFX CLI's BEAM_HOME. Default: <output_dir>/tfx.")
     beam_pipeline_args: ArgumentList = Field(
-        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        default_factory=list,
+        description="None: Beam's in-memory DirectRunner in the run's own process. Arguments "
+        "without a dependency flag (--extra_packages, --setup_file, --sdk_container_image) "
+        "make TFX build a 52 MB copy of itself per Beam component, for remote workers "
+        "(tfx/utils/dependency_utils.py); a local run removes them at its end.",
     )
     enable_cache: bool = True
     data: DataConfig = Field(default_factory=DataConfig)

@@ -40,6 +40,15 @@ def settings_environment_of_its_own():
 
 
 @pytest.fixture(scope="session")
+def installed_imgclf(tmp_path_factory) -> Path:
+    """The `imgclf` command of the project's wheel, installed into a fresh environment."""
+    from installing import build_wheel, environment_with
+
+    root = tmp_path_factory.mktemp("wheel")
+    return environment_with(build_wheel(root), root) / "imgclf"
+
+
+@pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> str:
     """The sample shapes at 64 px (32 train and 16 eval images per class), with its schema."""
     from imgclf.imagedata.sample import write_sample_dataset

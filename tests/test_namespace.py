@@ -7,8 +7,8 @@ with its import layout (read from the published wheels): the Kubeflow SDK
 `kubeflow.pipelines`; kubeflow-katib 0.19 and kubeflow-training 1.9 share a
 pkgutil-style namespace `kubeflow` (`extend_path`); Coqui's is a package `trainer`.
 Each case installs them and the project (normal or editable) into a prefix of
-its own and imports from the repository's root, as `make test` and the
-container (its working directory) do.
+its own and imports from the repository's root, as `make test` does, and from
+elsewhere, as the image (an installed wheel) does.
 """
 
 import json

@@ -45,7 +45,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from backend import REPO, _image_environment
+from backend import _image_environment
 
 TFJOBS = re.compile(r"/apis/kubeflow\.org/v1/namespaces/([^/]+)/tfjobs(?:/([^/]+))?")
 PODS = re.compile(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?")
@@ -198,7 +198,8 @@ class FakeOperator:
             env["HOSTNAME"] = replica.pod
             replica.process = subprocess.Popen(
                 replica.command,
-                cwd=REPO,
+                # Not the repository: in the image, the project is an installed wheel.
+                cwd=self.logs,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

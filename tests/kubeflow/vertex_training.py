@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from training_operator import free_ports, stop_processes
 
-from backend import REPO, _image_environment
+from backend import _image_environment
 
 PROJECT, REGION = "my-project", "europe-west4"
 JOBS = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+)/customJobs(?:/([^/:]+))?(:cancel)?")
@@ -165,7 +165,8 @@ class FakeVertexTraining:
             }
             replica.process = subprocess.Popen(
                 replica.command,
-                cwd=REPO,
+                # Not the repository: in the image, the project is an installed wheel.
+                cwd=self.logs,
                 env={**_image_environment(), **replica.env},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

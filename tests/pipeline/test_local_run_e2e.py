@@ -1,7 +1,8 @@
 """The whole pipeline on tiny data, run five times: through the TFX CLI, then in-process.
 
 Run 1 goes the README's way for your own images, `imgclf run` on data without
-a curated schema: it writes the schema, registers the pipeline in the
+a curated schema, as the project's wheel installed it, from an empty folder with
+a temp folder of its own: it writes the schema, registers the pipeline in the
 project's TFX home and runs it with the Beam engine (`tfx pipeline create` +
 `tfx run create`), with MirroredStrategy over 2 logical CPU replicas, and must
 push a model. Run 2 trains a deliberately broken model through BeamDagRunner
@@ -13,7 +14,6 @@ Run 4 trains longer: a better model, blessed and pushed as the next version.
 import contextlib
 import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -33,7 +32,6 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.utils import path_utils
 
 from bad_records import defects, write_records
-from imgclf.cli.main import main
 from imgclf.components.data_gate import DataValidationError
 from imgclf.components.evaluation import ACCURACY
 from imgclf.components.model_report import (
@@ -62,6 +60,7 @@ from imgclf.trainer.warmup import read_warmup_requests
 from quick_training import small_run
 
 pytestmark = pytest.mark.e2e
+RUN_DEADLINE_SECONDS = 1200
 
 NODES = {
     "ImportExampleGen",
@@ -89,14 +88,18 @@ def _settings(sample_data, backbone_weights, output_dir) -> dict:
     }
 
 
-def _imgclf_run(settings: dict) -> tuple[int, str]:
+def _imgclf_run(imgclf: Path, settings: dict, cwd: Path, tmp: Path) -> tuple[int, str]:
     """`imgclf run` as a user types it; its own lines (the TFX CLI's go to the log)."""
-    out = io.StringIO()
     assignments = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
-    # --set becomes IMGCLF_* variables for the TFX CLI: gone again for the later runs.
-    with contextlib.redirect_stdout(out), mock.patch.dict(os.environ):
-        status = main(["run", *assignments])
-    return status, out.getvalue()
+    typed = subprocess.run(
+        [str(imgclf), "run", *assignments],
+        cwd=cwd,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=RUN_DEADLINE_SECONDS,
+    )
+    return typed.returncode, typed.stdout
 
 
 def _without_schema(sample_data: str, copy: Path) -> str:
@@ -117,7 +120,7 @@ def _tree_digest(root: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def runs(sample_data, backbone_weights, tmp_path_factory):
+def runs(installed_imgclf, sample_data, backbone_weights, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("pipeline_output"))
     data = _without_schema(sample_data, tmp_path_factory.mktemp("own_images") / "data")
     settings = _settings(data, backbone_weights, output_dir)
@@ -126,8 +129,12 @@ def runs(sample_data, backbone_weights, tmp_path_factory):
     # The first model also ships a TFLite copy. The TFX CLI and the run get a temp folder
     # of their own, to see what they leave there.
     system_tmp = tmp_path_factory.mktemp("system_tmp")
-    with mock.patch.dict(os.environ, {"TMPDIR": str(system_tmp)}):
-        run_status, run_output = _imgclf_run({**settings, "serving.tflite": True})
+    run_status, run_output = _imgclf_run(
+        installed_imgclf,
+        {**settings, "serving.tflite": True},
+        cwd=tmp_path_factory.mktemp("empty"),
+        tmp=system_tmp,
+    )
     left_in_tmp = sorted(os.listdir(system_tmp))
     first = latest_run(config.metadata_path, config.pipeline_name)
     serving_after_first = _tree_digest(config.serving_root)

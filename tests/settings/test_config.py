@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.settings.config import ConfigError, TrainerConfig, load_config, to_env
+from imgclf.settings.config import (
+    BUNDLED_CONFIGS,
+    ConfigError,
+    TrainerConfig,
+    load_config,
+    to_env,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -211,3 +217,11 @@ def test_a_search_s_values_override_their_settings_and_are_validated_again():
         config.tuned({"dropout": 1.5})
     with pytest.raises(ConfigError, match=r"tuning\.fine_tune_fractions: .* at most 1"):
         load_config({"tuning.fine_tune_fractions": [0.5, 2]})
+
+
+def test_a_bundled_base_is_found_inside_the_package_and_an_unknown_one_is_named():
+    weights = load_config({"model.weights": "bundled:mobilenet_v2_0.35_64_shapes.h5"}).model.weights
+    assert Path(weights) == BUNDLED_CONFIGS / "backbones" / "mobilenet_v2_0.35_64_shapes.h5"
+    for wrong in ("bundled:resnet.h5", "bundled:../demo.yaml"):
+        with pytest.raises(ConfigError, match=r"model\.weights.*bundled: mobilenet_v2_0\.35_64"):
+            load_config({"model.weights": wrong})
