@@ -7,6 +7,7 @@ nothing else: no `tfx` or other script on its PATH, no editable link to the
 repository, so what works there works from the wheel alone.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,13 @@ def pip(*args: str, python: str = sys.executable) -> None:
     subprocess.run(
         [python, *PIP[1:], *args], check=True, capture_output=True, timeout=PIP_DEADLINE_SECONDS
     )
+
+
+def environment_of_a_user(tmp: Path) -> dict[str, str]:
+    """This process's environment for a command of the installed wheel, with a temp folder
+    of its own; without PYTHONPATH, which would put a checkout before the wheel."""
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    return {**environment, "TMPDIR": str(tmp)}
 
 
 def copy_of_the_project(destination: Path) -> Path:

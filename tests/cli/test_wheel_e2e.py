@@ -9,11 +9,12 @@ one's own: tests/pipeline/test_local_run_e2e.py.
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from installing import environment_of_a_user
 
 pytestmark = pytest.mark.e2e
 COMMAND_DEADLINE_SECONDS = 1200
@@ -31,7 +32,7 @@ def _typed(imgclf: Path, arguments: list[str], cwd: Path, tmp: Path) -> dict:
     typed = subprocess.run(
         [str(imgclf), *arguments],
         cwd=cwd,
-        env={**os.environ, "TMPDIR": str(tmp)},
+        env=environment_of_a_user(tmp),
         capture_output=True,
         text=True,
         timeout=COMMAND_DEADLINE_SECONDS,

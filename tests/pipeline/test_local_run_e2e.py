@@ -57,6 +57,7 @@ from imgclf.trainer.export import (
     read_summary,
 )
 from imgclf.trainer.warmup import read_warmup_requests
+from installing import environment_of_a_user
 from quick_training import small_run
 
 pytestmark = pytest.mark.e2e
@@ -94,7 +95,7 @@ def _imgclf_run(imgclf: Path, settings: dict, cwd: Path, tmp: Path) -> tuple[int
     typed = subprocess.run(
         [str(imgclf), "run", *assignments],
         cwd=cwd,
-        env={**os.environ, "TMPDIR": str(tmp)},
+        env=environment_of_a_user(tmp),
         stdout=subprocess.PIPE,
         text=True,
         timeout=RUN_DEADLINE_SECONDS,
