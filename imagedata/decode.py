@@ -9,11 +9,52 @@ allocated. A 400 KB PNG can declare 20,000 x 20,000 pixels: 1.2 GB decoded.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import tensorflow as tf
 
 CHANNELS = 3
 TOO_LARGE = "image too large"
+
+
+class Signature(NamedTuple):
+    """How a format's file starts (`magic` at `offset`) and, when it has one, ends."""
+
+    name: str
+    magic: bytes
+    end: bytes = b""
+    offset: int = 0
+
+    def matches(self, encoded: bytes) -> bool:
+        return encoded[self.offset : self.offset + len(self.magic)] == self.magic
+
+
+# What tf.io.decode_image reads; a file that does not end as its format ends was cut short.
+DECODABLE_FORMATS = (
+    Signature("JPEG", b"\xff\xd8\xff", end=b"\xff\xd9"),
+    Signature("PNG", b"\x89PNG\r\n\x1a\n", end=b"IEND\xaeB`\x82"),
+    Signature("GIF", b"GIF8", end=b";"),
+    Signature("BMP", b"BM"),
+)
+# Photo formats people bring that it does not read (a phone's HEIC renamed .jpg, a scan).
+OTHER_FORMATS = (
+    Signature("WebP", b"WEBP", offset=8),
+    Signature("HEIC", b"ftypheic", offset=4),
+    Signature("HEIF", b"ftypmif1", offset=4),
+    Signature("AVIF", b"ftypavif", offset=4),
+    Signature("TIFF", b"II*\0"),
+    Signature("TIFF", b"MM\0*"),
+)
+DECODABLE_NAMES = ", ".join(sign.name for sign in DECODABLE_FORMATS)
+# What TensorFlow and libjpeg print for a file that does not decode, straight to the
+# screen: a command that reports each file with why_undecodable's reason filters them out.
+DECODER_NOISE = re.compile(
+    r"local_rendezvous\.cc.*Local rendezvous is aborting"
+    r"|(jpeg_mem|png_io|gif_io)\.cc"
+    r"|^(Premature end of JPEG file|Corrupt JPEG data|Invalid JPEG file structure"
+    r"|Improper call to JPEG library|Not a JPEG file|Bogus |Unsupported marker"
+    r"|Huffman table|Quantization table|libpng (warning|error))"
+)
 # The first bytes of each format, and where its header keeps the width and height:
 # PNG's IHDR (big-endian 32-bit at 16 and 20), GIF's logical screen (little-endian
 # 16-bit at 6 and 8), BMP's BITMAPINFOHEADER (little-endian 32-bit at 18 and 22, the
@@ -87,12 +128,26 @@ def header_size(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def why_undecodable(encoded: bytes, max_pixels: int) -> str | None:
-    """None when the bytes decode as an image; otherwise the decoder's reason, in one line."""
+    """None when the bytes decode as an image; otherwise why not, in one line: too large,
+    not an image, a format TensorFlow does not decode, truncated, or damaged."""
+    decodable = _format_of(encoded, DECODABLE_FORMATS)
+    if decodable is None:
+        if other := _format_of(encoded, OTHER_FORMATS):
+            return f"unsupported format: {other.name} (TensorFlow decodes {DECODABLE_NAMES})"
+        return f"not an image: no {DECODABLE_NAMES} header"
     try:
         decode_image(encoded, max_pixels)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        return op_message(error)
+        # First: what a cut-short header declares (its size too) is not to be trusted.
+        if not encoded.rstrip(b"\0").endswith(decodable.end):
+            return f"truncated: a {decodable.name} file without its end ({len(encoded)} bytes)"
+        message = op_message(error)
+        return message if message.startswith(TOO_LARGE) else f"damaged {decodable.name}: {message}"
     return None
+
+
+def _format_of(encoded: bytes, formats: tuple[Signature, ...]) -> Signature | None:
+    return next((sign for sign in formats if sign.matches(encoded)), None)
 
 
 def op_message(error: tf.errors.OpError) -> str:

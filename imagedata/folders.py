@@ -17,7 +17,8 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from imgclf.imagedata.decode import why_undecodable
+from imgclf.imagedata.decode import DECODER_NOISE, why_undecodable
+from imgclf.imagedata.native_stderr import native_stderr_without
 from imgclf.imagedata.records import (
     LabelledImage,
     known_classes,
@@ -36,7 +37,8 @@ class UnreadableImagesError(ValueError):
         listing = "\n  ".join(f"{path}: {why}" for path, why in unreadable.items())
         super().__init__(
             f"{len(self.paths)} image file(s) could not be decoded; nothing was written. "
-            f"Fix or remove them, or pass skip_unreadable to leave them out:\n  {listing}"
+            "Fix or remove them, or pass --skip-unreadable (skip_unreadable=True) to leave "
+            f"them out:\n  {listing}"
         )
 
 
@@ -93,23 +95,24 @@ def convert_folder(
     entries: dict[str, list[tuple[str, int]]] = {split: [] for split in splits}
     unreadable: dict[str, str] = {}
     ignored: list[str] = []
-    for split in splits:
-        for label, name in enumerate(class_names):
-            for path in _files(os.path.join(root, split, name)):
-                if os.path.isdir(path):
-                    # Its images would belong to no class: refused rather than left out.
-                    raise ValueError(
-                        f"{path} is a folder inside a class folder; a class folder holds "
-                        "image files only."
-                    )
-                if not path.lower().endswith(IMAGE_EXTENSIONS):
-                    ignored.append(path)
-                elif why := _why_unreadable(path, max_image_pixels):
-                    unreadable[path] = why
-                else:
-                    entries[split].append((path, label))
-        # Mix the classes, so that a reader's shuffle buffer need not span the whole split.
-        random.Random(seed).shuffle(entries[split])
+    with native_stderr_without(DECODER_NOISE):  # each bad file is listed with its reason
+        for split in splits:
+            for label, name in enumerate(class_names):
+                for path in _files(os.path.join(root, split, name)):
+                    if os.path.isdir(path):
+                        # Its images would belong to no class: refused rather than left out.
+                        raise ValueError(
+                            f"{path} is a folder inside a class folder; a class folder holds "
+                            "image files only."
+                        )
+                    if not path.lower().endswith(IMAGE_EXTENSIONS):
+                        ignored.append(path)
+                    elif why := _why_unreadable(path, max_image_pixels):
+                        unreadable[path] = why
+                    else:
+                        entries[split].append((path, label))
+            # Mix the classes, so that a reader's shuffle buffer need not span the whole split.
+            random.Random(seed).shuffle(entries[split])
     if unreadable and not skip_unreadable:
         raise UnreadableImagesError(unreadable)
     empty = [split for split in splits if not entries[split]]

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from imgclf.imagedata.decode import why_undecodable
+from imgclf.imagedata.decode import DECODER_NOISE, why_undecodable
 from imgclf.imagedata.folders import IMAGE_EXTENSIONS
+from imgclf.imagedata.native_stderr import native_stderr_without
 from imgclf.imagedata.records import read_labels
 from imgclf.modelstore.serving_folder import SAVED_MODEL_FILE, versions
 from imgclf.settings.names import LABELS_FILENAME
@@ -87,12 +88,13 @@ def predict(model_dir: str, paths: list[str], top_k: int = 3) -> Predictions:
     names = read_labels(os.path.join(model_dir, "assets", LABELS_FILENAME))
     max_pixels = max_pixels_of(model_dir)
     images, unreadable = {}, {}
-    for path in paths:
-        with open(path, "rb") as f:
-            images[path] = f.read()
-        why = why_undecodable(images[path], max_pixels)
-        if why is not None:
-            unreadable[path] = why
+    with native_stderr_without(DECODER_NOISE):  # each bad file is listed with its reason
+        for path in paths:
+            with open(path, "rb") as f:
+                images[path] = f.read()
+            why = why_undecodable(images[path], max_pixels)
+            if why is not None:
+                unreadable[path] = why
     readable = [path for path in paths if path not in unreadable]
     scored = []
     for start in range(0, len(readable), BATCH_SIZE):

@@ -43,5 +43,23 @@ def test_the_bound_holds_inside_a_graph_as_in_the_serving_signature():
         decode(tf.constant(_encoded("JPEG", 40, 26)))
 
 
-def test_bytes_that_are_no_image_still_get_the_decoders_reason():
-    assert why_undecodable(b"words", max_pixels=100).startswith("Unknown image file format")
+def _damaged_jpeg() -> bytes:
+    """A whole JPEG (it ends as JPEGs end) without its frame header: its start-of-frame
+    marker made a comment."""
+    return _encoded("JPEG").replace(b"\xff\xc0", b"\xff\xfe", 1)
+
+
+@pytest.mark.parametrize(
+    "encoded, why",
+    [
+        (b"hello, not an image", "not an image: no JPEG, PNG, GIF, BMP header"),
+        (_encoded("WEBP"), "unsupported format: WebP (TensorFlow decodes JPEG, PNG, GIF, BMP)"),
+        (_encoded("TIFF"), "unsupported format: TIFF (TensorFlow decodes JPEG, PNG, GIF, BMP)"),
+        (_encoded("JPEG")[:600], "truncated: a JPEG file without its end (600 bytes)"),
+        (_encoded("PNG")[:-20], "truncated: a PNG file without its end"),
+        (_damaged_jpeg(), "damaged JPEG: "),
+    ],
+    ids=["text", "webp", "tiff", "truncated-jpeg", "truncated-png", "damaged-jpeg"],
+)
+def test_each_file_that_does_not_decode_gets_its_reason(encoded, why):
+    assert why_undecodable(encoded, max_pixels=10**6).startswith(why)

@@ -48,19 +48,32 @@ def test_folders_become_records_with_sorted_class_labels(photo_folder, tmp_path)
     assert report.ignored == [str(photo_folder / "train" / "dogs" / "notes.txt")]
 
 
-def test_unreadable_images_are_named_and_nothing_is_written(photo_folder, tmp_path):
+def test_unreadable_images_are_named_with_why_and_nothing_is_written(photo_folder, tmp_path, capfd):
     broken = photo_folder / "train" / "cats" / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     truncated = photo_folder / "eval" / "cats" / "truncated.jpg"
     _write_image(truncated, 70, "JPEG")
     truncated.write_bytes(truncated.read_bytes()[:100])
+    # A phone's photo in another format, named .jpg; a note named like a photo.
+    webp = photo_folder / "train" / "dogs" / "phone.jpg"
+    _write_image(webp, 80, "WEBP")
+    note = photo_folder / "train" / "dogs" / "note.jpeg"
+    note.write_text("not a photo")
     out = tmp_path / "records"
 
+    capfd.readouterr()
     with pytest.raises(UnreadableImagesError) as raised:
         convert_folder(str(photo_folder), str(out))
 
-    assert sorted(raised.value.paths) == sorted([str(broken), str(truncated)])
-    assert str(broken) in str(raised.value)
+    assert sorted(raised.value.paths) == sorted(map(str, [broken, truncated, webp, note]))
+    listing = str(raised.value)
+    assert f"{broken}: truncated: a PNG file without its end (19 bytes)" in listing
+    assert f"{truncated}: truncated: a JPEG file without its end (100 bytes)" in listing
+    assert f"{webp}: unsupported format: WebP (TensorFlow decodes JPEG, PNG, GIF, BMP)" in listing
+    assert f"{note}: not an image: no JPEG, PNG, GIF, BMP header" in listing
+    assert "--skip-unreadable" in listing
+    # TensorFlow's and libjpeg's own lines about them never reach the screen.
+    assert capfd.readouterr().err == ""
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["photos"]
 

@@ -157,6 +157,6 @@ def test_imgclf_predict_on_a_folder_with_a_bad_file_writes_the_rest_and_names_it
     assert len(out.read_text().splitlines()) == 1 + len(records)
     assert capsys.readouterr().err == (
         f"imgclf predict: 1 of {len(records) + 1} files are not images this model can decode, "
-        f"and were not scored:\n  {folder / 'broken.jpg'}: Unknown image file format. One of "
-        "JPEG, PNG, GIF, BMP required.\n"
+        f"and were not scored:\n  {folder / 'broken.jpg'}: not an image: no JPEG, PNG, GIF, "
+        "BMP header\n"
     )
