@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from imgclf.cli.options import add_settings_options
+from imgclf.kubeflow.cluster import for_kubeflow
 from imgclf.settings.config import VERTEX
 from imgclf.settings.names import PARAMETER_TYPES
 
@@ -163,7 +164,7 @@ def _submit(args, submit, schedule: bool = False) -> int:
 def _run(args) -> int:
     def submit(client, config, target, parameters):
         name = args.name or _timestamped(config.pipeline_name)
-        pipeline_root = config.for_kubeflow().pipeline_root
+        pipeline_root = for_kubeflow(config).pipeline_root
         if config.kubeflow.backend == VERTEX:
             return client.run(name, target, pipeline_root, parameters)
         experiment, pipeline = target
@@ -175,7 +176,7 @@ def _run(args) -> int:
 def _schedule(args) -> int:
     def submit(client, config, target, parameters):
         name = args.name or f"{config.pipeline_name}-schedule"
-        pipeline_root = config.for_kubeflow().pipeline_root
+        pipeline_root = for_kubeflow(config).pipeline_root
         if config.kubeflow.backend == VERTEX:
             # Each backend checks its own cron; a refusal comes back explained.
             return client.schedule(

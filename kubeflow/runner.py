@@ -29,6 +29,7 @@ import yaml
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
 from imgclf.kubeflow import multi_worker
+from imgclf.kubeflow.cluster import for_kubeflow
 from imgclf.kubeflow.entrypoint import ENTRYPOINT
 from imgclf.kubeflow.worker_job import JobSettings
 from imgclf.pipeline.cluster import replica_limits, runtime_parameters
@@ -41,7 +42,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:
     """Writes the PipelineSpec YAML for `config.kubeflow`'s cluster; returns the spec."""
     if not output_path.endswith((".yaml", ".yml")):
         raise ValueError(f"{output_path}: the kfp client uploads .yaml files; name it *.yaml")
-    cluster_config = config.for_kubeflow()
+    cluster_config = for_kubeflow(config)
     runner = v2.KubeflowV2DagRunner(
         config=v2.KubeflowV2DagRunnerConfig(
             default_image=cluster_config.kubeflow.image,

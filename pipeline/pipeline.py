@@ -305,7 +305,7 @@ def _serving_check(
             max_latency_ms=serving.max_latency_ms or 0.0,
         ).with_id(names.SERVING_CHECK)
     if serving.check == "infra_validator":
-        # TF Serving itself, in the local Docker (PipelineConfig.for_kubeflow says why not there).
+        # TF Serving itself, in the local Docker (kubeflow/cluster.py says why not there).
         return tfx.components.InfraValidator(
             model=model,
             examples=data.valid_examples,

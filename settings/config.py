@@ -569,28 +569,16 @@ class TrainerResources(_Section):
 
 
 def check_accelerator(backend: str, gpu_type: str) -> None:
-    """Each backend names accelerators its own way; a name for the other one is refused here.
-
-    Open-source KFP's driver puts the type into the pod's resource limits as it
-    is (backend/src/v2/driver/driver.go, initPodSpecPatch); Vertex AI takes the
-    names of its AcceleratorType enum.
-    """
+    """Open-source KFP's driver puts the type into the pod's resource limits as it is
+    (backend/src/v2/driver/driver.go, initPodSpecPatch): a Kubernetes resource name.
+    Vertex AI's names (its AcceleratorType enum) are checked when the pipeline is
+    compiled for it (kubeflow/cluster.py): this layer loads no Google client library."""
     if backend == KFP and not _RESOURCE_NAME.match(gpu_type):
         hint = " (a Vertex AI name: set kubeflow.backend: vertex)" if gpu_type.isupper() else ""
         raise ValueError(
             f"gpu_type {gpu_type!r} is not a Kubernetes resource name{hint}; open-source KFP "
             "puts it in the pod's limits, e.g. nvidia.com/gpu or amd.com/gpu"
         )
-    if backend == VERTEX:
-        from google.cloud.aiplatform_v1.types import AcceleratorType
-
-        known = [
-            name for name in AcceleratorType.__members__ if name != "ACCELERATOR_TYPE_UNSPECIFIED"
-        ]
-        if gpu_type not in known:
-            raise ValueError(
-                f"gpu_type {gpu_type!r} is not a Vertex AI accelerator; choose from {known}"
-            )
 
 
 class KubeflowConfig(_Section):
@@ -755,38 +743,6 @@ class PipelineConfig(BaseSettings):
             training=self.training,
             serving=self.serving,
             tuning=self.tuning,
-        )
-
-    def for_kubeflow(self) -> PipelineConfig:
-        """This configuration with the cluster's paths and Beam arguments in place of local ones."""
-        cluster = self.kubeflow
-        missing = [name for name in ("image", "pipeline_root") if not getattr(cluster, name)]
-        data_root = cluster.data_root or (self.data.root if is_remote(self.data.root) else "")
-        if not data_root:
-            missing.append("data_root")
-        if self.serving.check == "infra_validator":
-            # tfx/orchestration/kubeflow/v2/step_builder.py raises NotImplementedError for it.
-            raise ConfigError(
-                "serving.check: TFX's Kubeflow Pipelines 2 compiler does not support "
-                "InfraValidator (TFX 1.16); on Kubeflow use 'local' (the check runs in its own "
-                "task's container) or 'none'."
-            )
-        if missing:
-            settings = ", ".join(f"kubeflow.{name}" for name in missing)
-            why = f" (data.root {self.data.root!r} is local)" if "data_root" in missing else ""
-            raise ConfigError(
-                f"To run on Kubeflow, set {settings}{why}: in the YAML file's kubeflow "
-                "section or as IMGCLF_KUBEFLOW__<NAME>."
-            )
-        return self.model_copy(
-            update={
-                "pipeline_root": cluster.pipeline_root,
-                "serving_root": cluster.serving_root or f"{cluster.pipeline_root}/serving",
-                "beam_pipeline_args": cluster.beam_pipeline_args,
-                "data": self.data.model_copy(update={"root": data_root}),
-                # A pod's GPUs are the replicas; splitting its CPU would only slow it.
-                "training": self.training.model_copy(update={"cpu_replicas": 1}),
-            }
         )
 
 

@@ -25,6 +25,8 @@ LAYERS = [
 ]
 # What the bottom layer must never load: it is read by every process, CLI and test.
 FRAMEWORKS = ("tensorflow", "tf_keras", "keras", "tfx", "apache_beam", "kfp")
+# Nor a Google client library (Vertex AI's names are checked in the Kubeflow layer).
+GOOGLE_CLIENTS = ("google.cloud.", "google.api_core", "google.auth", "googleapiclient")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -101,11 +103,28 @@ def test_no_cycle_between_packages():
         visit(layer, [])
 
 
-def test_the_settings_layer_loads_no_framework():
+def test_the_settings_layer_loads_no_framework_and_no_google_client():
     for path in (REPO / "settings").glob("*.py"):
-        frameworks = {m for m in imported_modules(path) if m.split(".")[0] in FRAMEWORKS}
+        frameworks = {
+            m
+            for m in imported_modules(path)
+            if m.split(".")[0] in FRAMEWORKS or m.startswith(GOOGLE_CLIENTS)
+        }
         assert not frameworks, f"{path.name} imports {sorted(frameworks)}"
     assert frameworks_loaded_by("imgclf.settings.config, imgclf.settings.names") == "[]"
+    clients = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, imgclf.settings.config; "
+            f"print(sorted(m for m in sys.modules if m.startswith({GOOGLE_CLIENTS!r})))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert clients.stdout.strip() == "[]"
 
 
 def test_the_model_store_loads_tensorflow_but_no_pipeline_framework():

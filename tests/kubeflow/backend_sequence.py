@@ -36,6 +36,7 @@ from backend import OPEN_SOURCE, REPO, Backend, RunRefused
 from bad_records import defects, write_records
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
+from imgclf.kubeflow.cluster import for_kubeflow
 from imgclf.kubeflow.runner import compile_pipeline
 from imgclf.modelstore.serving_folder import recorded_pushes, versions
 from imgclf.pipeline.retrain import scheduled
@@ -96,7 +97,7 @@ def compiled(mode: str, root: Path, backbone_weights: str, **overrides) -> tuple
     )
     config = config.model_copy(update={"kubeflow": cluster})
     spec = compile_pipeline(config, str(root / "pipeline.yaml"))
-    return spec, config.for_kubeflow()
+    return spec, for_kubeflow(config)
 
 
 def with_bad_records(root: str, span: int) -> None:

@@ -13,6 +13,7 @@ import kfp.components
 import pytest
 import yaml
 
+from imgclf.kubeflow.cluster import for_kubeflow
 from imgclf.kubeflow.entrypoint import ENTRYPOINT
 from imgclf.kubeflow.runner import compile_pipeline
 from imgclf.pipeline.retrain import scheduled
@@ -242,7 +243,7 @@ def test_a_local_path_for_the_cluster_is_refused():
     with pytest.raises(ValueError, match=r"kubeflow.pipeline_root.*local path.*pods cannot read"):
         cluster_config(**{"kubeflow.pipeline_root": "/home/me/pipelines"})
     with pytest.raises(ValueError, match=r"kubeflow\.image, kubeflow\.data_root"):
-        load_config({"kubeflow.pipeline_root": "gs://b/p", "data.root": "/data"}).for_kubeflow()
+        for_kubeflow(load_config({"kubeflow.pipeline_root": "gs://b/p", "data.root": "/data"}))
 
 
 def test_the_output_must_be_yaml(tmp_path):
@@ -253,7 +254,7 @@ def test_the_output_must_be_yaml(tmp_path):
 def test_the_example_cluster_configuration_is_complete(monkeypatch):
     monkeypatch.setenv("IMGCLF_CONFIG", str(REPO / "configs" / "cluster.example.yaml"))
     config = load_config()
-    cluster = config.for_kubeflow()
+    cluster = for_kubeflow(config)
     assert cluster.pipeline_root == "gs://my-bucket/pipelines"
     assert cluster.data.labels_path == "gs://my-bucket/flowers/labels.txt"
     assert cluster.serving_model_dir == "gs://my-bucket/serving/image_classifier"
@@ -319,7 +320,19 @@ def test_with_no_serving_check_the_pusher_waits_for_the_evaluator_alone(remote_d
 )
 def test_each_backend_takes_its_own_accelerator_names(backend, gpu_type, error):
     with pytest.raises(ValueError, match=error):
-        cluster_config(**{"kubeflow.backend": backend, "kubeflow.trainer.gpu_type": gpu_type})
+        for_kubeflow(
+            cluster_config(**{"kubeflow.backend": backend, "kubeflow.trainer.gpu_type": gpu_type})
+        )
+
+
+def test_a_rolling_window_runs_on_kubeflow_too():
+    """The SpanResolver reads the window there (components/span_resolver.py)."""
+    spans = {
+        "data.train_pattern": "span-{SPAN}/train/*",
+        "data.eval_pattern": "span-{SPAN}/eval/*",
+        "data.rolling_spans": 2,
+    }
+    assert for_kubeflow(cluster_config(**spans)).data.rolling_spans == 2
 
 
 def test_each_backend_has_a_default_accelerator(remote_data, tmp_path):
@@ -327,8 +340,8 @@ def test_each_backend_has_a_default_accelerator(remote_data, tmp_path):
     assert cluster_config(**overrides).kubeflow.trainer.gpu_type == "nvidia.com/gpu"
     vertex = cluster_config(**overrides, **{"kubeflow.backend": "vertex"})
     assert vertex.kubeflow.trainer.gpu_type == "NVIDIA_TESLA_T4"
-    assert cluster_config(
-        **{"kubeflow.backend": "vertex", "kubeflow.trainer.gpu_type": "NVIDIA_L4"}
+    assert for_kubeflow(
+        cluster_config(**{"kubeflow.backend": "vertex", "kubeflow.trainer.gpu_type": "NVIDIA_L4"})
     )
     spec = compile_pipeline(vertex, str(tmp_path / "vertex.yaml"))
     accelerator = executor_of(spec, "Trainer")["container"]["resources"]["accelerator"]

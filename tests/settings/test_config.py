@@ -169,19 +169,6 @@ def test_span_settings_need_span_patterns():
         load_config({"training.warm_start": True})
 
 
-def test_a_rolling_window_runs_on_kubeflow_too():
-    """The SpanResolver reads the window there (components/span_resolver.py)."""
-    settings = {
-        "data.train_pattern": "span-{SPAN}/train/*",
-        "data.eval_pattern": "span-{SPAN}/eval/*",
-        "data.rolling_spans": 2,
-        "kubeflow.image": "img",
-        "kubeflow.pipeline_root": "gs://b/root",
-        "kubeflow.data_root": "gs://b/data",
-    }
-    assert load_config(settings).for_kubeflow().data.rolling_spans == 2
-
-
 @pytest.mark.parametrize("name", ["demo.yaml", "spans.yaml"])
 def test_the_bundled_configurations_load(name, monkeypatch):
     monkeypatch.setenv("IMGCLF_CONFIG", str(REPO / "configs" / name))
