@@ -24,7 +24,8 @@ from bench.workload import machine
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.pipeline.batch_predict import batch_predict
 from imgclf.pipeline.predict import predict
-from imgclf.settings.config import DataConfig, ModelConfig
+from imgclf.settings.data import DataConfig
+from imgclf.settings.model import ModelConfig
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
 

@@ -35,7 +35,7 @@ def child(data_root: str, replicas: int, steps: int) -> None:
         images_per_second,
         split_files,
     )
-    from imgclf.settings.config import DataConfig
+    from imgclf.settings.data import DataConfig
     from imgclf.trainer.data import train_input
     from imgclf.trainer.distribution import make_strategy
     from imgclf.trainer.model import build_model, compile_model, unfreeze_top

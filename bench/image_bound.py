@@ -64,7 +64,7 @@ def measure(path: str, bound: int) -> dict:
 
 
 def main() -> None:
-    from imgclf.settings.config import DataConfig
+    from imgclf.settings.data import DataConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--side", type=int, default=20_000)

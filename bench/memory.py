@@ -24,7 +24,7 @@ IMAGE_SIZE = 224
 def child(data_root: str, count: int) -> None:
     """Trains one epoch over the first `count` images; prints the peak RSS as JSON."""
     from bench.workload import NUM_CLASSES, demo_model, demo_training, split_files
-    from imgclf.settings.config import DataConfig
+    from imgclf.settings.data import DataConfig
     from imgclf.trainer.data import train_input
     from imgclf.trainer.model import build_model, compile_model
 

@@ -13,7 +13,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imgclf.imagedata.sample import write_sample_dataset
-from imgclf.settings.config import DataConfig, ModelConfig, TrainingConfig
+from imgclf.settings.data import DataConfig
+from imgclf.settings.model import ModelConfig
+from imgclf.settings.training import TrainingConfig
 
 NUM_CLASSES = 4  # the sample shapes
 NO_AUGMENTATION = {

@@ -23,7 +23,7 @@ from typing import Any
 
 from imgclf.cli.options import add_settings_options
 from imgclf.kubeflow.cluster import for_kubeflow
-from imgclf.settings.config import VERTEX
+from imgclf.settings.cluster import VERTEX
 from imgclf.settings.names import PARAMETER_TYPES
 
 KFP_TOKEN_ENV = "KFP_TOKEN"

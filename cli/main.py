@@ -45,13 +45,9 @@ from imgclf.cli.options import add_settings_options, apply_settings
 from imgclf.cli.startup import import_tensorflow_quietly
 from imgclf.pipeline.lock import EXIT_BUSY
 from imgclf.settings import names
-from imgclf.settings.config import (
-    CONFIG_FILE_ENV,
-    DEMO_CONFIG,
-    ConfigError,
-    DataConfig,
-    load_config,
-)
+from imgclf.settings.base import DEMO_CONFIG, ConfigError
+from imgclf.settings.config import CONFIG_FILE_ENV, load_config
+from imgclf.settings.data import DataConfig
 
 SCRATCH_BASELINE_FILE = "scratch_baseline.json"
 # The runner file the TFX CLI loads, inside the package (a wheel holds it too).
@@ -264,11 +260,14 @@ def _convert_folder(args: argparse.Namespace) -> None:
 
 
 def _make_schema(args: argparse.Namespace) -> None:
-    from imgclf.imagedata.schema import make_schema, write_schema
+    from imgclf.imagedata.native_stderr import native_stderr_without
+    from imgclf.imagedata.schema import STATISTICS_NOISE, make_schema, write_schema
 
     data = load_config().data
     out = getattr(args, "out", None) or data.schema_path
-    write_schema(make_schema(data), out)
+    with native_stderr_without(STATISTICS_NOISE):
+        schema = make_schema(data)
+    write_schema(schema, out)
     print(f"Wrote the curated schema of {data.root} to {out}; review it before use.")
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import tensorflow_model_analysis as tfma
 
-from imgclf.settings.config import DataConfig, EvaluationConfig
+from imgclf.settings.checks import EvaluationConfig
+from imgclf.settings.data import DataConfig
 from imgclf.trainer.export import SERVING_DEFAULT
 from imgclf.trainer.model import OUTPUT_NAME
 

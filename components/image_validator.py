@@ -41,7 +41,7 @@ from imgclf.components.inspection import (
     render_text,
 )
 from imgclf.imagedata.records import read_labels, read_tfrecord_file
-from imgclf.settings.config import ValidationConfig
+from imgclf.settings.checks import ValidationConfig
 from imgclf.settings.names import IMAGE_VALIDATOR, PASSED_PROPERTY, SPANS_PROPERTY, key_figure
 
 REPORT_JSON = "report.json"

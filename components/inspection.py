@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from imgclf.imagedata.decode import TOO_LARGE, header_size, op_message
-from imgclf.settings.config import ValidationConfig
+from imgclf.settings.checks import ValidationConfig
 
 # How many bad records the text report lists per split; the JSON lists them all.
 LISTED_IN_TEXT = 20

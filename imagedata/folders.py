@@ -26,7 +26,7 @@ from imgclf.imagedata.records import (
     write_dataset,
     write_span,
 )
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 

@@ -16,6 +16,7 @@ change.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 import tensorflow as tf
@@ -29,7 +30,7 @@ from imgclf.imagedata.records import (
     read_tfrecord_file,
 )
 from imgclf.imagedata.spans import newest_span, span_pattern
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 
 HEADER = """\
 # The curated schema of this image dataset, written by `imgclf make-schema`.
@@ -69,6 +70,16 @@ def curate(schema: schema_pb2.Schema, data: DataConfig, num_classes: int) -> sch
         feature.value_count.min = 1
         feature.value_count.max = 1
     return curated
+
+
+# What computing the statistics prints that asks nothing of a user: TensorFlow's end of
+# each dataset, Beam's note on a missing optional package, TFDV's deprecated reader.
+STATISTICS_NOISE = re.compile(
+    r"Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence"
+    r"|Couldn't find python-snappy"
+    r"|tf_record_iterator \(from tensorflow.python.lib.io.tf_record\) is deprecated"
+    r"|^Instructions for updating:$|^Use eager execution and: $|^`tf.data.TFRecordDataset\(path\)`$"
+)
 
 
 def make_schema(data: DataConfig) -> schema_pb2.Schema:

@@ -19,7 +19,7 @@ from absl import logging
 from tfx.components.example_gen import utils
 from tfx.proto import example_gen_pb2, range_config_pb2
 
-from imgclf.settings.config import DataConfig, span_folder_pattern
+from imgclf.settings.data import DataConfig, span_folder_pattern
 from imgclf.settings.names import EVAL_SPLIT, SPAN_SPEC, TRAIN_SPLIT, VALIDATION_SPLIT
 
 

@@ -8,7 +8,9 @@ supports, and, for Vertex AI, an accelerator of its own naming.
 
 from __future__ import annotations
 
-from imgclf.settings.config import VERTEX, ConfigError, PipelineConfig, is_remote
+from imgclf.settings.base import ConfigError, is_remote
+from imgclf.settings.cluster import VERTEX
+from imgclf.settings.config import PipelineConfig
 
 
 def for_kubeflow(config: PipelineConfig) -> PipelineConfig:

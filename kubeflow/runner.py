@@ -34,7 +34,8 @@ from imgclf.kubeflow.entrypoint import ENTRYPOINT
 from imgclf.kubeflow.worker_job import JobSettings
 from imgclf.pipeline.cluster import replica_limits, runtime_parameters
 from imgclf.pipeline.pipeline import create_pipeline
-from imgclf.settings.config import VERTEX, PipelineConfig
+from imgclf.settings.cluster import VERTEX
+from imgclf.settings.config import PipelineConfig
 from imgclf.settings.names import SERVING_HISTORY, SPAN_RESOLVER, TRAINER
 
 

@@ -32,7 +32,7 @@ import uuid
 import tensorflow as tf
 from absl import logging
 
-from imgclf.settings.config import is_remote
+from imgclf.settings.base import is_remote
 from imgclf.trainer.export import EXTRA_ASSETS_DIR
 
 SAVED_MODEL_FILE = "saved_model.pb"

@@ -13,7 +13,8 @@ from typing import Any
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
-from imgclf.settings.config import PipelineConfig, TrainerResources
+from imgclf.settings.cluster import TrainerResources
+from imgclf.settings.config import PipelineConfig
 from imgclf.settings.names import DATA_ROOT_PARAMETER, NEWEST_SPAN, PARAMETER_TYPES, SPAN_PARAMETER
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec

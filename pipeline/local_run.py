@@ -53,7 +53,8 @@ from absl import logging
 from imgclf.modelstore.history import check_history
 from imgclf.pipeline.lock import exclusive, lock_path
 from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs
-from imgclf.settings.config import PipelineConfig, is_remote
+from imgclf.settings.base import is_remote
+from imgclf.settings.config import PipelineConfig
 
 SET_ASIDE_SUFFIX = ".before-"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

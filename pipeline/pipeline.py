@@ -49,7 +49,8 @@ from imgclf.imagedata.spans import input_splits, newest_span
 from imgclf.modelstore.history import find_versions
 from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
 from imgclf.settings import names
-from imgclf.settings.config import ConfigError, PipelineConfig, is_remote
+from imgclf.settings.base import ConfigError, is_remote
+from imgclf.settings.config import PipelineConfig
 from imgclf.trainer.export import SERVING_DEFAULT
 from imgclf.trainer.model import check_base_weights
 

@@ -3,9 +3,9 @@
     python -m imgclf.settings.reference > docs/settings.md
 
 Each setting's name (as `--set` and settings files spell it), type, default
-and description come from its field in settings/config.py, so the reference
-cannot drift from the code: tests/settings/test_reference.py fails when the
-file is out of date.
+and description come from its field in settings/ (config.py and a module per
+section), so the reference cannot drift from the code:
+tests/settings/test_reference.py fails when the file is out of date.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from imgclf.settings.config import ENV_NESTED_DELIMITER, ENV_PREFIX, PipelineCon
 
 HEADER = """# Settings
 
-Every setting, generated from `settings/config.py` by
+Every setting, generated from the settings models (`settings/`) by
 `python -m imgclf.settings.reference > docs/settings.md` (a test fails when
 this file is out of date). Give one in a settings file (`--config`), as
 `--set name=value`, or in the environment: `{env}` for

@@ -53,7 +53,7 @@ def sample_data(tmp_path_factory) -> str:
     """The sample shapes at 64 px (32 train and 16 eval images per class), with its schema."""
     from imgclf.imagedata.sample import write_sample_dataset
     from imgclf.imagedata.schema import make_schema, write_schema
-    from imgclf.settings.config import DataConfig
+    from imgclf.settings.data import DataConfig
 
     out = str(tmp_path_factory.mktemp("sample") / "data")
     write_sample_dataset(out, train_per_class=32, eval_per_class=16)
@@ -66,7 +66,7 @@ def sample_data(tmp_path_factory) -> str:
 def span_data(tmp_path_factory):
     """Spans 1, 2 and 4 (no 3) of the sample shapes, one image a class and split each."""
     from imgclf.imagedata.sample import write_sample_span
-    from imgclf.settings.config import DataConfig
+    from imgclf.settings.data import DataConfig
 
     root = str(tmp_path_factory.mktemp("spans") / "data")
     for span in (1, 2, 4):
@@ -83,7 +83,7 @@ def tiny_backbone(tmp_path_factory):
     A fresh network's features are all but zero under inference-mode
     BatchNormalization; briefly trained, its features and statistics are real.
     """
-    from imgclf.settings.config import ModelConfig
+    from imgclf.settings.model import ModelConfig
     from imgclf.trainer.pretrain import pretrain_backbone
 
     path = str(tmp_path_factory.mktemp("backbone") / "tiny.h5")

@@ -10,7 +10,7 @@ per-class recall bar is tested in tests/components/test_evaluation.py).
 
 from imgclf.imagedata.records import LabelledImage, write_span
 from imgclf.imagedata.sample import DEFAULT_CLASSES, sample_splits
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 
 # The bound every decode takes: the configuration's default.
 MAX_PIXELS = DataConfig().max_image_pixels

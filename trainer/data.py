@@ -20,7 +20,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize
-from imgclf.settings.config import DataConfig, TrainingConfig
+from imgclf.settings.data import DataConfig
+from imgclf.settings.training import TrainingConfig
 
 # Resolution of the holdout share: an image's fingerprint picks one of this many buckets.
 HASH_BUCKETS = 10_000

@@ -23,7 +23,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize_batch
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 from imgclf.settings.names import LABELS_FILENAME
 
 SERVING_DEFAULT = "serving_default"

@@ -27,7 +27,8 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from imgclf.settings.config import DataConfig, TrainingConfig
+from imgclf.settings.data import DataConfig
+from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import (
     Input,
     Part,

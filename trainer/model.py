@@ -25,7 +25,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imgclf.settings.architectures import ARCHITECTURES
-from imgclf.settings.config import ConfigError, ModelConfig
+from imgclf.settings.base import ConfigError
+from imgclf.settings.model import ModelConfig
 
 OUTPUT_NAME = "probabilities"
 POOLING_NAME = "pooling"

@@ -26,7 +26,9 @@ import tf_keras as keras
 
 from imgclf.imagedata.records import read_labels
 from imgclf.imagedata.sample import PRETRAINING_CLASSES, write_sample_dataset
-from imgclf.settings.config import DataConfig, ModelConfig, TrainingConfig
+from imgclf.settings.data import DataConfig
+from imgclf.settings.model import ModelConfig
+from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import Input, eval_input, train_input
 from imgclf.trainer.model import build_base, compile_model, scale_inputs
 

@@ -34,7 +34,7 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from imgclf.settings.config import TrainingConfig
+from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import Input
 from imgclf.trainer.distribution import is_chief
 from imgclf.trainer.features import CachedPhase1

@@ -7,7 +7,7 @@ from bad_records import example, write_records
 from imgclf.components.data_gate import anomaly_findings, decide, render
 from imgclf.components.drift import label_drift
 from imgclf.imagedata.schema import curate
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 
 CLEAN_IMAGE_REPORT = {"passed": True, "failures": [], "warnings": []}
 

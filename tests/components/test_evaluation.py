@@ -16,7 +16,8 @@ from imgclf.components.evaluation import (
 )
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
-from imgclf.settings.config import DataConfig, EvaluationConfig
+from imgclf.settings.checks import EvaluationConfig
+from imgclf.settings.data import DataConfig
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import OUTPUT_NAME
 from quick_training import MAX_PIXELS

@@ -16,7 +16,8 @@ from imgclf.components.evaluation import BASELINE, CANDIDATE, make_eval_config, 
 from imgclf.components.evaluator import Executor
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
-from imgclf.settings.config import DataConfig, EvaluationConfig
+from imgclf.settings.checks import EvaluationConfig
+from imgclf.settings.data import DataConfig
 from imgclf.settings.names import BASELINE_VERSION, EVAL_SPLIT, SERVING_MODEL_DIR
 from imgclf.trainer.export import UnloadableModelError, export_model
 from imgclf.trainer.model import OUTPUT_NAME

@@ -6,7 +6,7 @@ from imgclf.imagedata.records import read_records
 from imgclf.imagedata.sample import write_sample_span
 from imgclf.imagedata.spans import input_splits
 from imgclf.pipeline.runs import latest_run
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 
 
 def _run_example_gen(tmp_path, data: DataConfig, **spans):

@@ -12,7 +12,7 @@ from imgclf.components.inspection import (
     judge,
     render_text,
 )
-from imgclf.settings.config import ValidationConfig
+from imgclf.settings.checks import ValidationConfig
 
 CLASSES = ["a", "b", "c", "d"]
 KINDS = {"image": "bytes_list", "label": "int64_list", "id": "bytes_list"}

@@ -3,7 +3,10 @@ naming the file and the record, as the pipeline's own reader names them."""
 
 import os
 import re
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +50,7 @@ def test_a_record_make_schema_cannot_read_is_named_in_one_line(dataset, capsys, 
 
 
 def test_make_schema_writes_the_schema_and_leaves_nothing_in_the_temp_folder(
-    dataset, tmp_path, monkeypatch, capsys
+    dataset, tmp_path, monkeypatch
 ):
     system_tmp = tmp_path / "tmp"
     system_tmp.mkdir()
@@ -55,3 +58,23 @@ def test_make_schema_writes_the_schema_and_leaves_nothing_in_the_temp_folder(
     assert _make_schema(dataset) == 0
     assert (dataset / "schema.pbtxt").exists()
     assert os.listdir(system_tmp) == []
+
+
+def test_make_schema_says_one_line_on_a_screen_that_shows_tensorflows_warnings(dataset):
+    """TensorFlow's "End of sequence" lines, Beam's and TFDV's notes stay off the screen."""
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    typed = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("imgclf")),
+            "make-schema",
+            "--set",
+            f"data.root={dataset}",
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert typed.returncode == 0, typed.stderr
+    assert typed.stdout.startswith("Wrote the curated schema of ")
+    assert typed.stderr == ""

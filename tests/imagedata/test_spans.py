@@ -12,7 +12,7 @@ from imgclf.imagedata.spans import (
     span_pattern,
     window,
 )
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ from imgclf.kubeflow.cluster import for_kubeflow
 from imgclf.kubeflow.runner import compile_pipeline
 from imgclf.modelstore.serving_folder import recorded_pushes, versions
 from imgclf.pipeline.retrain import scheduled
-from imgclf.settings.config import DataConfig, load_config
+from imgclf.settings.config import load_config
+from imgclf.settings.data import DataConfig
 from imgclf.trainer.export import read_summary
 from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 from training_operator import training_operator  # noqa: F401  (a fixture for this folder)
 from vertex_training import vertex_training  # noqa: F401  (a fixture for this folder)
 
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 
 API = "/apis/v2beta1"
 

@@ -27,7 +27,7 @@ from imgclf.kubeflow.runner import compile_pipeline
 from imgclf.kubeflow.tfjob import tfjob_manifest
 from imgclf.kubeflow.worker_job import JobSettings
 from imgclf.pipeline.pipeline import create_pipeline
-from imgclf.settings.config import ConfigError
+from imgclf.settings.base import ConfigError
 
 PROCESS_DEADLINE_SECONDS = 120
 

@@ -20,7 +20,7 @@ from backend_sequence import compiled
 from imgclf.imagedata.sample import write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
 from imgclf.modelstore.serving_folder import versions
-from imgclf.settings.config import DataConfig
+from imgclf.settings.data import DataConfig
 from imgclf.trainer.export import read_summary
 from quick_training import SPAN_PATTERNS
 

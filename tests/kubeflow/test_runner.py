@@ -17,7 +17,8 @@ from imgclf.kubeflow.cluster import for_kubeflow
 from imgclf.kubeflow.entrypoint import ENTRYPOINT
 from imgclf.kubeflow.runner import compile_pipeline
 from imgclf.pipeline.retrain import scheduled
-from imgclf.settings.config import ConfigError, load_config
+from imgclf.settings.base import ConfigError
+from imgclf.settings.config import load_config
 
 IMAGE = "registry.example.com/image-classifier:test"
 DATA_ROOT = "ram://bucket/data"  # the remote_data fixture's

@@ -21,7 +21,8 @@ from imgclf.imagedata.schema import make_schema, write_schema
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.pipeline.report import outcome_of
 from imgclf.pipeline.runs import latest_run
-from imgclf.settings.config import DataConfig, load_config
+from imgclf.settings.config import load_config
+from imgclf.settings.data import DataConfig
 from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES
 
 CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "cifar10_tfx_subset"

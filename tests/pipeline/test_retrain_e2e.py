@@ -48,7 +48,8 @@ from imgclf.pipeline.local_run import SET_ASIDE_SUFFIX
 from imgclf.pipeline.lock import EXIT_BUSY, exclusive, lock_path
 from imgclf.pipeline.report import outcome_of
 from imgclf.pipeline.runs import KILLED, list_runs
-from imgclf.settings.config import DataConfig, load_config, to_env
+from imgclf.settings.config import load_config, to_env
+from imgclf.settings.data import DataConfig
 from imgclf.trainer.schedule import FEATURE_EXTRACTION
 from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
 

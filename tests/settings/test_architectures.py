@@ -8,7 +8,7 @@ from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.settings.architectures import ARCHITECTURES
-from imgclf.settings.config import ModelConfig
+from imgclf.settings.model import ModelConfig
 from imgclf.trainer.export import (
     EXAMPLES_INPUT,
     IMAGES_INPUT,

@@ -4,13 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.settings.config import (
-    BUNDLED_CONFIGS,
-    ConfigError,
-    TrainerConfig,
-    load_config,
-    to_env,
-)
+from imgclf.settings.base import BUNDLED_CONFIGS, ConfigError
+from imgclf.settings.config import TrainerConfig, load_config, to_env
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,8 @@ import tf_keras as keras
 
 from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
-from imgclf.settings.config import DataConfig, TrainingConfig
+from imgclf.settings.data import DataConfig
+from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import Part, count_records, eval_input, label_counts, train_input
 from imgclf.trainer.model import compile_model
 

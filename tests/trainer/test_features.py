@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 from imgclf.imagedata.sample import DEFAULT_CLASSES
-from imgclf.settings.config import DataConfig, ModelConfig, TrainingConfig
+from imgclf.settings.data import DataConfig
+from imgclf.settings.model import ModelConfig
+from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import eval_input, train_input
 from imgclf.trainer.distribution import make_strategy
 from imgclf.trainer.features import cache_phase1

@@ -6,7 +6,8 @@ import tensorflow as tf
 import tf_keras as keras
 from tf_keras.src.utils import data_utils
 
-from imgclf.settings.config import ModelConfig, load_config
+from imgclf.settings.config import load_config
+from imgclf.settings.model import ModelConfig
 from imgclf.trainer.distribution import precision_policy
 from imgclf.trainer.model import (
     WeightsMismatchError,

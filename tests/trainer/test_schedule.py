@@ -10,7 +10,7 @@ import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
-from imgclf.settings.config import TrainingConfig
+from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import Input
 from imgclf.trainer.distribution import make_strategy
 from imgclf.trainer.model import base_of, build_model

@@ -1,0 +1,135 @@
+"""The kubeflow section: where the pipeline runs on a cluster, and its Trainer's resources.
+
+What only holds when compiling for a cluster is checked in kubeflow/cluster.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from imgclf.settings.base import (
+    ArgumentList,
+    Section,
+    is_remote,
+)
+
+# Kubeflow backends: open-source Kubeflow Pipelines 2 and Vertex AI Pipelines.
+KFP, VERTEX = "kfp", "vertex"
+# The accelerator each backend assumes when kubeflow.trainer.gpu_type is not set.
+DEFAULT_GPU_TYPE = {KFP: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
+# A Kubernetes extended resource name, as open-source KFP puts it in the pod's limits.
+_RESOURCE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-zA-Z0-9]([\w.-]*[a-zA-Z0-9])?$")
+
+
+class TrainerResources(Section):
+    """What the Trainer asks of the cluster; every other component runs with the defaults.
+
+    With one worker, the Trainer task's pod asks for these resources. With
+    more, the task launches a job of `workers` replicas, each asking for them
+    (kubeflow/multi_worker.py), and the task's own pod needs none.
+    """
+
+    cpu: float | None = Field(None, gt=0, description="vCPU limit; default: the cluster's.")
+    memory_gb: float | None = Field(None, gt=0, description="Memory limit in GB.")
+    gpus: int = Field(0, ge=0, description="MirroredStrategy trains on every GPU of the pod.")
+    gpu_type: str | None = Field(
+        None,
+        min_length=1,
+        description="On open-source KFP the Kubernetes resource name (default nvidia.com/gpu); "
+        "on Vertex AI an accelerator name (default NVIDIA_TESLA_T4; also NVIDIA_L4, ...).",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Machines that train together (MultiWorkerMirroredStrategy). Above 1, the "
+        "Trainer task launches them: a TFJob of the Kubeflow Training Operator on open-source "
+        "KFP (a Chief and workers-1 Workers, each with the resources above), a CustomJob on "
+        "Vertex AI (pool 0 the chief, pool 1 the others, each a machine_type with the GPUs).",
+    )
+    machine_type: str = Field(
+        "n1-standard-8",
+        min_length=1,
+        description="Vertex AI with workers > 1: each replica's machine type.",
+    )
+    start_deadline_seconds: float = Field(
+        900,
+        gt=0,
+        description="With workers > 1: the Trainer task fails when the job's replicas are not "
+        "all running by then (quota, image pull), with the cluster's reason.",
+    )
+    job_deadline_hours: float = Field(
+        72, gt=0, description="With workers > 1: the job is stopped and the task fails after this."
+    )
+
+
+def check_accelerator(backend: str, gpu_type: str) -> None:
+    """Open-source KFP's driver puts the type into the pod's resource limits as it is
+    (backend/src/v2/driver/driver.go, initPodSpecPatch): a Kubernetes resource name.
+    Vertex AI's names (its AcceleratorType enum) are checked when the pipeline is
+    compiled for it (kubeflow/cluster.py): this layer loads no Google client library."""
+    if backend == KFP and not _RESOURCE_NAME.match(gpu_type):
+        hint = " (a Vertex AI name: set kubeflow.backend: vertex)" if gpu_type.isupper() else ""
+        raise ValueError(
+            f"gpu_type {gpu_type!r} is not a Kubernetes resource name{hint}; open-source KFP "
+            "puts it in the pod's limits, e.g. nvidia.com/gpu or amd.com/gpu"
+        )
+
+
+class KubeflowConfig(Section):
+    """Where the pipeline runs on a Kubeflow Pipelines cluster: `imgclf kubeflow ...`.
+
+    Every path must be one the pods can reach (gs://, s3://, ...): a local path
+    exists only on the machine that compiles.
+    """
+
+    backend: Literal["kfp", "vertex"] = Field(
+        KFP,
+        description="'kfp': open-source Kubeflow Pipelines 2 (submits to host); 'vertex': "
+        "Vertex AI Pipelines (submits to project and region).",
+    )
+    host: str = Field("", description="The KFP API endpoint, e.g. https://kfp.example.com.")
+    project: str = Field("", description="Vertex AI: the Google Cloud project.")
+    region: str = Field("", description="Vertex AI: the region, e.g. europe-west4.")
+    service_account: str = Field("", description="Vertex AI: the runs' service account.")
+    api_endpoint: str = Field(
+        "", description="Vertex AI: the API endpoint, when not Google's regional one."
+    )
+    namespace: str = Field("", description="Kubernetes namespace (multi-user clusters).")
+    experiment: str = Field("", description="Default: the pipeline's name.")
+    image: str = Field("", description="The image built from kubeflow/Dockerfile, pushed.")
+    pipeline_root: str = ""
+    data_root: str = Field("", description="Default: data.root, when it is remote.")
+    serving_root: str = Field("", description="Default: <pipeline_root>/serving.")
+    beam_pipeline_args: ArgumentList = Field(
+        default_factory=lambda: ["--runner=DirectRunner", "--direct_num_workers=0"],
+        description="e.g. --runner=DataflowRunner --project=... --region=... "
+        "--temp_location=gs://... --setup_file=./setup.py",
+    )
+    trainer: TrainerResources = Field(default_factory=TrainerResources)
+
+    @field_validator("pipeline_root", "data_root", "serving_root")
+    @classmethod
+    def _reachable_from_pods(cls, path: str, info) -> str:
+        if path and not is_remote(path):
+            raise ValueError(
+                f"{path!r} is a local path, which the cluster's pods cannot read; "
+                f"give kubeflow.{info.field_name} as gs://, s3:// or another remote URI"
+            )
+        return path.rstrip("/")
+
+    @model_validator(mode="after")
+    def _accelerator_of_backend(self) -> KubeflowConfig:
+        if self.trainer.gpu_type is None:
+            self.trainer.gpu_type = DEFAULT_GPU_TYPE[self.backend]
+        try:
+            check_accelerator(self.backend, self.trainer.gpu_type)
+        except ValueError as error:
+            raise ValueError(f"trainer.gpu_type: {error}") from None
+        return self
