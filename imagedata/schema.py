@@ -30,6 +30,7 @@ from imgclf.imagedata.records import (
     read_tfrecord_file,
 )
 from imgclf.imagedata.spans import newest_span, span_pattern
+from imgclf.settings.base import is_remote
 from imgclf.settings.data import DataConfig
 
 HEADER = """\
@@ -85,11 +86,11 @@ STATISTICS_NOISE = re.compile(
 def make_schema(data: DataConfig) -> schema_pb2.Schema:
     """Infers from the train split's records (of the newest span, or `data.span`), then curates."""
     pattern = span_pattern(data, data.train_pattern, newest_span(data))
-    _check_records(pattern)
+    with_records = _files_with_records(pattern)
     # TFDV writes the statistics to a file, in a temp folder of its own it never removes.
     with tempfile.TemporaryDirectory() as scratch:
         statistics = tfdv.generate_statistics_from_tfrecord(
-            pattern,
+            _pattern_of(with_records, pattern, scratch),
             output_path=os.path.join(scratch, "statistics.tfrecord"),
             stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
         )
@@ -97,9 +98,11 @@ def make_schema(data: DataConfig) -> schema_pb2.Schema:
     return curate(inferred, data, len(read_labels(data.labels_path)))
 
 
-def _check_records(pattern: str) -> None:
+def _files_with_records(pattern: str) -> list[str]:
     """Reads every record as the pipeline does, so that a bad one is named by file and index:
-    TFDV, which reads them again, names neither (a hex dump, or a traceback from Beam)."""
+    TFDV, which reads them again, names neither (a hex dump, or a traceback from Beam).
+    The files that hold records; the reader skips the others (a stray README) with a warning."""
+    with_records = []
     for path in list_files(pattern):
         for index, serialized in enumerate(read_tfrecord_file(path)):
             try:
@@ -108,6 +111,29 @@ def _check_records(pattern: str) -> None:
                 raise UnreadableInputError(
                     f"{path}: record {index} (counting from 0) is not a tf.Example."
                 ) from None
+            if index == 0:
+                with_records.append(path)
+    return with_records
+
+
+def _pattern_of(files: list[str], pattern: str, scratch: str) -> str:
+    """A pattern TFDV reads `files` by, and nothing else `pattern` matches: links to them in
+    `scratch` when the pattern also matches files without records, which TFDV would fail on."""
+    if files == list_files(pattern):
+        return pattern
+    if not files:
+        raise UnreadableInputError(f"No file matching {pattern} holds a record.")
+    if any(is_remote(path) for path in files):
+        skipped = sorted(set(list_files(pattern)) - set(files))
+        raise UnreadableInputError(
+            f"{skipped[0]} holds no records: TFDV cannot skip it; remove it, or narrow the "
+            "pattern (data.train_pattern)."
+        )
+    links = os.path.join(scratch, "records")
+    os.makedirs(links)
+    for index, path in enumerate(files):
+        os.symlink(path, os.path.join(links, f"{index:05d}-{os.path.basename(path)}"))
+    return os.path.join(links, "*")
 
 
 def write_schema(schema: schema_pb2.Schema, path: str) -> None:

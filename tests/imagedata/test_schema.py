@@ -78,3 +78,9 @@ def test_make_schema_says_one_line_on_a_screen_that_shows_tensorflows_warnings(d
     assert typed.returncode == 0, typed.stderr
     assert typed.stdout.startswith("Wrote the curated schema of ")
     assert typed.stderr == ""
+
+
+def test_a_stray_file_without_records_is_skipped_as_the_pipelines_reader_skips_it(dataset):
+    (dataset / "train" / "README.md").write_text("# notes\n")
+    assert _make_schema(dataset) == 0
+    assert (dataset / "schema.pbtxt").exists()
