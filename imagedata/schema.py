@@ -73,10 +73,11 @@ def curate(schema: schema_pb2.Schema, data: DataConfig, num_classes: int) -> sch
     return curated
 
 
-# What computing the statistics prints that asks nothing of a user: TensorFlow's end of
-# each dataset, Beam's note on a missing optional package, TFDV's deprecated reader.
+# What reading the records and computing the statistics print that asks nothing of a
+# user: TensorFlow's end of each dataset, and its own line about a record make-schema names
+# itself; Beam's note on a missing optional package; TFDV's deprecated reader.
 STATISTICS_NOISE = re.compile(
-    r"Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence"
+    r"local_rendezvous\.cc.*Local rendezvous is aborting with status"
     r"|Couldn't find python-snappy"
     r"|tf_record_iterator \(from tensorflow.python.lib.io.tf_record\) is deprecated"
     r"|^Instructions for updating:$|^Use eager execution and: $|^`tf.data.TFRecordDataset\(path\)`$"
