@@ -12,7 +12,6 @@ elsewhere, as the image (an installed wheel) does.
 """
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from installing import REPO, copy_of_the_project, pip, site_packages
+
 DISTRIBUTION = "tfx_image_classifier"
 # Into a prefix of its own: --ignore-installed, or pip would first uninstall the
 # project's own editable install from the environment running the tests.
 INTO = ("--no-deps", "--no-build-isolation", "--ignore-installed", "--prefix")
-LEFT_OUT_OF_COPY = (".*", "outputs", "data", "build", "*.egg-info", "__pycache__", "tests")
 PKGUTIL_INIT = '__path__ = __import__("pkgutil").extend_path(__path__, __name__)\n'
 STAND_INS = {
     "kubeflow": {
@@ -51,15 +50,6 @@ ENVIRONMENTS = {
 }
 
 
-def pip(*args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-
-
 def write_stand_in(root: Path, name: str) -> Path:
     project = root / name
     for relative, text in STAND_INS[name].items():
@@ -72,17 +62,6 @@ def write_stand_in(root: Path, name: str) -> Path:
         """)
     )
     return project
-
-
-def copy_of_the_project(destination: Path) -> Path:
-    skipped = shutil.ignore_patterns(*LEFT_OUT_OF_COPY)
-    shutil.copytree(REPO, destination, symlinks=True, ignore=skipped)
-    return destination
-
-
-def site_packages(prefix: Path) -> Path:
-    (found,) = prefix.glob("lib/python*/site-packages")
-    return found
 
 
 def where_each_comes_from(prefix: Path, modules: list[str], cwd: Path) -> dict:

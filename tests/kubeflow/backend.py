@@ -48,6 +48,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -250,12 +251,13 @@ class Backend:
         command = [part.replace("{{$}}", payload) for part in container["command"]]
         command += [part.replace("{{$}}", payload) for part in container.get("args", [])]
         log = os.path.join(task_root, "executor.log")
-        with open(log, "w") as out:
+        # A pod's /tmp ends with the pod: TFX's tfx_ephemeral builds (52 MB each) land there.
+        with open(log, "w") as out, tempfile.TemporaryDirectory(dir=self.work_dir) as pod_tmp:
             try:
                 process = subprocess.run(
                     command,
                     cwd=self.work_dir,
-                    env=_image_environment(),
+                    env={**_image_environment(), "TMPDIR": pod_tmp},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     timeout=TASK_DEADLINE_SECONDS,
