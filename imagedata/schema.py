@@ -87,11 +87,12 @@ STATISTICS_NOISE = re.compile(
 def make_schema(data: DataConfig) -> schema_pb2.Schema:
     """Infers from the train split's records (of the newest span, or `data.span`), then curates."""
     pattern = span_pattern(data, data.train_pattern, newest_span(data))
-    with_records = _files_with_records(pattern)
+    matched = list_files(pattern)
+    with_records = _files_with_records(matched)
     # TFDV writes the statistics to a file, in a temp folder of its own it never removes.
     with tempfile.TemporaryDirectory() as scratch:
         statistics = tfdv.generate_statistics_from_tfrecord(
-            _pattern_of(with_records, pattern, scratch),
+            _pattern_of(with_records, matched, pattern, scratch),
             output_path=os.path.join(scratch, "statistics.tfrecord"),
             stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
         )
@@ -99,12 +100,12 @@ def make_schema(data: DataConfig) -> schema_pb2.Schema:
     return curate(inferred, data, len(read_labels(data.labels_path)))
 
 
-def _files_with_records(pattern: str) -> list[str]:
+def _files_with_records(files: list[str]) -> list[str]:
     """Reads every record as the pipeline does, so that a bad one is named by file and index:
     TFDV, which reads them again, names neither (a hex dump, or a traceback from Beam).
     The files that hold records; the reader skips the others (a stray README) with a warning."""
     with_records = []
-    for path in list_files(pattern):
+    for path in files:
         for index, serialized in enumerate(read_tfrecord_file(path)):
             try:
                 tf.train.Example.FromString(serialized)
@@ -117,15 +118,15 @@ def _files_with_records(pattern: str) -> list[str]:
     return with_records
 
 
-def _pattern_of(files: list[str], pattern: str, scratch: str) -> str:
-    """A pattern TFDV reads `files` by, and nothing else `pattern` matches: links to them in
-    `scratch` when the pattern also matches files without records, which TFDV would fail on."""
-    if files == list_files(pattern):
+def _pattern_of(files: list[str], matched: list[str], pattern: str, scratch: str) -> str:
+    """A pattern TFDV reads `files` by, and nothing else `pattern` matches (`matched`): links
+    to them in `scratch` when it also matches files without records, which TFDV would fail on."""
+    if files == matched:
         return pattern
     if not files:
         raise UnreadableInputError(f"No file matching {pattern} holds a record.")
     if any(is_remote(path) for path in files):
-        skipped = sorted(set(list_files(pattern)) - set(files))
+        skipped = [path for path in matched if path not in files]
         raise UnreadableInputError(
             f"{skipped[0]} holds no records: TFDV cannot skip it; remove it, or narrow the "
             "pattern (data.train_pattern)."
