@@ -4,7 +4,10 @@
     tfx run create --engine beam --pipeline_name image-classifier
 
 Settings come from the environment (see settings/config.py). The TFX CLI
-patches BeamDagRunner.run() to register the pipeline, so this must use it.
+patches BeamDagRunner.run() to register the pipeline: pipeline/local_run.py runs
+it with BeamDagRunner. `imgclf run` checks the data, the curated schema and the
+base weights before it starts the TFX CLI; run directly, a weights file that
+does not fit the base network is found by the Trainer.
 """
 
 import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
@@ -13,24 +16,19 @@ import imgclf  # noqa: F401  (first: chooses Keras 2 before TensorFlow loads)
 import sys
 
 from absl import logging
-from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from imgclf.modelstore.history import ServingHistoryLost
-from imgclf.pipeline.local_run import RunStopped, starting_run
-from imgclf.pipeline.pipeline import create_pipeline
+from imgclf.pipeline.local_run import RunStopped, running_here
 from imgclf.settings.config import load_config
-from imgclf.trainer.distribution import use_cpu_replicas
 
 
 def run() -> int:
     """The exit status: 0, or the shell's for the signal that stopped the run (143, 130)."""
     config = load_config()
-    # Must happen before any component runs a TensorFlow op in this process.
-    use_cpu_replicas(config.training.cpu_replicas)
     # One run at a time, after what a killed or forgotten run left is put right.
     try:
-        with starting_run(config):
-            BeamDagRunner().run(create_pipeline(config))
+        with running_here(config) as run:
+            run.start()
     except RunStopped as stop:
         logging.error("%s: %s", config.pipeline_name, stop.args[0])
         return stop.exit_status

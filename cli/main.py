@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import json
 import logging
@@ -32,7 +33,7 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +47,7 @@ from imgclf.cli.startup import import_tensorflow_quietly
 from imgclf.pipeline.lock import EXIT_BUSY
 from imgclf.settings import names
 from imgclf.settings.base import DEMO_CONFIG, ConfigError
-from imgclf.settings.config import CONFIG_FILE_ENV, load_config
+from imgclf.settings.config import CONFIG_FILE_ENV, PipelineConfig, load_config
 from imgclf.settings.data import DataConfig
 
 SCRATCH_BASELINE_FILE = "scratch_baseline.json"
@@ -57,12 +58,9 @@ TFX_CLI = [sys.executable, "-m", "tfx.tools.cli.cli_main"]
 # `imgclf validate` records its runs apart from the full pipeline's.
 VALIDATION_SUFFIX = "-validation"
 PREDICTIONS_CSV = "predictions.csv"
-# What `imgclf run` shows of the TFX CLI's output (the rest goes to its log file): the
-# lines TFX's Beam runner logs as each component starts and ends, Keras' epoch lines,
-# the Trainer's own epoch lines, and errors logged by Python.
-NODE_RUNNING = re.compile(r"INFO:absl:node (\w+) is running\.")
-NODE_FINISHED = re.compile(r"INFO:absl:node (\w+) is finished\.")
-KEY_FIGURE = re.compile(rf"INFO:absl:{re.escape(names.KEY_FIGURE_PREFIX)}(\w+): (.*)")
+# What `imgclf run` shows of the TFX CLI's output, as it is (the rest goes to its log file):
+# Keras' epoch lines, the Trainer's own epoch lines, and errors logged by Python. What each
+# component did is read from ML Metadata (pipeline/progress.py).
 SHOWN_AS_IS = (
     re.compile(r"Epoch \d+/\d+$"),
     re.compile(r"\d+/\d+ - .*loss: "),
@@ -273,19 +271,19 @@ def _make_schema(args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     """The pipeline up to its data gate, in this process, as a pipeline of its own name."""
-    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
-
     from imgclf.components.data_gate import RESULT_TEXT, DataValidationError
     from imgclf.components.image_validator import REPORT_TEXT
-    from imgclf.pipeline.local_run import starting_run
-    from imgclf.pipeline.pipeline import create_pipeline
+    from imgclf.pipeline.local_run import running_here
     from imgclf.pipeline.runs import latest_run
 
     name = load_config().pipeline_name + VALIDATION_SUFFIX
     config = load_config({"pipeline_name": name})
     try:
-        with starting_run(config, pushes=False), _unlogged(DataValidationError):
-            BeamDagRunner().run(create_pipeline(config, validate_only=True))
+        with (
+            running_here(config, validate_only=True) as run,
+            _unlogged(DataValidationError),
+        ):
+            run.start()
     except DataValidationError as error:
         print(_without_beam_context(error), file=sys.stderr)
         return 1
@@ -428,7 +426,8 @@ def _run(args: argparse.Namespace) -> int:
         for step in steps:
             command = [*TFX_CLI, *step]
             print(f"$ BEAM_HOME={config.tfx_home} {shlex.join(command)}", flush=True)
-            status, stopped_by = _logged_call(command, env, log, args.verbose)
+            watched = config if step[0] == "run" and not args.verbose else None
+            status, stopped_by = _logged_call(command, env, log, args.verbose, watched)
             if stopped_by:
                 name = signal.Signals(stopped_by).name
                 print(
@@ -450,18 +449,31 @@ def _run(args: argparse.Namespace) -> int:
     return _report(args)
 
 
-def _logged_call(command: list[str], env: dict, log, verbose: bool) -> tuple[int, int | None]:
+def _logged_call(
+    command: list[str], env: dict, log, verbose: bool, watched: PipelineConfig | None
+) -> tuple[int, int | None]:
     """Runs `command`; all it prints goes to `log`, and to the screen what a user follows.
 
-    Shown: each component as it starts and ends, with its seconds; Keras' epoch
-    lines; errors logged by Python. Everything with `verbose`. Returns the exit
-    status and the signal that stopped this command, if one did
+    Shown: Keras' epoch lines and errors logged by Python, or everything with
+    `verbose`; and, while it runs the `watched` pipeline, each component as it
+    starts and ends, with its seconds and key figure, from ML Metadata. Returns
+    the exit status and the signal that stopped this command, if one did
     (pipeline/local_run.py: `forwarding_stops`).
     """
     from imgclf.pipeline.local_run import forwarding_stops
+    from imgclf.pipeline.progress import watching
 
-    started: dict[str, float] = {}
-    figures: dict[str, str] = {}
+    screen = threading.Lock()  # the progress thread and this one print whole lines
+
+    def show(line: str) -> None:
+        with screen:
+            print(line, flush=True)
+
+    progress = (
+        watching(watched.metadata_path, watched.pipeline_name, show)
+        if watched
+        else contextlib.nullcontext()
+    )
     with (
         subprocess.Popen(
             command,
@@ -472,36 +484,14 @@ def _logged_call(command: list[str], env: dict, log, verbose: bool) -> tuple[int
             start_new_session=True,
         ) as child,
         forwarding_stops(child) as received,
+        progress,
     ):
         for line in child.stdout:
             log.write(line)
-            if verbose:
-                print(line, end="", flush=True)
-            elif shown := _progress(line, started, figures):
-                print(shown, flush=True)
+            if verbose or any(pattern.match(line) for pattern in SHOWN_AS_IS):
+                show(line.rstrip("\n"))
         child.wait()
     return child.returncode, (received[0] if received else None)
-
-
-def _progress(line: str, started: dict[str, float], figures: dict[str, str]) -> str | None:
-    """The screen's version of a line of the TFX CLI's output; None to leave it in the log.
-
-    `started` and `figures` keep, per component, its start and its key figure
-    until the line that says it finished.
-    """
-    if node := NODE_RUNNING.match(line):
-        started[node[1]] = time.monotonic()
-        return f"  {node[1]} ..."
-    if figure := KEY_FIGURE.match(line):
-        figures[figure[1]] = figure[2].rstrip()
-        return None
-    if node := NODE_FINISHED.match(line):
-        seconds = time.monotonic() - started.get(node[1], time.monotonic())
-        figure = figures.pop(node[1], None)
-        return f"  {node[1]} done in {seconds:.1f} s" + (f": {figure}" if figure else "")
-    if any(pattern.match(line) for pattern in SHOWN_AS_IS):
-        return line.rstrip()
-    return None
 
 
 def _tail(path: str, lines: int) -> str:
@@ -510,27 +500,24 @@ def _tail(path: str, lines: int) -> str:
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
-
     from imgclf.components.data_gate import DataValidationError
     from imgclf.imagedata.spans import newest_span
     from imgclf.modelstore.history import ServingHistoryLost
     from imgclf.modelstore.serving_folder import versions
-    from imgclf.pipeline.local_run import RunStopped, starting_run
+    from imgclf.pipeline.local_run import RunStopped, running_here
     from imgclf.pipeline.lock import PipelineBusyError
-    from imgclf.pipeline.pipeline import create_pipeline
     from imgclf.pipeline.retrain import scheduled, serving_words, summarize
     from imgclf.pipeline.runs import DamagedStoreError, latest_run
-    from imgclf.trainer.distribution import use_cpu_replicas
+    from imgclf.trainer.model import check_base_weights
 
     config = scheduled(load_config())
-    use_cpu_replicas(config.training.cpu_replicas)
     error = stop = None
     started = False  # the orchestrator was given the pipeline
     span = newest_span(config.data).number
     try:
-        with starting_run(config, wait=args.wait) as mended:
-            for line in mended:
+        # A setting the pipeline refuses is the user's to mend: it is raised from here.
+        with running_here(config, wait=args.wait) as run:
+            for line in run.mended:
                 print(f"imgclf retrain: {line}", file=sys.stderr)
             before = (
                 latest_run(config.metadata_path, config.pipeline_name)
@@ -538,11 +525,11 @@ def _retrain(args: argparse.Namespace) -> int:
                 else None
             )
             served_before = versions(config.serving_model_dir)
-            pipeline = create_pipeline(config)  # a setting it refuses is the user's to mend
+            check_base_weights(config.model)  # before the data is ingested and validated
             started = True
             try:
                 with _unlogged((DataValidationError, RunStopped)):
-                    BeamDagRunner().run(pipeline)
+                    run.start()
             except Exception as failure:  # the summary says what happened; this says why
                 error = (_without_beam_context(failure) or type(failure).__name__).splitlines()[0]
                 print(f"imgclf retrain: the run failed: {error}", file=sys.stderr)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
-from absl import logging
 from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx import types
@@ -25,6 +24,7 @@ from tfx.utils import io_utils
 from imgclf.components.drift import SpanDrift, label_drift, span_drift
 from imgclf.components.image_validator import REPORT_TEXT, ImageValidationReport, read_report
 from imgclf.components.inspection import Verdict
+from imgclf.components.key_figure import record_key_figure
 from imgclf.modelstore.serving_folder import (
     IMAGE_REPORT_DIR,
     STATISTICS_DIR,
@@ -32,7 +32,7 @@ from imgclf.modelstore.serving_folder import (
     TRAIN_STATISTICS,
     read_provenance,
 )
-from imgclf.settings.names import DATA_GATE, NO_VERSION, PASSED_PROPERTY, key_figure
+from imgclf.settings.names import DATA_GATE, NO_VERSION, PASSED_PROPERTY
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 RESULT_JSON = "gate.json"
@@ -196,7 +196,7 @@ def DataGate(
     with tf.io.gfile.GFile(os.path.join(result.uri, RESULT_TEXT), "w") as f:
         f.write(text + "\n")
     result.set_int_custom_property(PASSED_PROPERTY, int(verdict.passed))
-    logging.info(key_figure(DATA_GATE, "passed" if verdict.passed else "REJECTED the data"))
+    record_key_figure(result, DATA_GATE, "passed" if verdict.passed else "REJECTED the data")
     if not verdict.passed:
         report_file = os.path.join(image_report.uri, REPORT_TEXT)
         with tf.io.gfile.GFile(report_file) as f:

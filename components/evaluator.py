@@ -10,7 +10,6 @@ import os
 from typing import ClassVar
 
 import tensorflow_model_analysis as tfma
-from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
@@ -20,6 +19,7 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils, proto_utils
 
 from imgclf.components.evaluation import ACCURACY, CANDIDATE, read_metrics
+from imgclf.components.key_figure import record_key_figure
 from imgclf.components.serving_history import served_model
 from imgclf.settings.names import (
     BASELINE_VERSION,
@@ -28,7 +28,6 @@ from imgclf.settings.names import (
     EVALUATOR,
     NO_VERSION,
     SERVING_MODEL_DIR,
-    key_figure,
 )
 from imgclf.trainer.export import load_saved_model
 
@@ -60,7 +59,7 @@ class Executor(evaluator_executor.Executor):
             properties[standard_component_specs.EVAL_CONFIG_KEY], tfma.EvalConfig()
         )
         label_key = eval_config.model_specs[0].label_key
-        logging.info(key_figure(EVALUATOR, _key_figure(evaluation.uri, label_key, blessing)))
+        record_key_figure(blessing, EVALUATOR, _key_figure(evaluation.uri, label_key, blessing))
 
 
 def _key_figure(evaluation_uri: str, label_key: str, blessing: types.Artifact) -> str:

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import apache_beam as beam
 import tensorflow as tf
-from absl import logging
 from tfx import types
 from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME
 from tfx.components.util import examples_utils
@@ -40,9 +39,10 @@ from imgclf.components.inspection import (
     judge,
     render_text,
 )
+from imgclf.components.key_figure import record_key_figure
 from imgclf.imagedata.records import read_labels, read_tfrecord_file
 from imgclf.settings.checks import ValidationConfig
-from imgclf.settings.names import IMAGE_VALIDATOR, PASSED_PROPERTY, SPANS_PROPERTY, key_figure
+from imgclf.settings.names import IMAGE_VALIDATOR, PASSED_PROPERTY, SPANS_PROPERTY
 
 REPORT_JSON = "report.json"
 REPORT_TEXT = "report.txt"
@@ -181,7 +181,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             for split, summary in summaries.items()
         )
         verdict_word = "passed" if verdict.passed else "FAILED"
-        logging.info(key_figure(IMAGE_VALIDATOR, f"{counts}; {verdict_word}"))
+        record_key_figure(report, IMAGE_VALIDATOR, f"{counts}; {verdict_word}")
         # The span the report describes, as on every artifact made from the examples.
         report.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
 

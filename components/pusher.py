@@ -20,6 +20,7 @@ from tfx.utils import path_utils
 
 from imgclf.components.example_gen import span_of
 from imgclf.components.image_validator import REPORT_JSON, ImageValidationReport
+from imgclf.components.key_figure import record_key_figure
 from imgclf.modelstore.history import contract_change
 from imgclf.modelstore.serving_folder import (
     IMAGE_REPORT_DIR,
@@ -37,7 +38,6 @@ from imgclf.settings.names import (
     PUSHED_PROPERTY,
     PUSHED_VERSION_PROPERTY,
     PUSHER,
-    key_figure,
 )
 from imgclf.trainer.export import read_summary
 
@@ -87,7 +87,7 @@ def VersionedPusher(
         if blessing is not None and not blessing.get_int_custom_property(BLESSED_PROPERTY)
     ]
     if refused:
-        logging.info(key_figure(PUSHER, f"nothing pushed: {' and '.join(refused)}"))
+        record_key_figure(pushed_model, PUSHER, f"nothing pushed: {' and '.join(refused)}")
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         return
     model_dir = path_utils.serving_model_dir(model.uri)
@@ -100,7 +100,7 @@ def VersionedPusher(
             broken,
             serving_model_dir,
         )
-        logging.info(key_figure(PUSHER, f"nothing pushed: {broken}"))
+        record_key_figure(pushed_model, PUSHER, f"nothing pushed: {broken}")
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         pushed_model.set_string_custom_property(NOT_PUSHED_PROPERTY, broken)
         return
@@ -108,7 +108,7 @@ def VersionedPusher(
     already = latest_is(model_dir, serving_model_dir)
     if already is not None:
         logging.info("Version %d already is this model; nothing is pushed.", already)
-        logging.info(key_figure(PUSHER, f"version {already} already is this model"))
+        record_key_figure(pushed_model, PUSHER, f"version {already} already is this model")
         pushed_model.set_int_custom_property(PUSHED_PROPERTY, 0)
         pushed_model.set_int_custom_property(PUSHED_VERSION_PROPERTY, already)
         return
@@ -125,7 +125,7 @@ def VersionedPusher(
         destination = push(model_dir, serving_model_dir, records)
     record_push(push_records_dir, destination)
     logging.info("Pushed the model to %s", destination)
-    logging.info(key_figure(PUSHER, f"pushed version {os.path.basename(destination)}"))
+    record_key_figure(pushed_model, PUSHER, f"pushed version {os.path.basename(destination)}")
     pushed_model.set_int_custom_property(PUSHED_PROPERTY, 1)
     pushed_model.set_string_custom_property(PUSHED_DESTINATION_PROPERTY, destination)
     pushed_model.set_int_custom_property(

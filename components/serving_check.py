@@ -24,6 +24,7 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
+from imgclf.components.key_figure import record_key_figure
 from imgclf.settings import names
 
 RESULT_JSON = "serving_check.json"
@@ -109,4 +110,4 @@ def ServingCheck(
     with tf.io.gfile.GFile(os.path.join(blessing.uri, marker), "w") as f:
         f.write("")  # GFile creates a file at its first write
     blessing.set_int_custom_property(names.BLESSED_PROPERTY, int(result["passed"]))
-    logging.info(names.key_figure(names.SERVING_CHECK, describe(result)))
+    record_key_figure(blessing, names.SERVING_CHECK, describe(result))

@@ -30,6 +30,7 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils, path_utils
 
 from imgclf.components.example_gen import span_of
+from imgclf.components.key_figure import record_key_figure
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.config import TrainerConfig
 from imgclf.settings.names import (
@@ -40,7 +41,6 @@ from imgclf.settings.names import (
     TRAINER,
     TRAINING_PARAMETERS,
     WARM_START_VERSION,
-    key_figure,
 )
 from imgclf.trainer.distribution import is_chief
 from imgclf.trainer.export import read_summary
@@ -102,9 +102,8 @@ class Executor(GenericExecutor):
         model.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
         labels_path = TrainerConfig.model_validate_json(properties[CUSTOM_CONFIG]).data.labels_path
         model.set_string_custom_property(CLASS_NAMES_PROPERTY, json.dumps(read_labels(labels_path)))
-        logging.info(
-            key_figure(TRAINER, _key_figure(read_summary(path_utils.serving_model_path(model.uri))))
-        )
+        summary = read_summary(path_utils.serving_model_path(model.uri))
+        record_key_figure(model, TRAINER, _key_figure(summary))
 
 
 def _key_figure(summary: dict) -> str:

@@ -1,8 +1,9 @@
-"""What a run on this machine does before its first component: hold the lock, mend leftovers.
+"""Running the pipeline on this machine: hold the lock, mend leftovers, run it with Beam.
 
-Every local run (the TFX CLI's, `imgclf retrain`, `imgclf validate`) starts
-here, holding the pipeline's lock (pipeline/lock.py). Holding it, it can tell
-what an earlier run left behind from what a running one is doing:
+Every local run (the TFX CLI's through local_runner.py, so `imgclf run` and
+`imgclf demo`; `imgclf retrain`, `imgclf validate`) runs here (`running_here`),
+holding the pipeline's lock (pipeline/lock.py). Holding it, it can tell what an
+earlier run left behind from what a running one is doing:
 
 - a lock file that names a holder: that run was killed; said, and taken over;
 - executions still RUNNING in ML Metadata: their process died; marked CANCELED;
@@ -47,14 +48,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from absl import logging
+from tfx import v1 as tfx
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from imgclf.modelstore.history import check_history
 from imgclf.pipeline.lock import exclusive, lock_path
+from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.pipeline.runs import close_killed_executions, mark_stopped_runs
 from imgclf.settings.base import is_remote
 from imgclf.settings.config import PipelineConfig
+from imgclf.trainer.distribution import use_cpu_replicas
 
 SET_ASIDE_SUFFIX = ".before-"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -83,6 +89,34 @@ class RunStopped(BaseException):
     def exit_status(self) -> int:
         """The shell's status for a process ended by the signal: 143 for SIGTERM, 130 for SIGINT."""
         return 128 + self.args[1]
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """The pipeline built for this run, and what was mended before it."""
+
+    pipeline: tfx.dsl.Pipeline
+    mended: list[str]
+
+    def start(self) -> None:
+        """Runs every component, in this process, with Beam."""
+        BeamDagRunner().run(self.pipeline)
+
+
+@contextmanager
+def running_here(
+    config: PipelineConfig, wait: bool = False, validate_only: bool = False
+) -> Iterator[LocalRun]:
+    """The run, built while holding the lock (what is served is read then); `start()` it.
+
+    `wait`: for a run in progress to end, instead of raising PipelineBusyError.
+    `validate_only`: the pipeline up to its data gate, which pushes nothing.
+    """
+    if not validate_only:
+        # Before any component runs a TensorFlow op in this process.
+        use_cpu_replicas(config.training.cpu_replicas)
+    with starting_run(config, wait, pushes=not validate_only) as mended:
+        yield LocalRun(create_pipeline(config, validate_only=validate_only), mended)
 
 
 def check_serving_history(config: PipelineConfig) -> None:

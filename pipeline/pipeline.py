@@ -52,7 +52,6 @@ from imgclf.settings import names
 from imgclf.settings.base import ConfigError, is_remote
 from imgclf.settings.config import PipelineConfig
 from imgclf.trainer.export import SERVING_DEFAULT
-from imgclf.trainer.model import check_base_weights
 
 TRAINER_RUN_FN = "imgclf.trainer.task.run_fn"
 TUNER_FN = "imgclf.trainer.tuning.tuner_fn"
@@ -67,13 +66,15 @@ def create_pipeline(
     parameters and the Trainer's pod asks for `config.kubeflow.trainer`.
     """
     parameters = runtime_parameters(config) if on_cluster else {}
-    data = _data_components(config, parameters)
+    # Read once per build: every component is given the same classes.
+    class_names = read_labels(config.data.labels_path)
+    data = _data_components(config, class_names, parameters, on_cluster)
     components = list(data.components)
     if not validate_only:
         schedule = {
             name: parameters[name] for name in names.TRAINING_PARAMETERS if name in parameters
         }
-        model = _model_components(config, data, schedule)
+        model = _model_components(config, data, len(class_names), schedule)
         if on_cluster:
             # The Tuner's trials train as the Trainer does: the same pod. With several
             # workers the Trainer's pod only launches their job, which asks for the resources.
@@ -85,9 +86,6 @@ def create_pipeline(
                     node.with_platform_config(trainer_resources(config.kubeflow.trainer))
         else:
             _refuse_workers_here(config)
-            # Built for a run here: a weights file of another architecture is refused now,
-            # not once the data has been ingested and validated.
-            check_base_weights(config.model)
         components += model
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
@@ -121,8 +119,14 @@ class _DataComponents:
     gate: base_node.BaseNode
 
 
-def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponents:
-    """`parameters`: the run-time parameters on Kubeflow; none locally."""
+def _data_components(
+    config: PipelineConfig, class_names: list[str], parameters: dict, on_cluster: bool
+) -> _DataComponents:
+    """`parameters`: the run-time parameters on Kubeflow; none locally.
+
+    Built for a run here, the span and what is served are read now; on Kubeflow,
+    by the SpanResolver and ServingHistory tasks when the run gets there.
+    """
     data = config.data
     input_base = parameters.get(names.DATA_ROOT_PARAMETER, data.root)
     if not is_remote(data.schema_path) and not os.path.exists(data.schema_path):
@@ -131,8 +135,10 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
             "`imgclf make-schema` (then review it), or set data.schema_file."
         )
     input_config = tfx.proto.Input(splits=input_splits(data))
+    # Complete spans only: TFX's driver would take the newest that matches.
+    span = None if on_cluster else newest_span(data).number
     span_resolver = None
-    if parameters:
+    if on_cluster:
         span_resolver = SpanResolver(
             input_base=input_base,
             patterns=proto_utils.proto_to_json(input_config),
@@ -143,9 +149,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
     example_gen = import_example_gen(
         input_base=input_base,
         input_config=input_config,
-        # Locally the span is found now, complete spans only (TFX's driver would take the
-        # newest that matches); on Kubeflow the SpanResolver finds it at run time.
-        span=newest_span(data).number if data.has_spans and not parameters else data.span,
+        span=span if data.has_spans and not on_cluster else data.span,
         rolling_spans=data.rolling_spans,
         resolved=span_resolver,
     )
@@ -176,8 +180,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics, schema=schema
     ).with_id(names.EXAMPLE_VALIDATOR)
-    class_names = read_labels(data.labels_path)
-    if parameters:
+    if on_cluster:
         history = ServingHistory(
             examples=example_gen.outputs["examples"],
             serving_model_dir=config.serving_model_dir,
@@ -188,9 +191,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
         ).with_id(names.SERVING_HISTORY)
         served = {key: history.outputs[key].future()[0].value for key in history.outputs}
     else:
-        # The pipeline is built for each local run: what is served is read now.
         history = None
-        span = newest_span(data).number
         served = find_versions(
             config.serving_model_dir, class_names, span, bool(config.training.warm_start)
         )
@@ -229,7 +230,7 @@ def _data_components(config: PipelineConfig, parameters: dict) -> _DataComponent
 
 
 def _model_components(
-    config: PipelineConfig, data: _DataComponents, schedule: dict
+    config: PipelineConfig, data: _DataComponents, num_classes: int, schedule: dict
 ) -> list[base_node.BaseNode]:
     """[Tuner], the Trainer, then what evaluates and pushes its model."""
     custom_config = config.trainer_config().model_dump(mode="json")
@@ -260,7 +261,6 @@ def _model_components(
     for node in (tuner, trainer):
         if node:
             node.add_upstream_node(data.gate)
-    num_classes = len(read_labels(config.data.labels_path))
     evaluator = Evaluator(
         examples=data.valid_examples,
         model=trainer.outputs["model"],

@@ -41,6 +41,8 @@ class NodeRun:
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, CANCELED, ...
     seconds: float
     stopped: str | None = None  # why a CANCELED execution stopped
+    execution_id: int = 0
+    updated_ms: int = 0  # when its state last changed, in ms since the epoch
     inputs: dict[str, list[Artifact]] = field(default_factory=dict)
     outputs: dict[str, list[Artifact]] = field(default_factory=dict)
 
@@ -175,6 +177,26 @@ def latest_run(metadata_path: str, pipeline_name: str) -> PipelineRun | None:
     return runs[-1] if runs else None
 
 
+def executions_since(
+    store: metadata_store.MetadataStore, pipeline_name: str, since_ms: int
+) -> list[NodeRun]:
+    """The pipeline's executions begun since `since_ms` (ms since the epoch), in the order
+    their state last changed: what a run in progress has done so far."""
+    node_ids = _node_ids(store, pipeline_name)
+    begun = store.get_executions(
+        list_options=metadata_store.ListOptions(
+            filter_query=f"create_time_since_epoch >= {since_ms}"
+        )
+    )
+    nodes = []
+    for execution in begun:
+        contexts = store.get_contexts_by_execution(execution.id)
+        node_id = next((node_ids[c.id] for c in contexts if c.id in node_ids), None)
+        if node_id is not None:
+            nodes.append(_node_run(store, node_id, execution))
+    return sorted(nodes, key=lambda node: (node.updated_ms, node.execution_id))
+
+
 def _node_ids(store, pipeline_name: str) -> dict[int, str]:
     """The pipeline's node contexts: context id -> node id."""
     prefix = f"{pipeline_name}."
@@ -190,6 +212,8 @@ def _node_run(store, node_id: str, execution) -> NodeRun:
         node_id=node_id,
         state=STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
         seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
+        execution_id=execution.id,
+        updated_ms=execution.last_update_time_since_epoch,
     )
     if STOPPED_PROPERTY in execution.custom_properties:
         node.stopped = execution.custom_properties[STOPPED_PROPERTY].string_value

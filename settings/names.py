@@ -43,17 +43,11 @@ MODEL_REPORT = "ModelReport"
 SERVING_CHECK = "ServingCheck"  # or TFX's InfraValidator, when serving.check asks for it
 PUSHER = "Pusher"
 
-# Each component logs one line with its key figure; `imgclf run` shows it when the component ends.
-KEY_FIGURE_PREFIX = "[key figure] "
-
-
-def key_figure(node: str, text: str) -> str:
-    return f"{KEY_FIGURE_PREFIX}{node}: {text}"
-
-
 # Custom properties of output artifacts, written by one component and read by others.
 SPANS_PROPERTY = "spans"  # Examples: the spans a rolling window read, "2,3"
 CLASS_NAMES_PROPERTY = "class_names"  # Model: the classes in label order, JSON
+# Any: the component's outcome in a line, shown when it ends (components/key_figure.py).
+KEY_FIGURE_PROPERTY = "key_figure"
 PASSED_PROPERTY = "passed"  # ImageValidationReport, DataGateResult: 1 or 0
 BLESSED_PROPERTY = "blessed"  # ModelBlessing, ModelReport: 1 or 0
 PUSHED_PROPERTY = "pushed"  # PushedModel: 1 when this run wrote a new version

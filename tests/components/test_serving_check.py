@@ -2,7 +2,6 @@
 the Pusher pushes only a model that passed, and keeps the served classes."""
 
 import json
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -25,10 +24,9 @@ from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.modelstore.serving_folder import PROVENANCE_FILE, recorded_pushes, versions
 from imgclf.settings.names import (
     BLESSED_PROPERTY,
+    KEY_FIGURE_PROPERTY,
     NOT_PUSHED_PROPERTY,
     PUSHED_PROPERTY,
-    PUSHER,
-    key_figure,
 )
 from imgclf.trainer.export import export_model
 from imgclf.trainer.model import build_model
@@ -104,15 +102,15 @@ def test_a_model_not_answering_before_the_deadline_fails(model_artifact, tmp_pat
     assert result["reason"] == "not loaded and answering within 0.05 s"
 
 
-def test_the_pusher_pushes_nothing_that_failed_the_serving_check(model_artifact, tmp_path, caplog):
+def test_the_pusher_pushes_nothing_that_failed_the_serving_check(model_artifact, tmp_path):
     failed = _artifact(standard_artifacts.InfraBlessing, str(tmp_path / "check"))
     failed.set_int_custom_property(BLESSED_PROPERTY, 0)
     serving = tmp_path / "serving"
-    with caplog.at_level(logging.INFO, logger="absl"):
-        pushed = _push(model_artifact, tmp_path, serving, allow_class_change=0, infra=failed)
+    pushed = _push(model_artifact, tmp_path, serving, allow_class_change=0, infra=failed)
     assert pushed.get_int_custom_property(PUSHED_PROPERTY) == 0
     assert versions(str(serving)) == []
-    assert key_figure(PUSHER, "nothing pushed: it failed the serving check") in caplog.text
+    figure = pushed.get_string_custom_property(KEY_FIGURE_PROPERTY)
+    assert figure == "nothing pushed: it failed the serving check"
 
 
 def _served_with_classes(serving, class_names) -> None:

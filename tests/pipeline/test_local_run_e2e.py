@@ -46,6 +46,7 @@ from imgclf.imagedata.sample import DEFAULT_CLASSES
 from imgclf.pipeline.lock import holder
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.pipeline.predict import predict, resolve_model_dir
+from imgclf.pipeline.progress import key_figure
 from imgclf.pipeline.report import outcome_of
 from imgclf.pipeline.runs import latest_run, list_runs
 from imgclf.settings.config import load_config
@@ -216,6 +217,8 @@ def test_imgclf_run_shows_progress_and_keeps_the_whole_log_in_a_file(runs):
     with open(log_path) as f:
         log = f.read()
     # Every component's start and end on the screen, in the order they ran, with seconds.
+    started = [line.split()[0] for line in lines if line.endswith(" ...")]
+    assert set(started) == NODES
     finished = [line.split()[0] for line in lines if " done in " in line]
     assert finished == [
         line.split()[1] for line in log.splitlines() if line.endswith(" is finished.")
@@ -235,6 +238,12 @@ def test_imgclf_run_shows_progress_and_keeps_the_whole_log_in_a_file(runs):
         figures["ServingCheck"],
     )
     assert figures["Pusher"] == "pushed version 1"
+    # Read from ML Metadata, where each component recorded it, not from the log.
+    assert figures == {
+        node: figure
+        for node, run in runs["first"].nodes.items()
+        if (figure := key_figure(run)) is not None
+    }
     assert sum(line.startswith("[trainer] ") for line in lines) == 6 + 3  # both phases' epochs
     # The TFX CLI's INFO dumps stay in the file.
     assert "INFO:absl:node Trainer is running." in log
