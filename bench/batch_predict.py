@@ -66,7 +66,7 @@ def main() -> None:
 
 def _exported_model(export_dir: str) -> str:
     config = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=64, weights="none")
-    model = build_model(config, num_classes=len(DEFAULT_CLASSES))
+    model = build_model(config, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
     max_pixels = DataConfig().max_image_pixels
     export_model(model, export_dir, list(DEFAULT_CLASSES), 64, "image", {"phases": []}, max_pixels)
     return export_dir

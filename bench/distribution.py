@@ -45,13 +45,13 @@ def child(data_root: str, replicas: int, steps: int) -> None:
     strategy = make_strategy(replicas)
     train = train_input(split_files(data, "train"), data, IMAGE_SIZE, GLOBAL_BATCH, training)
     with strategy.scope():
-        model = build_model(demo_model(IMAGE_SIZE), NUM_CLASSES)
+        model = build_model(demo_model(IMAGE_SIZE), NUM_CLASSES, batch_norm_learns=False)
         compile_model(model, training.optimizer, training.phase1_learning_rate)
     speeds = {}
     for phase in ("phase1", "phase2"):
         if phase == "phase2":
             with strategy.scope():
-                unfreeze_top(model, training.fine_tune_layers)
+                unfreeze_top(model, training.fine_tune_layers, batch_norm=False)
                 compile_model(model, training.optimizer, training.fine_tune_learning_rate)
         images_per_second(model, train.dataset, steps, GLOBAL_BATCH)  # warm-up: tracing
         speeds[phase] = images_per_second(model, train.dataset, steps, GLOBAL_BATCH)

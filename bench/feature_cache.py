@@ -40,7 +40,7 @@ def phase1_seconds(
     strategy = make_strategy()
     keras.utils.set_random_seed(training.seed)
     with strategy.scope():
-        model = build_model(model_config, NUM_CLASSES)
+        model = build_model(model_config, NUM_CLASSES, batch_norm_learns=False)
     size, batch = model_config.image_size, training.batch_size
     train = train_input(split_files(data, "train"), data, size, batch, training)
     evals = eval_input(split_files(data, "eval"), data, size, batch)

@@ -30,7 +30,7 @@ def child(data_root: str, count: int) -> None:
 
     data = DataConfig(root=data_root)
     training = demo_training(steps_per_epoch=count // 32)
-    model = build_model(demo_model(IMAGE_SIZE), NUM_CLASSES)
+    model = build_model(demo_model(IMAGE_SIZE), NUM_CLASSES, batch_norm_learns=False)
     compile_model(model, training.optimizer, training.phase1_learning_rate)
     before = peak_mb()
     train = train_input(split_files(data, "train"), data, IMAGE_SIZE, 32, training)

@@ -52,8 +52,8 @@ def child(data_root: str, steps: int) -> None:
     training = demo_training(batch_size=GLOBAL_BATCH // strategy.num_replicas_in_sync)
     train = train_input(split_files(data, "train"), data, IMAGE_SIZE, GLOBAL_BATCH, training)
     with strategy.scope():
-        model = build_model(demo_model(IMAGE_SIZE), NUM_CLASSES)
-        unfreeze_top(model, training.fine_tune_layers)
+        model = build_model(demo_model(IMAGE_SIZE), NUM_CLASSES, batch_norm_learns=False)
+        unfreeze_top(model, training.fine_tune_layers, batch_norm=False)
         compile_model(model, training.optimizer, training.fine_tune_learning_rate)
     images_per_second(model, train.dataset, steps, GLOBAL_BATCH)  # warm-up: tracing
     speed = images_per_second(model, train.dataset, steps, GLOBAL_BATCH)

@@ -127,7 +127,7 @@ def main() -> None:
         data = generated_data(f"{scratch}/data", args.images, args.image_size)
         files = split_files(data, "train")
         project_input = train_input(files, data, args.image_size, batch, training).dataset
-        project = build_model(model_config, NUM_CLASSES)
+        project = build_model(model_config, NUM_CLASSES, batch_norm_learns=False)
         baseline, baseline_base = baseline_model(args.image_size, model_config.alpha)
         base_input = baseline_dataset(files, args.image_size, batch, training)
 
@@ -150,7 +150,7 @@ def main() -> None:
                 args.rounds,
             ),
         )
-        unfreeze_top(project, training.fine_tune_layers)
+        unfreeze_top(project, training.fine_tune_layers, batch_norm=False)
         compile_model(project, training.optimizer, training.fine_tune_learning_rate)
         baseline_fine_tuning(
             baseline, baseline_base, training.fine_tune_layers, training.fine_tune_learning_rate

@@ -41,9 +41,7 @@ class WeightsMismatchError(ValueError):
     """A weights file does not fit the configured architecture."""
 
 
-def build_model(
-    config: ModelConfig, num_classes: int, batch_norm_learns: bool = False
-) -> keras.Model:
+def build_model(config: ModelConfig, num_classes: int, *, batch_norm_learns: bool) -> keras.Model:
     """The full classifier with its base frozen, ready for feature extraction.
 
     The output is always class probabilities [batch, num_classes]. A binary
@@ -178,7 +176,7 @@ def base_of(model: keras.Model) -> keras.Model:
 FINE_TUNING_BATCH_NORM_MOMENTUM = 0.9
 
 
-def unfreeze_top(model: keras.Model, num_layers: int, batch_norm: bool = False) -> None:
+def unfreeze_top(model: keras.Model, num_layers: int, *, batch_norm: bool) -> None:
     """Makes the top `num_layers` layers of the base trainable; BatchNormalization only if asked."""
     base = base_of(model)
     base.trainable = True

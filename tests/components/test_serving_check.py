@@ -41,7 +41,7 @@ def model_artifact(tiny_backbone, tmp_path_factory):
     """A Trainer's Model artifact: an exported model with 3 eval images as warmup requests."""
     root = tmp_path_factory.mktemp("trainer_model")
     export_dir = path_utils.serving_model_dir(str(root))
-    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
+    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
     summary = {"phases": [], "class_names": list(DEFAULT_CLASSES)}
     export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", summary, MAX_PIXELS)
     records = generate_split(DEFAULT_CLASSES, "eval", 1, size=40, image_format="jpeg")

@@ -22,7 +22,7 @@ def serving(tiny_backbone, tmp_path_factory):
     """A serving folder holding version 1 of a model, and the model in memory."""
     root = tmp_path_factory.mktemp("serving")
     tf.keras.utils.set_random_seed(1)
-    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
+    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
     export_model(
         model, str(root / "classifier" / "1"), list(DEFAULT_CLASSES), 32, "image", {}, MAX_PIXELS
     )

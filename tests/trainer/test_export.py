@@ -35,7 +35,7 @@ TFLITE_TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def exported(tiny_backbone, tmp_path_factory):
-    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES))
+    model = build_model(tiny_backbone, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
     export_dir = str(tmp_path_factory.mktemp("export") / "model")
     summary = {"num_replicas": 1, "phases": []}
     export_model(model, export_dir, list(DEFAULT_CLASSES), 32, "image", summary, MAX_PIXELS)

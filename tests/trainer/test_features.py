@@ -39,7 +39,7 @@ def train_phase1(sample_data, backbone, training, work_dir, cached: bool):
     strategy = make_strategy(2)
     tf.keras.utils.set_random_seed(training.seed)
     with strategy.scope():
-        model = build_model(backbone, num_classes=len(DEFAULT_CLASSES))
+        model = build_model(backbone, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
     before = head_and_base(model)
     train = train_input(files["train"], data, IMAGE_SIZE, BATCH * 2, training)
     evals = eval_input(files["eval"], data, IMAGE_SIZE, BATCH * 2)
@@ -100,7 +100,7 @@ def test_without_augmentation_the_cached_head_equals_the_head_trained_through_th
 def cache_for(sample_data, backbone, training, cache_dir):
     data = DataConfig(root=sample_data)
     files = {split: [os.path.join(sample_data, split, "*")] for split in ("train", "eval")}
-    model = build_model(backbone, num_classes=len(DEFAULT_CLASSES))
+    model = build_model(backbone, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
     train = train_input(files["train"], data, IMAGE_SIZE, BATCH, training)
     evals = eval_input(files["eval"], data, IMAGE_SIZE, BATCH)
     return cache_phase1(

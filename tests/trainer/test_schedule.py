@@ -65,7 +65,7 @@ class _Watch(keras.callbacks.Callback):
 def _train(model_config, training_config, work_dir, log_dir=None):
     strategy = make_strategy(1)
     with strategy.scope():
-        model = build_model(model_config, num_classes=len(DEFAULT_CLASSES))
+        model = build_model(model_config, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
     watch = _Watch()
     phases = train_two_phases(
         model,
