@@ -17,6 +17,24 @@ from imgclf.settings.config import (
 )
 
 
+def add_command(
+    commands, name: str, handler, help: str, settings: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand of `imgclf` run by `handler(args)`; with `settings`, --config and --set."""
+    sub = commands.add_parser(name, help=help, description=help)
+    sub.set_defaults(handler=handler)
+    if settings:
+        add_settings_options(sub)
+    return sub
+
+
+def at_least_one(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
+
+
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help=f"YAML settings file (sets ${CONFIG_FILE_ENV}).")
     parser.add_argument(

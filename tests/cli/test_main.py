@@ -12,7 +12,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tf_keras.src.utils import data_utils
 
-from imgclf.cli.main import SCRATCH_BASELINE_FILE, main
+from imgclf.cli.main import main
+from imgclf.cli.models import SCRATCH_BASELINE_FILE
 from imgclf.cli.startup import without_startup_noise
 from imgclf.imagedata.sample import write_sample_span
 from imgclf.modelstore.serving_folder import record_push
