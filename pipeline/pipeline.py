@@ -109,6 +109,56 @@ def _refuse_workers_here(config: PipelineConfig) -> None:
         )
 
 
+def _ingestion(
+    config: PipelineConfig, parameters: dict, span: int | None, on_cluster: bool
+) -> tuple[base_node.BaseNode | None, base_node.BaseNode]:
+    """[SpanResolver, on Kubeflow, which finds the span at run time], ImportExampleGen."""
+    data = config.data
+    input_base = parameters.get(names.DATA_ROOT_PARAMETER, data.root)
+    input_config = tfx.proto.Input(splits=input_splits(data))
+    span_resolver = None
+    if on_cluster:
+        span_resolver = SpanResolver(
+            input_base=input_base,
+            patterns=proto_utils.proto_to_json(input_config),
+            backfill_span=parameters[names.SPAN_PARAMETER],
+            rolling_spans=data.rolling_spans,
+            span_complete_marker=data.span_complete_marker,
+        ).with_id(names.SPAN_RESOLVER)
+    example_gen = import_example_gen(
+        input_base=input_base,
+        input_config=input_config,
+        span=span if data.has_spans and not on_cluster else data.span,
+        rolling_spans=data.rolling_spans,
+        resolved=span_resolver,
+    )
+    return span_resolver, example_gen
+
+
+def _served_versions(
+    config: PipelineConfig,
+    class_names: list[str],
+    example_gen: base_node.BaseNode,
+    span: int | None,
+    on_cluster: bool,
+) -> tuple[base_node.BaseNode | None, dict]:
+    """The versions a run builds on (baseline, warm start, previous span's): read from the
+    serving folder now for a run here; on Kubeflow, by a ServingHistory task, whose outputs
+    are the placeholders returned."""
+    warm_start = bool(config.training.warm_start)
+    if not on_cluster:
+        return None, find_versions(config.serving_model_dir, class_names, span, warm_start)
+    history = ServingHistory(
+        examples=example_gen.outputs["examples"],
+        serving_model_dir=config.serving_model_dir,
+        push_records_dir=config.push_records_dir,
+        allow_empty_serving_folder=bool(config.evaluation.allow_empty_serving_folder),
+        class_names=json.dumps(class_names),
+        warm_start=warm_start,
+    ).with_id(names.SERVING_HISTORY)
+    return history, {key: history.outputs[key].future()[0].value for key in history.outputs}
+
+
 @dataclass(frozen=True)
 class _DataComponents:
     components: list[base_node.BaseNode]
@@ -128,31 +178,14 @@ def _data_components(
     by the SpanResolver and ServingHistory tasks when the run gets there.
     """
     data = config.data
-    input_base = parameters.get(names.DATA_ROOT_PARAMETER, data.root)
     if not is_remote(data.schema_path) and not os.path.exists(data.schema_path):
         raise FileNotFoundError(
             f"No curated schema at {data.schema_path}: write one from the data with "
             "`imgclf make-schema` (then review it), or set data.schema_file."
         )
-    input_config = tfx.proto.Input(splits=input_splits(data))
     # Complete spans only: TFX's driver would take the newest that matches.
     span = None if on_cluster else newest_span(data).number
-    span_resolver = None
-    if on_cluster:
-        span_resolver = SpanResolver(
-            input_base=input_base,
-            patterns=proto_utils.proto_to_json(input_config),
-            backfill_span=parameters[names.SPAN_PARAMETER],
-            rolling_spans=data.rolling_spans,
-            span_complete_marker=data.span_complete_marker,
-        ).with_id(names.SPAN_RESOLVER)
-    example_gen = import_example_gen(
-        input_base=input_base,
-        input_config=input_config,
-        span=span if data.has_spans and not on_cluster else data.span,
-        rolling_spans=data.rolling_spans,
-        resolved=span_resolver,
-    )
+    span_resolver, example_gen = _ingestion(config, parameters, span, on_cluster)
     curated_schema = CuratedSchema(
         schema_file=data.schema_path, sha256=file_sha256(data.schema_path)
     ).with_id(names.CURATED_SCHEMA)
@@ -180,21 +213,7 @@ def _data_components(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics, schema=schema
     ).with_id(names.EXAMPLE_VALIDATOR)
-    if on_cluster:
-        history = ServingHistory(
-            examples=example_gen.outputs["examples"],
-            serving_model_dir=config.serving_model_dir,
-            push_records_dir=config.push_records_dir,
-            allow_empty_serving_folder=bool(config.evaluation.allow_empty_serving_folder),
-            class_names=json.dumps(class_names),
-            warm_start=bool(config.training.warm_start),
-        ).with_id(names.SERVING_HISTORY)
-        served = {key: history.outputs[key].future()[0].value for key in history.outputs}
-    else:
-        history = None
-        served = find_versions(
-            config.serving_model_dir, class_names, span, bool(config.training.warm_start)
-        )
+    history, served = _served_versions(config, class_names, example_gen, span, on_cluster)
     data_gate = DataGate(
         statistics=statistics,
         schema=schema,
