@@ -83,8 +83,6 @@ def _train_and_export(
 ) -> None:
     # Every replica on every worker takes a batch of batch_size at each step.
     global_batch_size = config.training.batch_size * strategy.num_replicas_in_sync
-    layout = cluster_layout()
-    image_size = config.model.image_size
     data = training_data(fn_args, config, global_batch_size, len(class_names))
     roles, train, evals, class_weight = data.roles, data.train, data.validation, data.class_weight
 
@@ -142,18 +140,8 @@ def _train_and_export(
                 epochs=sum(len(phase.epochs) for phase in phases),
             )
     summary = {
-        "base_model": config.model.base_model,
-        "weights": config.model.weights,
-        "image_size": image_size,
-        "class_names": class_names,
+        **_setting_summary(config, strategy, class_names, global_batch_size),
         "start": start.to_dict(),
-        "strategy": strategy_name(strategy),
-        "num_replicas": strategy.num_replicas_in_sync,
-        "workers": layout["workers"],
-        "replicas_per_worker": strategy.num_replicas_in_sync // layout["workers"],
-        "cluster": layout["machines"],
-        "global_batch_size": global_batch_size,
-        "precision": keras.mixed_precision.global_policy().name,
         "roles": roles.describe(),
         "train_examples": train.examples,
         "validation_examples": evals.examples,
@@ -164,23 +152,47 @@ def _train_and_export(
         "scratch": scratch,
         "tuned": tuned or None,
     }
-    chief = is_chief()
-    with tempfile.TemporaryDirectory() as scratch:
-        # Saving takes part in collective ops, so every worker saves; only the chief's copy is kept.
-        export_dir = fn_args.serving_model_dir if chief else scratch
+    _export(fn_args, config, model, class_names, summary)
+    if is_chief():
+        _add_serving_extras(fn_args, config, model, class_names, roles)
+        tf.io.gfile.rmtree(work_dir)
+        logging.info("Exported the model to %s", fn_args.serving_model_dir)
+
+
+def _setting_summary(
+    config: TrainerConfig, strategy, class_names: list[str], global_batch_size: int
+) -> dict:
+    """What the model was trained as and on what machines, for training_summary.json."""
+    layout = cluster_layout()
+    return {
+        "base_model": config.model.base_model,
+        "weights": config.model.weights,
+        "image_size": config.model.image_size,
+        "class_names": class_names,
+        "strategy": strategy_name(strategy),
+        "num_replicas": strategy.num_replicas_in_sync,
+        "workers": layout["workers"],
+        "replicas_per_worker": strategy.num_replicas_in_sync // layout["workers"],
+        "cluster": layout["machines"],
+        "global_batch_size": global_batch_size,
+        "precision": keras.mixed_precision.global_policy().name,
+    }
+
+
+def _export(
+    fn_args, config: TrainerConfig, model: keras.Model, class_names: list[str], summary: dict
+) -> None:
+    """Every worker saves, as saving takes part in collective ops; only the chief's is kept."""
+    with tempfile.TemporaryDirectory() as elsewhere:
         export_model(
             model,
-            export_dir,
+            fn_args.serving_model_dir if is_chief() else elsewhere,
             class_names,
-            image_size,
+            config.model.image_size,
             config.data.image_key,
             summary,
             config.data.max_image_pixels,
         )
-    if chief:
-        _add_serving_extras(fn_args, config, model, class_names, roles)
-        tf.io.gfile.rmtree(work_dir)
-        logging.info("Exported the model to %s", fn_args.serving_model_dir)
 
 
 def _add_serving_extras(
