@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from imgclf.settings.checks import EvaluationConfig
@@ -98,10 +102,29 @@ class ModelMetrics:
 CANDIDATE = "candidate"
 
 
+# TFMA's readers call tf_record_iterator, which TensorFlow then logs as deprecated, with
+# instructions for updating: a note to TFMA's developers, on our users' screens.
+DEPRECATION_NOTE = "is deprecated and will be removed"
+
+
+@contextmanager
+def _without_deprecation_notes() -> Iterator[None]:
+    def not_a_deprecation_note(record: logging.LogRecord) -> bool:
+        return DEPRECATION_NOTE not in record.getMessage()
+
+    tf.get_logger().addFilter(not_a_deprecation_note)
+    try:
+        yield
+    finally:
+        tf.get_logger().removeFilter(not_a_deprecation_note)
+
+
 def read_metrics(evaluation_uri: str, label_key: str) -> dict[str, ModelMetrics]:
     """Per model ("candidate", and "baseline" when there was one), what TFMA measured."""
     models: dict[str, ModelMetrics] = {}
-    for per_slice in tfma.load_metrics(evaluation_uri):
+    with _without_deprecation_notes():
+        slices = list(tfma.load_metrics(evaluation_uri))
+    for per_slice in slices:
         slice_keys = per_slice.slice_key.single_slice_keys
         by_label = [key for key in slice_keys if key.column == label_key]
         for item in per_slice.metric_keys_and_values:
@@ -128,7 +151,9 @@ def read_metrics(evaluation_uri: str, label_key: str) -> dict[str, ModelMetrics]
 def read_confusion_matrix(evaluation_uri: str, num_classes: int) -> list[list[int]]:
     """Overall counts of [true label][predicted label] for the candidate model."""
     matrix = [[0] * num_classes for _ in range(num_classes)]
-    for per_slice in tfma.load_plots(evaluation_uri):
+    with _without_deprecation_notes():
+        slices = list(tfma.load_plots(evaluation_uri))
+    for per_slice in slices:
         if per_slice.slice_key.single_slice_keys:
             continue
         for item in per_slice.plot_keys_and_values:
@@ -179,7 +204,8 @@ def read_failures(
     evaluation_uri: str, class_names: list[str] | None = None
 ) -> tuple[bool, list[str]]:
     """(blessed by the thresholds, every failed threshold as a sentence, classes by name)."""
-    validation = tfma.load_validation_result(evaluation_uri)
+    with _without_deprecation_notes():
+        validation = tfma.load_validation_result(evaluation_uri)
     failures = [
         describe_failure(failure, class_names, _label_of(per_slice.slice_key))
         for per_slice in validation.metric_validations_per_slice

@@ -1,5 +1,9 @@
 """The blessing bars, through TFMA itself: a model that never finds a class is not blessed."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -63,6 +67,22 @@ def collapsed(tmp_path_factory):
         output_path=output,
     )
     return output
+
+
+@pytest.mark.slow
+def test_reading_an_evaluation_shows_no_deprecation_notes_of_tensorflow(collapsed):
+    # In a process of its own: TensorFlow logs a deprecation once per process.
+    read = (
+        "import sys, imgclf; from imgclf.components.evaluation import read_confusion_matrix, "
+        "read_failures, read_metrics; "
+        "read_metrics(sys.argv[1], 'label'); read_failures(sys.argv[1]); "
+        "read_confusion_matrix(sys.argv[1], 4)"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
+    command = [sys.executable, "-c", read, collapsed]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "deprecated" not in done.stderr
 
 
 @pytest.mark.slow
