@@ -34,6 +34,7 @@ from imgclf.components.example_gen import span_of
 from imgclf.components.inspection import (
     Finding,
     SplitSummary,
+    Verdict,
     feature_kinds,
     inspect_record,
     judge,
@@ -125,65 +126,80 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         with self._make_beam_pipeline() as pipeline:
             for split in splits:
-                files = tf.io.gfile.glob(
-                    os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-                )
-                findings = (
-                    pipeline
-                    | f"ListFiles[{split}]" >> beam.Create(sorted(files))
-                    | f"Distribute[{split}]" >> beam.Reshuffle()
-                    | f"Read[{split}]" >> beam.FlatMap(_indexed_records, split)
-                    | f"Inspect[{split}]"
-                    >> beam.MapTuple(
-                        lambda record, location: (
-                            record,
-                            inspect_record(record, location, **inspect),
-                        )
-                    )
-                )
-                (
-                    findings
-                    | f"Findings[{split}]" >> beam.MapTuple(lambda _, finding: finding)
-                    | f"Summarize[{split}]" >> beam.CombineGlobally(_Summarize())
-                    | f"ToJson[{split}]" >> beam.Map(lambda summary: json.dumps(summary.to_dict()))
-                    | f"WriteSummary[{split}]"
-                    >> beam.io.WriteToText(
-                        os.path.join(report.uri, f"summary-{split}"), shard_name_template=""
-                    )
-                )
-                (
-                    findings
-                    | f"KeepGood[{split}]" >> beam.Filter(lambda pair: pair[1].problem is None)
-                    | f"Records[{split}]" >> beam.MapTuple(lambda record, _: record)
-                    | f"WriteGood[{split}]"
-                    >> beam.io.WriteToTFRecord(
-                        os.path.join(artifact_utils.get_split_uri([valid], split), VALID_PREFIX),
-                        file_name_suffix=".gz",
-                    )
-                )
-
+                _inspect_split(pipeline, split, examples, inspect, report, valid)
         summaries = {split: _read_summary(report.uri, split) for split in splits}
         verdict = judge(summaries, class_names, policy)
-        content = {
-            PASSED_PROPERTY: verdict.passed,
-            "failures": verdict.failures,
-            "warnings": verdict.warnings,
-            "class_names": class_names,
-            "splits": {split: summary.to_dict() for split, summary in summaries.items()},
-        }
-        with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_JSON), "w") as f:
-            json.dump(content, f, indent=2)
-        with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
-            f.write(render_text(summaries, class_names, verdict) + "\n")
-        report.set_int_custom_property(PASSED_PROPERTY, int(verdict.passed))
-        counts = ", ".join(
-            f"{split} {summary.good} of {summary.total} valid"
-            for split, summary in summaries.items()
-        )
-        verdict_word = "passed" if verdict.passed else "FAILED"
-        record_key_figure(report, IMAGE_VALIDATOR, f"{counts}; {verdict_word}")
+        _write_report(report, summaries, class_names, verdict)
         # The span the report describes, as on every artifact made from the examples.
         report.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
+
+
+def _inspect_split(
+    pipeline: beam.Pipeline,
+    split: str,
+    examples: types.Artifact,
+    inspect: dict[str, Any],
+    report: types.Artifact,
+    valid: types.Artifact,
+) -> None:
+    """Every record of the split inspected: a summary of the findings into the report's
+    folder, the good records into the valid examples' split."""
+    files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+    findings = (
+        pipeline
+        | f"ListFiles[{split}]" >> beam.Create(sorted(files))
+        | f"Distribute[{split}]" >> beam.Reshuffle()
+        | f"Read[{split}]" >> beam.FlatMap(_indexed_records, split)
+        | f"Inspect[{split}]"
+        >> beam.MapTuple(
+            lambda record, location: (record, inspect_record(record, location, **inspect))
+        )
+    )
+    (
+        findings
+        | f"Findings[{split}]" >> beam.MapTuple(lambda _, finding: finding)
+        | f"Summarize[{split}]" >> beam.CombineGlobally(_Summarize())
+        | f"ToJson[{split}]" >> beam.Map(lambda summary: json.dumps(summary.to_dict()))
+        | f"WriteSummary[{split}]"
+        >> beam.io.WriteToText(os.path.join(report.uri, f"summary-{split}"), shard_name_template="")
+    )
+    (
+        findings
+        | f"KeepGood[{split}]" >> beam.Filter(lambda pair: pair[1].problem is None)
+        | f"Records[{split}]" >> beam.MapTuple(lambda record, _: record)
+        | f"WriteGood[{split}]"
+        >> beam.io.WriteToTFRecord(
+            os.path.join(artifact_utils.get_split_uri([valid], split), VALID_PREFIX),
+            file_name_suffix=".gz",
+        )
+    )
+
+
+def _write_report(
+    report: types.Artifact,
+    summaries: dict[str, SplitSummary],
+    class_names: list[str],
+    verdict: Verdict,
+) -> None:
+    """The report as JSON (for the DataGate and the Pusher) and as text; its verdict and key
+    figure on the artifact."""
+    content = {
+        PASSED_PROPERTY: verdict.passed,
+        "failures": verdict.failures,
+        "warnings": verdict.warnings,
+        "class_names": class_names,
+        "splits": {split: summary.to_dict() for split, summary in summaries.items()},
+    }
+    with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_JSON), "w") as f:
+        json.dump(content, f, indent=2)
+    with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
+        f.write(render_text(summaries, class_names, verdict) + "\n")
+    report.set_int_custom_property(PASSED_PROPERTY, int(verdict.passed))
+    counts = ", ".join(
+        f"{split} {summary.good} of {summary.total} valid" for split, summary in summaries.items()
+    )
+    verdict_word = "passed" if verdict.passed else "FAILED"
+    record_key_figure(report, IMAGE_VALIDATOR, f"{counts}; {verdict_word}")
 
 
 def _describe_like(valid: types.Artifact, examples: types.Artifact) -> None:
