@@ -23,16 +23,15 @@ from tfx.utils import path_utils
 
 from imgclf.components.example_gen import span_of
 from imgclf.modelstore.history import check_history, find_versions
-from imgclf.modelstore.serving_folder import copy_tree
+from imgclf.modelstore.serving_folder import lend_version
 
 
 def served_model(serving_model_dir: str, version: int, scratch: str) -> standard_artifacts.Model:
-    """A served version as a Model artifact (laid out as a Trainer's) for TFX's executors."""
+    """A served version as a Model artifact (laid out as a Trainer's, its files lent by the
+    model store: linked, not copied, where the file system allows) for TFX's executors."""
     model = standard_artifacts.Model()
     model.uri = os.path.join(scratch, f"served-{version}")
-    copy_tree(
-        os.path.join(serving_model_dir, str(version)), path_utils.serving_model_dir(model.uri)
-    )
+    lend_version(serving_model_dir, version, path_utils.serving_model_dir(model.uri))
     model.set_int_custom_property("version", version)
     return model
 

@@ -224,6 +224,32 @@ def copy_tree(
         tf.io.gfile.copy(source_file, target, overwrite=True)
 
 
+def lend_version(serving_model_dir: str, version: int, destination: str) -> str:
+    """A served version's files at `destination`, for a reader that needs them laid out as
+    its own (TFX's Evaluator, the served model as its baseline); returns "linked" or "copied".
+
+    Hard links where the file system allows, so no byte is copied: the reader only reads,
+    and removing `destination` leaves the version whole. A symbolic link to the folder will
+    not do: TFX's Evaluator fails on it inside a pipeline run ("Format-Serving; Not a
+    directory"). A copy on an object store or another file system.
+    """
+    source = os.path.join(serving_model_dir, str(version))
+    if is_remote(source) or is_remote(destination):
+        copy_tree(source, destination)
+        return "copied"
+    try:
+        for directory, _, files in os.walk(source):
+            inside = os.path.join(destination, os.path.relpath(directory, source))
+            os.makedirs(inside, exist_ok=True)
+            for name in files:
+                os.link(os.path.join(directory, name), os.path.join(inside, name))
+    except OSError as error:  # another file system (EXDEV), or one without hard links
+        logging.info("Copying version %d instead of linking it: %s", version, error)
+        copy_tree(source, destination)
+        return "copied"
+    return "linked"
+
+
 def read_provenance(version_dir: str) -> dict | None:
     """What a pushed version records about itself; None for a version pushed without it."""
     path = os.path.join(version_dir, PROVENANCE_FILE)

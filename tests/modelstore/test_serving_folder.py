@@ -1,4 +1,6 @@
+import errno
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from imgclf.modelstore.serving_folder import (
     PROVENANCE_FILE,
     STAGING_PREFIX,
     latest_is,
+    lend_version,
     push,
     read_provenance,
     versions,
@@ -99,6 +102,43 @@ def test_each_push_is_the_next_integer_version_with_the_whole_model(tmp_path):
     assert (serving / "2" / "saved_model.pb").read_bytes() == b"two"
     assert (serving / "2" / "variables" / "variables.index").read_bytes() == b"index"
     assert sorted(os.listdir(serving)) == ["1", "2"]
+
+
+def _files(root) -> dict[str, os.stat_result]:
+    return {
+        os.path.relpath(os.path.join(folder, name), root): os.stat(os.path.join(folder, name))
+        for folder, _, names in os.walk(root)
+        for name in names
+    }
+
+
+def test_a_version_lent_to_a_reader_is_linked_not_copied_and_outlives_the_loan(tmp_path):
+    serving = tmp_path / "serving" / "model"
+    push(_model(tmp_path), str(serving))
+    lent = tmp_path / "evaluator" / "Format-Serving"
+    assert lend_version(str(serving), 1, str(lent)) == "linked"
+    served, linked = _files(serving / "1"), _files(lent)
+    assert linked.keys() == served.keys() == {"saved_model.pb", "variables/variables.index"}
+    assert all(linked[name].st_ino == served[name].st_ino for name in served)  # the same bytes
+    shutil.rmtree(tmp_path / "evaluator")
+    assert (serving / "1" / "saved_model.pb").read_bytes() == b"graph"
+
+
+def test_a_version_is_copied_where_the_file_system_cannot_link_it(tmp_path, monkeypatch):
+    serving = tmp_path / "serving" / "model"
+    push(_model(tmp_path), str(serving))
+
+    def across_devices(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", across_devices)
+    lent = tmp_path / "evaluator" / "Format-Serving"
+    assert lend_version(str(serving), 1, str(lent)) == "copied"
+    assert (lent / "saved_model.pb").read_bytes() == b"graph"
+    assert (lent / "variables" / "variables.index").read_bytes() == b"index"
+    assert (lent / "saved_model.pb").stat().st_ino != (
+        serving / "1" / "saved_model.pb"
+    ).stat().st_ino
 
 
 def test_a_push_cut_short_leaves_no_version_and_no_staging_folder(tmp_path, monkeypatch):
