@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import uuid
 
@@ -245,6 +246,9 @@ def lend_version(serving_model_dir: str, version: int, destination: str) -> str:
                 os.link(os.path.join(directory, name), os.path.join(inside, name))
     except OSError as error:  # another file system (EXDEV), or one without hard links
         logging.info("Copying version %d instead of linking it: %s", version, error)
+        # Not over links made before the error: writing through one would rewrite the
+        # served file in place, truncated first, under a server reading it.
+        shutil.rmtree(destination, ignore_errors=True)
         copy_tree(source, destination)
         return "copied"
     return "linked"

@@ -49,17 +49,24 @@ class Progress:
         self._store: metadata_store.MetadataStore | None = None
         self._started: set[int] = set()
         self._ended: set[int] = set()
+        # The last change read: each read asks only for executions changed since (and at it).
+        self._changed_ms = 0
 
     def new_lines(self) -> list[str]:
         """What happened since the last call; nothing while the store cannot be read yet
         (the run creates it) or is locked past ML Metadata's retries (the next call catches up)."""
         try:
             store = self._store or self._open()
-            nodes = executions_since(store, self._pipeline_name, self._since_ms) if store else []
+            nodes = (
+                executions_since(store, self._pipeline_name, self._since_ms, self._changed_ms)
+                if store
+                else []
+            )
         except (errors.StatusError, DamagedStoreError):  # the run itself says it is damaged
             return []
         lines = []
         for node in nodes:
+            self._changed_ms = max(self._changed_ms, node.updated_ms)
             if node.execution_id not in self._started:
                 self._started.add(node.execution_id)
                 lines.append(f"  {node.node_id} ...")

@@ -113,8 +113,7 @@ def list_runs(metadata_path: str, pipeline_name: str) -> list[PipelineRun]:
             continue
         nodes = {}
         for execution in executions:
-            node_contexts = store.get_contexts_by_execution(execution.id)
-            node_id = next((node_ids[c.id] for c in node_contexts if c.id in node_ids), None)
+            node_id = _node_of(store, execution, node_ids)
             if node_id is not None:
                 nodes[node_id] = _node_run(store, node_id, execution)
         if nodes:
@@ -140,10 +139,7 @@ def close_killed_executions(
     for execution in store.get_executions():
         if execution.last_known_state != metadata_store_pb2.Execution.RUNNING:
             continue
-        node = next(
-            (nodes[c.id] for c in store.get_contexts_by_execution(execution.id) if c.id in nodes),
-            None,
-        )
+        node = _node_of(store, execution, nodes)
         if node is None:
             continue
         execution.last_known_state = metadata_store_pb2.Execution.CANCELED
@@ -178,20 +174,20 @@ def latest_run(metadata_path: str, pipeline_name: str) -> PipelineRun | None:
 
 
 def executions_since(
-    store: metadata_store.MetadataStore, pipeline_name: str, since_ms: int
+    store: metadata_store.MetadataStore, pipeline_name: str, since_ms: int, changed_ms: int = 0
 ) -> list[NodeRun]:
-    """The pipeline's executions begun since `since_ms` (ms since the epoch), in the order
-    their state last changed: what a run in progress has done so far."""
+    """The pipeline's executions begun since `since_ms` and changed since `changed_ms` (ms
+    since the epoch), in the order their state last changed: what a run in progress has done."""
     node_ids = _node_ids(store, pipeline_name)
     begun = store.get_executions(
         list_options=metadata_store.ListOptions(
-            filter_query=f"create_time_since_epoch >= {since_ms}"
+            filter_query=f"create_time_since_epoch >= {since_ms} "
+            f"AND last_update_time_since_epoch >= {changed_ms}"
         )
     )
     nodes = []
     for execution in begun:
-        contexts = store.get_contexts_by_execution(execution.id)
-        node_id = next((node_ids[c.id] for c in contexts if c.id in node_ids), None)
+        node_id = _node_of(store, execution, node_ids)
         if node_id is not None:
             nodes.append(_node_run(store, node_id, execution))
     return sorted(nodes, key=lambda node: (node.updated_ms, node.execution_id))
@@ -205,6 +201,12 @@ def _node_ids(store, pipeline_name: str) -> dict[int, str]:
         for context in store.get_contexts_by_type(NODE)
         if context.name.startswith(prefix)
     }
+
+
+def _node_of(store, execution, node_ids: dict[int, str]) -> str | None:
+    """The execution's node id, if it is one of `node_ids`' (another pipeline's, if not)."""
+    contexts = store.get_contexts_by_execution(execution.id)
+    return next((node_ids[c.id] for c in contexts if c.id in node_ids), None)
 
 
 def _node_run(store, node_id: str, execution) -> NodeRun:
