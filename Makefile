@@ -10,6 +10,9 @@ INSTALLED := $(VENV)/.installed
 export PYTHONWARNINGS ?= ignore::FutureWarning
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
+# The browser tests drive Debian's Chromium (package chromium) through playwright.
+CHROMIUM ?= /usr/bin/chromium
+
 .PHONY: install demo test check clean
 
 install: $(INSTALLED)
@@ -29,7 +32,7 @@ demo: $(INSTALLED)
 # Two workers (pytest-xdist), each taking whole files: a file's shared end-to-end run
 # (a module fixture) is made once, and the two cores each carry one. The slowest
 # tests are listed at the end, to keep the whole run under about 45 minutes.
-test: $(INSTALLED)
+test: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 --dist loadfile --durations=40
@@ -39,6 +42,9 @@ check: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -m "not e2e and not slow"
+
+$(CHROMIUM):
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
 clean:
 	rm -rf outputs

@@ -35,6 +35,9 @@ setuptools.setup(
         "pydantic-settings>=2.7,<3",
         "pyyaml>=6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.5"]},
+    extras_require={
+        # playwright drives Debian's Chromium (the Makefile installs it) in the browser tests.
+        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.5", "playwright>=1.50"]
+    },
     entry_points={"console_scripts": ["imgclf=imgclf.cli.main:main"]},
 )

@@ -11,6 +11,7 @@ the eval split's label distribution is from the train split's: beyond
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
@@ -126,25 +127,37 @@ def _examples(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> int:
     return statistics.datasets[0].num_examples if statistics.datasets else 0
 
 
-@tfx.dsl.components.component
-def DataGate(
-    statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
-    schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema],
-    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
-    image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
-    result: tfx.dsl.components.OutputArtifact[DataGateResult],
-    label_key: tfx.dsl.components.Parameter[str],
-    max_label_drift: tfx.dsl.components.Parameter[float],
-    fail_on_warnings: tfx.dsl.components.Parameter[bool],
-    max_span_label_drift: tfx.dsl.components.Parameter[float],
-    max_span_image_change: tfx.dsl.components.Parameter[float],
-    fail_on_span_drift: tfx.dsl.components.Parameter[bool],
-    serving_model_dir: tfx.dsl.components.Parameter[str],
-    previous_version: tfx.dsl.components.Parameter[int],
-) -> None:
-    """`previous_version`: the served version of an earlier span (ServingHistory's), or NO_VERSION.
+@dataclass
+class Assessment:
+    """What the data's checks found: the verdict and every figure behind it."""
 
-    Its training data's profile is what the new span's drift is measured against.
+    verdict: Verdict
+    notes: list[str]
+    label_drift: dict[str, float]  # eval splits' label distribution against train's
+    span: SpanDrift | None  # against the served span's training data
+    image_report: dict  # the ImageValidator's report.json
+    statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]
+
+
+def assess(
+    statistics: types.Artifact,
+    schema: types.Artifact,
+    anomalies: types.Artifact,
+    image_report: types.Artifact,
+    label_key: str,
+    max_label_drift: float,
+    fail_on_warnings: bool,
+    max_span_label_drift: float,
+    max_span_image_change: float,
+    fail_on_span_drift: bool,
+    serving_model_dir: str,
+    previous_version: int | str,
+) -> Assessment:
+    """The DataGate's judgement, which the DataReport shows: the same inputs, the same answer.
+
+    `previous_version`: the served version of an earlier span (ServingHistory's), or
+    NO_VERSION; its training data's profile is what the new span's drift is measured
+    against. On Kubeflow it arrives as text: TFX's compiler types a dynamic parameter STRING.
     """
     splits = artifact_utils.decode_split_names(anomalies.split_names)
     problems, notes = anomaly_findings(load_anomalies(anomalies.uri, splits))
@@ -157,7 +170,6 @@ def DataGate(
     }
     report = read_report(image_report.uri)
     span = None
-    # On Kubeflow it arrives as text: TFX's compiler types a dynamic parameter STRING.
     if int(previous_version) != NO_VERSION:
         served = os.path.join(serving_model_dir, str(previous_version))
         span = span_drift(
@@ -179,6 +191,41 @@ def DataGate(
         span.findings(max_span_label_drift, max_span_image_change) if span else [],
         fail_on_span_drift,
     )
+    return Assessment(verdict, notes, drifts, span, report, stats)
+
+
+@tfx.dsl.components.component
+def DataGate(
+    statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema],
+    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
+    image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
+    result: tfx.dsl.components.OutputArtifact[DataGateResult],
+    label_key: tfx.dsl.components.Parameter[str],
+    max_label_drift: tfx.dsl.components.Parameter[float],
+    fail_on_warnings: tfx.dsl.components.Parameter[bool],
+    max_span_label_drift: tfx.dsl.components.Parameter[float],
+    max_span_image_change: tfx.dsl.components.Parameter[float],
+    fail_on_span_drift: tfx.dsl.components.Parameter[bool],
+    serving_model_dir: tfx.dsl.components.Parameter[str],
+    previous_version: tfx.dsl.components.Parameter[int],
+) -> None:
+    """Fails the run when `assess` rejects the data."""
+    found = assess(
+        statistics,
+        schema,
+        anomalies,
+        image_report,
+        label_key,
+        max_label_drift,
+        fail_on_warnings,
+        max_span_label_drift,
+        max_span_image_change,
+        fail_on_span_drift,
+        serving_model_dir,
+        previous_version,
+    )
+    verdict, notes, drifts, span = found.verdict, found.notes, found.label_drift, found.span
     text = render(verdict, notes, drifts, span)
     with tf.io.gfile.GFile(os.path.join(result.uri, RESULT_JSON), "w") as f:
         json.dump(

@@ -1,4 +1,4 @@
-"""ModelReport: after each evaluation, why the model was or was not blessed, and its worst errors.
+"""ModelReport: after the push decision, why the model was or was not blessed; its worst errors.
 
 It writes, as one artifact beside the evaluation:
 - `comparison.txt` / `comparison.json`: the candidate against the last blessed
@@ -7,6 +7,11 @@ It writes, as one artifact beside the evaluation:
 - `most_wrong.csv` / `most_wrong.png`: the eval images the candidate got wrong
   with the highest confidence (id, true class, predicted class, confidence), and
   a contact sheet of them, so a person sees label noise or confusable classes.
+
+And, for a browser and the pipeline consoles (components/console.py): all of
+that with the training curves, the serving check and the push as one web page
+(components/model_page.py), a `system.HTML` artifact; the confusion matrix as
+a `system.ClassificationMetrics` and the headline figures as a `system.Metrics`.
 """
 
 import csv
@@ -24,26 +29,50 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
+from imgclf.components.console import (
+    ConsoleClassificationMetrics,
+    ConsoleMetrics,
+    HtmlPage,
+    publish_confusion_matrix,
+    publish_metrics,
+    publish_page,
+)
 from imgclf.components.evaluation import (
     ACCURACY,
     BASELINE,
     CANDIDATE,
     EXAMPLE_COUNT,
     ModelMetrics,
+    accuracy_interval,
     balanced_accuracy,
     read_confusion_matrix,
     read_failures,
     read_metrics,
 )
+from imgclf.components.inspection import image_format
+from imgclf.components.model_page import ShownMistake, render_model_page
+from imgclf.components.serving_check import RESULT_JSON, describe, read_result
 from imgclf.imagedata.records import read_labels
-from imgclf.settings.names import BLESSED_PROPERTY, EVAL_SPLIT, ID_KEY
-from imgclf.trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT
+from imgclf.settings.names import (
+    BLESSED_PROPERTY,
+    EVAL_SPLIT,
+    ID_KEY,
+    NOT_PUSHED_PROPERTY,
+    PUSHED_DESTINATION_PROPERTY,
+    PUSHED_PROPERTY,
+    PUSHED_VERSION_PROPERTY,
+)
+from imgclf.trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT, read_summary
 
 COMPARISON_TEXT = "comparison.txt"
 BALANCED_ACCURACY = "balanced_accuracy"
 COMPARISON_JSON = "comparison.json"
 MOST_WRONG_CSV = "most_wrong.csv"
 MOST_WRONG_PNG = "most_wrong.png"
+# How the consoles title the artifacts (their `display_name`).
+MODEL_REPORT_TITLE = "Model report"
+MODEL_METRICS_TITLE = "Model metrics"
+CONFUSION_MATRIX_TITLE = "Confusion matrix (test split)"
 TILE = 96  # pixels per image on the contact sheet
 CAPTION = 26  # pixels of text under each image
 COLUMNS = 4
@@ -178,17 +207,41 @@ def write_most_wrong(mistakes: list[tuple[Mistake, bytes]], out_dir: str) -> Non
         f.write(buffer.getvalue())
 
 
+def push_outcome(pushed_model: types.Artifact | None) -> tuple[int | None, str]:
+    """(the version this run pushed, or None; one sentence saying what the Pusher did)."""
+    if pushed_model is None:
+        return None, "Not pushed: no Pusher ran."
+    if pushed_model.get_int_custom_property(PUSHED_PROPERTY):
+        destination = pushed_model.get_string_custom_property(PUSHED_DESTINATION_PROPERTY)
+        version = pushed_model.get_int_custom_property(PUSHED_VERSION_PROPERTY)
+        return version, f"Pushed as version {version}: {destination}"
+    if pushed_model.has_custom_property(PUSHED_VERSION_PROPERTY):
+        already = pushed_model.get_int_custom_property(PUSHED_VERSION_PROPERTY)
+        return None, f"Not pushed: version {already} already is this model."
+    if pushed_model.has_custom_property(NOT_PUSHED_PROPERTY):
+        why = pushed_model.get_string_custom_property(NOT_PUSHED_PROPERTY)
+        return None, f"Not pushed: {why}."
+    return None, "Not pushed."
+
+
 @tfx.dsl.components.component
 def ModelReport(
     model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
     examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
     evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation],
     report: tfx.dsl.components.OutputArtifact[ModelReportArtifact],
+    page: tfx.dsl.components.OutputArtifact[HtmlPage],
+    metrics: tfx.dsl.components.OutputArtifact[ConsoleMetrics],
+    confusion_matrix: tfx.dsl.components.OutputArtifact[ConsoleClassificationMetrics],
     labels_path: tfx.dsl.components.Parameter[str],
     image_key: tfx.dsl.components.Parameter[str],
     label_key: tfx.dsl.components.Parameter[str],
     most_wrong: tfx.dsl.components.Parameter[int],
+    serving_check: tfx.dsl.components.InputArtifact[standard_artifacts.InfraBlessing] = None,
+    pushed_model: tfx.dsl.components.InputArtifact[standard_artifacts.PushedModel] = None,
 ) -> None:
+    """`serving_check`: the ServingCheck's blessing, when it ran (TFX's InfraValidator
+    writes no figures); `pushed_model`: the Pusher's outcome."""
     class_names = read_labels(labels_path)
     models = read_metrics(evaluation.uri, label_key)
     candidate, baseline = models[CANDIDATE], models.get(BASELINE)
@@ -205,6 +258,9 @@ def ModelReport(
         image_key,
     )
     write_most_wrong(mistakes[:most_wrong], report.uri)
+    accuracy, example_count = candidate.overall[ACCURACY], int(candidate.overall[EXAMPLE_COUNT])
+    pushed_version, push = push_outcome(pushed_model)
+    confusion = read_confusion_matrix(evaluation.uri, len(class_names))
     content = {
         "blessed": blessed,
         "decided_by": failures,
@@ -216,14 +272,41 @@ def ModelReport(
             class_names[label]: value
             for label, value in sorted(candidate.accuracy_by_label.items())
         },
-        "confusion_matrix": {
-            "labels": class_names,
-            "counts": read_confusion_matrix(evaluation.uri, len(class_names)),
-        },
+        "confusion_matrix": {"labels": class_names, "counts": confusion},
         "mistakes": len(mistakes),
         "most_wrong": [asdict(mistake) for mistake, _ in mistakes[:most_wrong]],
-        ACCURACY: candidate.overall.get(ACCURACY),
+        ACCURACY: accuracy,
+        "example_count": example_count,
+        "accuracy_interval": accuracy_interval(accuracy, example_count),
+        "pushed_version": pushed_version,
+        "push": push,
     }
     with tf.io.gfile.GFile(os.path.join(report.uri, COMPARISON_JSON), "w") as f:
         json.dump(content, f, indent=2)
     report.set_int_custom_property(BLESSED_PROPERTY, int(blessed))
+
+    checked = None
+    if serving_check is not None and tf.io.gfile.exists(
+        os.path.join(serving_check.uri, RESULT_JSON)
+    ):
+        checked = describe(read_result(serving_check.uri))
+    text = render_model_page(
+        content,
+        read_summary(path_utils.serving_model_dir(model.uri)),
+        checked,
+        [
+            ShownMistake(**asdict(mistake), image=image, mime=f"image/{image_format(image)}")
+            for mistake, image in mistakes[:most_wrong]
+        ],
+    )
+    publish_page(page, text, MODEL_REPORT_TITLE)
+    publish_confusion_matrix(confusion_matrix, class_names, confusion, CONFUSION_MATRIX_TITLE)
+    figures = {
+        "accuracy": accuracy,
+        "blessed": int(blessed),
+        "example_count": example_count,
+        "pushed_version": pushed_version or 0,
+    }
+    if candidate.accuracy_by_label:
+        figures[BALANCED_ACCURACY] = balanced_accuracy(candidate)
+    publish_metrics(metrics, figures, MODEL_METRICS_TITLE)

@@ -1,4 +1,4 @@
-"""Every component container's entrypoint: TFX's Kubeflow V2 executor runner, with four guards.
+"""Every component container's entrypoint: TFX's Kubeflow V2 executor runner, with five guards.
 
 TFX 1.16's runner was written for Vertex AI. Under open-source KFP 2 two
 problems are reported (sky-uk/kfp-operator, kubeflow/pipelines#13476):
@@ -22,6 +22,11 @@ problems are reported (sky-uk/kfp-operator, kubeflow/pipelines#13476):
 4. In a multi-worker job (kubeflow/multi_worker.py) every replica runs this
    entrypoint with the same arguments. Only the chief's executor output
    counts; the other workers write theirs to scratch, not over the chief's.
+5. The artifacts the consoles render are typed `system.HTML`, `system.Metrics`
+   and `system.ClassificationMetrics` (components/console.py), titles TFX
+   would import as class paths; they are added to the titles TFX looks up
+   first (compiler_utils.TITLE_TO_CLASS_PATH, read by
+   kubeflow_v2_entrypoint_utils._retrieve_class_path).
 
 Arguments are TFX's runner's own; this module only rewrites the executor input.
 """
@@ -82,6 +87,8 @@ def main(argv: list[str]) -> None:
 
     from imgclf.trainer.distribution import is_chief
 
+    know_console_types()
+
     args, beam_args = _parse(argv)
     args.json_serialized_invocation_args = fill_input_types(
         args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args
@@ -97,6 +104,15 @@ def main(argv: list[str]) -> None:
     for uri in output_uris(args.json_serialized_invocation_args):
         if uri.startswith(GCS):
             remove_folder_markers(uri)
+
+
+def know_console_types() -> None:
+    """Guard 5: TFX finds the consoles' types by their titles."""
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+
+    from imgclf.components.console import CLASS_PATHS
+
+    compiler_utils.TITLE_TO_CLASS_PATH.update(CLASS_PATHS)
 
 
 def output_file_in(executor_input_json: str, folder: str) -> str:

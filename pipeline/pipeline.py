@@ -7,13 +7,14 @@
   [ServingHistory, on Kubeflow] (the served versions a run builds on: baseline,
                                  warm start, previous span's profile; found when
                                  the pipeline is built for a local run)
-  -> DataGate (stops the run on bad data; with spans, measures drift from the served span)
+  -> DataReport (the data's web page) -> DataGate (stops the run on bad data; with spans,
+                                                 measures drift from the served span)
   -> [Tuner, with tuning.enabled: KerasTuner over learning rates, unfrozen share, dropout]
   -> Trainer (warm-started from the served model of an earlier span, if so configured)
   -> Evaluator (against the newest served model of the same classes) -> Pusher (next version)
-               -> ModelReport (comparison, most confident mistakes)
   -> ServingCheck (loaded as a server would, warmup requests answered) -> Pusher
      (or TFX's InfraValidator with TF Serving, or none: serving.check)
+  -> ModelReport (the web page of it all, and what the pipeline consoles render)
 
 What a run builds on is found in the serving folder by the same code on every
 orchestrator (modelstore/history.py), not by resolver executors, which
@@ -34,6 +35,7 @@ from tfx.utils import proto_utils
 
 from imgclf.components.curated_schema import CuratedSchema, file_sha256
 from imgclf.components.data_gate import DataGate
+from imgclf.components.data_report import DataReport
 from imgclf.components.evaluation import make_eval_config
 from imgclf.components.evaluator import Evaluator
 from imgclf.components.example_gen import import_example_gen
@@ -214,7 +216,8 @@ def _data_components(
         statistics=statistics, schema=schema
     ).with_id(names.EXAMPLE_VALIDATOR)
     history, served = _served_versions(config, class_names, example_gen, span, on_cluster)
-    data_gate = DataGate(
+    # The DataReport shows what the DataGate decides on: the same inputs and settings.
+    assessed = dict(
         statistics=statistics,
         schema=schema,
         anomalies=example_validator.outputs["anomalies"],
@@ -227,7 +230,11 @@ def _data_components(
         fail_on_span_drift=config.validation.fail_on_span_drift,
         serving_model_dir=config.serving_model_dir,
         previous_version=served[names.PREVIOUS_VERSION],
-    ).with_id(names.DATA_GATE)
+    )
+    data_report = DataReport(**assessed).with_id(names.DATA_REPORT)
+    data_gate = DataGate(**assessed).with_id(names.DATA_GATE)
+    # The page is written before the gate can stop the run.
+    data_gate.add_upstream_node(data_report)
     return _DataComponents(
         components=[
             *([span_resolver] if span_resolver else []),
@@ -238,6 +245,7 @@ def _data_components(
             inferred_schema,
             example_validator,
             *([history] if history else []),
+            data_report,
             data_gate,
         ],
         valid_examples=valid_examples,
@@ -287,15 +295,6 @@ def _model_components(
         baseline_version=data.served[names.BASELINE_VERSION],
         eval_config=make_eval_config(config.evaluation, config.data, num_classes),
     ).with_id(names.EVALUATOR)
-    model_report = ModelReport(
-        model=trainer.outputs["model"],
-        examples=data.valid_examples,
-        evaluation=evaluator.outputs["evaluation"],
-        labels_path=config.data.labels_path,
-        image_key=config.data.image_key,
-        label_key=config.data.label_key,
-        most_wrong=config.evaluation.most_wrong,
-    ).with_id(names.MODEL_REPORT)
     serving_check = _serving_check(config, trainer, data)
     pusher = VersionedPusher(
         model=trainer.outputs["model"],
@@ -307,9 +306,20 @@ def _model_components(
         push_records_dir=config.push_records_dir,
         allow_class_change=int(config.evaluation.allow_class_change),
     ).with_id(names.PUSHER)
+    model_report = ModelReport(
+        model=trainer.outputs["model"],
+        examples=data.valid_examples,
+        evaluation=evaluator.outputs["evaluation"],
+        serving_check=serving_check.outputs["blessing"] if serving_check else None,
+        pushed_model=pusher.outputs["pushed_model"],
+        labels_path=config.data.labels_path,
+        image_key=config.data.image_key,
+        label_key=config.data.label_key,
+        most_wrong=config.evaluation.most_wrong,
+    ).with_id(names.MODEL_REPORT)
     checks = [serving_check] if serving_check else []
     tuners = [tuner] if tuner else []
-    return [*tuners, trainer, evaluator, model_report, *checks, pusher]
+    return [*tuners, trainer, evaluator, *checks, pusher, model_report]
 
 
 def _serving_check(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import tensorflow as tf
 from tfx.utils import path_utils
 
+from imgclf.components.console import page_copy
 from imgclf.components.data_gate import anomaly_findings, load_anomalies
 from imgclf.components.evaluation import (
     ACCURACY,
@@ -43,6 +44,8 @@ class RunOutcome:
     training: dict | None = None
     data_rejected: str | None = None  # the image validation report, when the gate failed
     report_dir: str | None = None  # the ModelReport: comparison and most wrong predictions
+    model_page: str | None = None  # the ModelReport's web page
+    data_page: str | None = None  # the DataReport's web page
     serving_check: dict | None = None  # the ServingCheck's figures and verdict
     recall_by_class: dict[str, float] = field(default_factory=dict)  # on the test split
     unfinished: dict[str, str] = field(default_factory=dict)  # node id -> its state
@@ -54,7 +57,7 @@ class RunOutcome:
         if self.data_rejected:
             lines.append("  The data failed validation: nothing was trained or pushed.")
             lines += [f"  {line}" for line in self.data_rejected.splitlines()]
-            return "\n".join(lines)
+            return "\n".join(lines + self._page_lines())
         if self.training:
             lines += describe_training(self.training)
         if self.accuracy is None:
@@ -95,7 +98,11 @@ class RunOutcome:
             lines.append("  Not pushed.")
         if self.report_dir:
             lines.append(f"  Comparison and most confident mistakes: {self.report_dir}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._page_lines())
+
+    def _page_lines(self) -> list[str]:
+        pages = (("Model report", self.model_page), ("Data report", self.data_page))
+        return [f"  {title} (a web page): {path}" for title, path in pages if path]
 
     def _unfinished_lines(self) -> list[str]:
         def listed(*states: str) -> str:
@@ -224,6 +231,8 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     comparison = model_report.output("report") if model_report else None
     if comparison is not None:
         outcome.report_dir = comparison.uri
+    outcome.model_page = _page(run, names.MODEL_REPORT)
+    outcome.data_page = _page(run, names.DATA_REPORT)
     check = run.nodes.get(names.SERVING_CHECK)
     blessing = check.output("blessing") if check else None
     # TFX's InfraValidator, when it stands in, writes no figures.
@@ -238,6 +247,12 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     elif pushed is not None and names.NOT_PUSHED_PROPERTY in pushed.properties:
         outcome.not_pushed_because = str(pushed.properties[names.NOT_PUSHED_PROPERTY])
     return outcome
+
+
+def _page(run: PipelineRun, node_id: str) -> str | None:
+    node = run.nodes.get(node_id)
+    page = node.output("page") if node else None
+    return page_copy(page.uri) if page is not None else None
 
 
 def _rejection(run: PipelineRun) -> str:

@@ -35,6 +35,7 @@ INFERRED_SCHEMA = "SchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
 IMAGE_VALIDATOR = "ImageValidator"
 SERVING_HISTORY = "ServingHistory"
+DATA_REPORT = "DataReport"
 DATA_GATE = "DataGate"
 TUNER = "Tuner"  # only with tuning.enabled
 TRAINER = "Trainer"

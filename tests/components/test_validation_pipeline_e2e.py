@@ -39,6 +39,7 @@ DATA_NODES = {
     "StatisticsGen",
     "SchemaGen",
     "ExampleValidator",
+    "DataReport",
     "DataGate",
 }
 GOOD_TRAIN = 4 * 8 + len(good_variants())

@@ -61,6 +61,9 @@ OPEN_SOURCE, VERTEX = "kfp", "vertex"
 REPO = Path(__file__).resolve().parents[2]
 TASK_DEADLINE_SECONDS = 900
 VALUE_TYPES = {f"tfx.{name}" for name in ("String", "Integer", "Float", "Boolean", "Bytes")}
+# The UI reads these artifacts' URIs as files (frontend/src/components/viewers/
+# MetricsVisualizations.tsx, getHtmlViewerConfig: Apis.readFile of the artifact's URI).
+PAGE_TYPES = {"system.HTML", "system.Markdown"}
 
 
 class RunRefused(RuntimeError):
@@ -240,12 +243,12 @@ class Backend:
             os.makedirs(os.path.dirname(parameter["outputFile"]), exist_ok=True)
         # The pipeline root is a local folder standing in for a bucket, where any key
         # can be written without making its "folders" first. A value artifact's URI
-        # is a file (tfx/types/value_artifact.py); any other's is a folder.
+        # is a file (tfx/types/value_artifact.py), as is a page's; any other's is a folder.
         for listed in executor_input["outputs"]["artifacts"].values():
             artifact = listed["artifacts"][0]
-            is_value = _title(artifact["type"]) in VALUE_TYPES
+            is_file = _title(artifact["type"]) in VALUE_TYPES | PAGE_TYPES
             os.makedirs(
-                os.path.dirname(artifact["uri"]) if is_value else artifact["uri"], exist_ok=True
+                os.path.dirname(artifact["uri"]) if is_file else artifact["uri"], exist_ok=True
             )
         payload = json.dumps(executor_input)
         command = [part.replace("{{$}}", payload) for part in container["command"]]
@@ -269,6 +272,28 @@ class Backend:
 
     def artifact(self, run: Run, task: str, key: str) -> Artifact:
         return self.artifacts[run.tasks[task].outputs[key]]
+
+
+def console_view(artifact: Artifact) -> dict:
+    """What the KFP UI shows of an artifact (frontend/src/components/viewers/
+    MetricsVisualizations.tsx): nothing without a `display_name`; by type, the file at the
+    URI (system.HTML), the confusion matrix once its shape checks (labels as many as rows,
+    each row as long), the other custom properties (system.Metrics)."""
+    title, metadata = _title(artifact.schema), artifact.metadata
+    if not metadata.get("display_name"):
+        return {}
+    if title == "system.HTML":
+        return {"html": Path(artifact.uri).read_text()}
+    if title == "system.ClassificationMetrics":
+        matrix = metadata["confusionMatrix"]
+        labels = [spec["displayName"] for spec in matrix["annotationSpecs"]]
+        rows = [row["row"] for row in matrix["rows"]]
+        if len(rows) != len(labels) or any(len(row) != len(labels) for row in rows):
+            raise ValueError(f"confusionMatrix of {artifact.uri}: not square over its labels")
+        return {"labels": labels, "rows": rows}
+    if title == "system.Metrics":
+        return {key: value for key, value in metadata.items() if key != "display_name"}
+    return {}
 
 
 def _title(artifact_type: dict) -> str:

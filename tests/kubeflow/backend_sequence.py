@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import OPEN_SOURCE, REPO, Backend, RunRefused
+from backend import OPEN_SOURCE, REPO, Backend, RunRefused, console_view
 from bad_records import defects, write_records
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
@@ -65,6 +65,7 @@ ALL_TASKS = {
     "SchemaGen",
     "ExampleValidator",
     "ServingHistory",
+    "DataReport",
     "DataGate",
     "Trainer",
     "Evaluator",
@@ -157,6 +158,22 @@ def test_the_first_run_runs_every_task_in_its_container_and_pushes(sequence):
     recorded = json.loads(provenance.read_text())
     assert recorded["span"] == 1
     assert recorded["class_names"] == list(DEFAULT_CLASSES)
+
+
+def test_the_console_shows_both_reports_the_confusion_matrix_and_the_figures(sequence):
+    backend, first = sequence["backend"], sequence["first"]
+    model_page = console_view(backend.artifact(first, "ModelReport", "page"))["html"]
+    assert model_page.startswith("<!DOCTYPE html>")
+    assert "Pushed as version 1" in model_page
+    data_page = console_view(backend.artifact(first, "DataReport", "page"))["html"]
+    assert "Passed: training may use this data." in data_page
+    matrix = console_view(backend.artifact(first, "ModelReport", "confusion_matrix"))
+    assert matrix["labels"] == list(DEFAULT_CLASSES)
+    assert sum(map(sum, matrix["rows"])) == 16 * len(DEFAULT_CLASSES)  # the eval split
+    figures = console_view(backend.artifact(first, "ModelReport", "metrics"))
+    assert figures["pushed_version"] == 1.0 and figures["blessed"] == 1.0
+    correct = sum(matrix["rows"][i][i] for i in range(len(matrix["labels"])))
+    assert figures["accuracy"] == pytest.approx(correct / sum(map(sum, matrix["rows"])))
 
 
 def test_every_push_is_recorded_in_the_pipeline_root_too(sequence):

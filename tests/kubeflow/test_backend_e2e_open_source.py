@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from backend import OPEN_SOURCE
+from backend import OPEN_SOURCE, console_view
 from backend_sequence import *  # noqa: F403  (the sequence and its tests, collected here)
 from backend_sequence import found
+from bad_records import defects
 
 
 @pytest.fixture(scope="module")
@@ -35,4 +36,8 @@ def test_a_rejected_dataset_trains_nothing(sequence):
         assert rejected.tasks[task].state == "not run"
     log = Path(rejected.tasks["DataGate"].log).read_text()
     assert "The data failed validation" in log
+    # The data report ran first: the console shows why.
+    page = console_view(sequence["backend"].artifact(rejected, "DataReport", "page"))["html"]
+    assert "Rejected: nothing is trained on this data." in page
+    assert all(name in page for name in defects())
     assert sequence["rejected_versions"] == [1, 2]

@@ -33,7 +33,15 @@ TASKS_AND_UPSTREAM = {
     "SchemaGen": ["StatisticsGen"],
     "ExampleValidator": ["ImportSchemaGen", "StatisticsGen"],
     "ServingHistory": ["ImportExampleGen"],
+    "DataReport": [
+        "ExampleValidator",
+        "ImageValidator",
+        "ImportSchemaGen",
+        "ServingHistory",
+        "StatisticsGen",
+    ],
     "DataGate": [
+        "DataReport",
         "ExampleValidator",
         "ImageValidator",
         "ImportSchemaGen",
@@ -42,9 +50,9 @@ TASKS_AND_UPSTREAM = {
     ],
     "Trainer": ["DataGate", "ImageValidator", "ServingHistory"],
     "Evaluator": ["ImageValidator", "ServingHistory", "Trainer"],
-    "ModelReport": ["Evaluator", "ImageValidator", "Trainer"],
     "ServingCheck": ["Trainer"],
     "Pusher": ["Evaluator", "ImageValidator", "ServingCheck", "StatisticsGen", "Trainer"],
+    "ModelReport": ["Evaluator", "ImageValidator", "Pusher", "ServingCheck", "Trainer"],
 }
 
 
@@ -186,9 +194,12 @@ def test_the_span_resolver_runs_every_time_and_feeds_ingestion_its_cache_key(spe
 
 
 def test_every_artifact_type_imports_as_tfx_entrypoint_imports_it(spec):
-    """TFX's container parser imports each type's title as a class path."""
+    """TFX's container parser imports each type's title as a class path, or, for its own
+    types and the consoles' (which the entrypoint adds), the path it maps the title to."""
     from tfx.orchestration.kubeflow.v2 import compiler_utils
     from tfx.utils import import_utils
+
+    from imgclf.components.console import CLASS_PATHS
 
     titles = set()
     for component in spec["components"].values():
@@ -196,9 +207,12 @@ def test_every_artifact_type_imports_as_tfx_entrypoint_imports_it(spec):
             for artifact in component.get(side, {}).get("artifacts", {}).values():
                 titles.add(yaml.safe_load(artifact["artifactType"]["instanceSchema"])["title"])
     assert {"imgclf.ImageValidationReport", "imgclf.DataGateResult", "imgclf.ModelReport"} <= titles
+    assert {"system.HTML", "system.Metrics", "system.ClassificationMetrics"} <= titles
     for title in titles:
         if title in compiler_utils.TITLE_TO_CLASS_PATH:  # TFX's own types
             assert import_utils.import_class_by_path(compiler_utils.TITLE_TO_CLASS_PATH[title])
+        elif title in CLASS_PATHS:
+            assert title == import_utils.import_class_by_path(CLASS_PATHS[title]).TYPE_NAME
         else:
             assert title == import_utils.import_class_by_path(title).TYPE_NAME
 

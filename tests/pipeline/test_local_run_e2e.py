@@ -32,6 +32,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.utils import path_utils
 
 from bad_records import defects, write_records
+from browser import look_at
 from imgclf.components.data_gate import DataValidationError
 from imgclf.components.evaluation import ACCURACY
 from imgclf.components.model_report import (
@@ -71,6 +72,7 @@ NODES = {
     "SchemaGen",
     "ExampleValidator",
     "ImageValidator",
+    "DataReport",
     "DataGate",
     "Trainer",
     "Evaluator",
@@ -422,6 +424,42 @@ def test_the_most_wrong_report_holds_only_mistakes_most_confident_first(runs, sa
     with Image.open(report / MOST_WRONG_PNG) as sheet:
         assert sheet.format == "PNG"
         assert sheet.height >= -(-len(rows) // 4) * 96
+
+
+def test_imgclf_run_names_both_web_pages(runs):
+    first = outcome_of(runs["first"])
+    assert f"  Model report (a web page): {first.model_page}" in runs["run_output"]
+    assert f"  Data report (a web page): {first.data_page}" in runs["run_output"]
+    assert Path(first.model_page).name == "page.html"
+
+
+def test_a_browser_shows_the_held_back_model_s_report(runs):
+    second, first = outcome_of(runs["second"]), outcome_of(runs["first"])
+    comparison = json.loads((_model_report(runs["second"]) / COMPARISON_JSON).read_text())
+    seen = look_at(second.model_page, screenshot="model_report.png")
+    assert seen.broken == []
+    assert f"Test accuracy {second.accuracy:.3f} (95% interval " in seen.text
+    assert "Blessed: no." in seen.text
+    assert f"{ACCURACY} changed by {second.accuracy - first.accuracy:+.3f}" in seen.text
+    assert "Not pushed." in seen.text
+    assert seen.charts == 2  # accuracy and loss, both phases
+    # Every one of the most confident mistakes, decoded by the browser.
+    assert len(seen.images) == len(comparison["most_wrong"]) > 0
+    assert seen.unloaded_images() == []
+    for mistake in comparison["most_wrong"]:
+        assert f"{mistake['id']}: {mistake['true_class']} taken for" in seen.text
+    for name in DEFAULT_CLASSES:
+        assert name in seen.text
+
+
+def test_a_browser_shows_why_the_corrupted_data_was_rejected(runs):
+    third = outcome_of(runs["third"])
+    assert f"  Data report (a web page): {third.data_page}" in third.describe(min_accuracy=0.35)
+    seen = look_at(third.data_page, screenshot="data_report.png")
+    assert seen.broken == []
+    assert "Rejected: nothing is trained on this data." in seen.text
+    for name in defects():
+        assert name in seen.text
 
 
 def test_a_better_model_is_pushed_as_the_next_version(runs):
