@@ -12,6 +12,11 @@ What Vertex AI does with what is sent here, from its documentation and API:
   QUEUED and PENDING before the replicas run, RUNNING, then SUCCEEDED,
   FAILED (with `error`), CANCELLED or EXPIRED; `scheduling.timeout` ends a
   job that runs too long.
+- Vertex AI TensorBoard (cloud.google.com/vertex-ai/docs/experiments/
+  tensorboard-training): a job created with `tensorboard` (an instance's
+  resource name) and a `base_output_directory` gets AIP_TENSORBOARD_LOG_DIR,
+  a folder under that directory (cloud.google.com/vertex-ai/docs/training/
+  code-requirements, environment variables), whose logs the instance shows.
 - Cancelling a pipeline run cancels the job that the task's `gcp_resources`
   output names: google-cloud-pipeline-components writes it as soon as the
   job exists (kubeflow/pipelines components/google-cloud/
@@ -63,6 +68,9 @@ def custom_job(settings: JobSettings, command: list[str], display_name: str) -> 
     }
     if settings.service_account:
         spec["service_account"] = settings.service_account
+    if settings.tensorboard:
+        spec["tensorboard"] = settings.tensorboard
+        spec["base_output_directory"] = {"output_uri_prefix": settings.base_output_dir}
     return {"display_name": display_name, "job_spec": spec}
 
 

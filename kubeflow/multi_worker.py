@@ -36,6 +36,7 @@ COMMAND = ["python", "-m", "imgclf.kubeflow.multi_worker"]
 # The option that carries the job's settings; the other arguments are the Trainer's own.
 JOB_ARG = "--multi_worker_job"
 REPLICAS_FOLDER = "replicas"  # under the model run: what the chief leaves for this task
+VERTEX_OUTPUT_FOLDER = "vertex"  # under the model run: the CustomJob's base output folder
 # The Trainer's output parameter on Vertex AI that names the running job, so that
 # cancelling the pipeline run cancels the job (google-cloud-pipeline-components' contract).
 GCP_RESOURCES = "gcp_resources"
@@ -67,8 +68,11 @@ def replica_arguments(arguments: list[str]) -> tuple[list[str], dict]:
 
 
 def chief_output_file(task_outputs: dict) -> str:
-    model_run = task_outputs["artifacts"][MODEL_RUN_KEY]["artifacts"][0]["uri"]
-    return f"{model_run.rstrip('/')}/{REPLICAS_FOLDER}/executor_output.json"
+    return f"{_model_run(task_outputs)}/{REPLICAS_FOLDER}/executor_output.json"
+
+
+def _model_run(task_outputs: dict) -> str:
+    return task_outputs["artifacts"][MODEL_RUN_KEY]["artifacts"][0]["uri"].rstrip("/")
 
 
 def main(argv: list[str]) -> int:
@@ -77,6 +81,10 @@ def main(argv: list[str]) -> int:
     args, trainer_arguments = parser.parse_known_args(argv)
     settings = JobSettings.model_validate_json(args.multi_worker_job)
     arguments, task_outputs = replica_arguments(trainer_arguments)
+    if settings.tensorboard:
+        # This run's own folder: Vertex AI puts the TensorBoard logs' folder under it.
+        base = f"{_model_run(task_outputs)}/{VERTEX_OUTPUT_FOLDER}"
+        settings = settings.model_copy(update={"base_output_dir": base})
     import tensorflow as tf
     from absl import logging
 

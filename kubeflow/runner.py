@@ -90,6 +90,7 @@ def _launch_workers(spec: dict, config: PipelineConfig) -> None:
         machine_type=trainer.machine_type,
         accelerator_type=trainer.gpu_type if trainer.gpus else "",
         accelerator_count=trainer.gpus,
+        tensorboard=trainer.tensorboard,
     )
     component = spec["components"][spec["root"]["dag"]["tasks"][TRAINER]["componentRef"]["name"]]
     container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]

@@ -31,6 +31,10 @@ class JobSettings(BaseModel):
     machine_type: str = ""
     accelerator_type: str = ""
     accelerator_count: int = 0
+    # Vertex AI: the TensorBoard instance, and the job's base output folder (set by the
+    # launching task: under its model run), under which Vertex AI puts the log folder.
+    tensorboard: str = ""
+    base_output_dir: str = ""
 
     @property
     def job_deadline_seconds(self) -> float:

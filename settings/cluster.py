@@ -67,6 +67,13 @@ class TrainerResources(Section):
     job_deadline_hours: float = Field(
         72, gt=0, description="With workers > 1: the job is stopped and the task fails after this."
     )
+    tensorboard: str = Field(
+        "",
+        pattern=r"^(projects/[^/]+/locations/[^/]+/tensorboards/[^/]+)?$",
+        description="Vertex AI with workers > 1: a Vertex AI TensorBoard instance, "
+        "projects/<project>/locations/<region>/tensorboards/<id>. The job then gets "
+        "AIP_TENSORBOARD_LOG_DIR, where the Trainer logs as well as in its model run.",
+    )
 
 
 def check_accelerator(backend: str, gpu_type: str) -> None:
@@ -123,6 +130,18 @@ class KubeflowConfig(Section):
                 f"give kubeflow.{info.field_name} as gs://, s3:// or another remote URI"
             )
         return path.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tensorboard_in_a_custom_job(self) -> KubeflowConfig:
+        # Vertex AI sets AIP_TENSORBOARD_LOG_DIR in a CustomJob it was asked to connect to
+        # a TensorBoard instance; the Trainer runs as one only with several workers.
+        if self.trainer.tensorboard and (self.backend != VERTEX or self.trainer.workers < 2):
+            raise ValueError(
+                "trainer.tensorboard: Vertex AI logs to a TensorBoard instance from a CustomJob, "
+                "which the Trainer runs as with kubeflow.backend vertex and "
+                "kubeflow.trainer.workers of 2 or more"
+            )
+        return self
 
     @model_validator(mode="after")
     def _accelerator_of_backend(self) -> KubeflowConfig:

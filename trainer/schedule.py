@@ -26,7 +26,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -70,7 +70,7 @@ def train_two_phases(
     config: TrainingConfig,
     strategy: tf.distribute.Strategy,
     work_dir: str,
-    log_dir: str | None = None,
+    log_dirs: Sequence[str] = (),
     callbacks: list[keras.callbacks.Callback] | None = None,
     cache_phase1: Callable[[], CachedPhase1] | None = None,
     class_weight: dict[int, float] | None = None,
@@ -80,15 +80,14 @@ def train_two_phases(
     `evals` is the validation data: it picks each phase's best epoch and stops
     it early. `work_dir` holds the checkpoints that make the run resumable; the
     caller removes it once the model is safely exported. TensorBoard logs of
-    both phases go to `log_dir`. `callbacks` see both phases, as one run of
+    both phases go to each of `log_dirs`. `callbacks` see both phases, as one run of
     epochs. With `cache_phase1`, phase 1 trains the head on the features it
     caches (trainer/features.py); it is called only if phase 1 has yet to run.
     `class_weight` weighs each class's loss (label -> weight).
     """
     progress = Progress(work_dir, writer=is_chief())
     common = list(callbacks or [])
-    if log_dir:
-        common.append(keras.callbacks.TensorBoard(log_dir))
+    common += [keras.callbacks.TensorBoard(log_dir) for log_dir in log_dirs]
     fit = _PhaseFitter(progress, work_dir, config, common, class_weight)
 
     with strategy.scope():

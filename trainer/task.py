@@ -35,6 +35,8 @@ from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
 # Trainer resume, removed once the model is exported.
 WORK_DIR = "work"
 FEATURE_CACHE_DIR = "feature_cache"
+# Set by Vertex AI in a CustomJob connected to a TensorBoard instance.
+VERTEX_TENSORBOARD_DIR = "AIP_TENSORBOARD_LOG_DIR"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -124,7 +126,7 @@ def _train_and_export(
         config.training,
         strategy,
         work_dir,
-        log_dir=fn_args.model_run_dir,
+        log_dirs=tensorboard_dirs(fn_args.model_run_dir),
         cache_phase1=cache_phase1_features if config.training.uses_feature_cache else None,
         class_weight=class_weight,
     )
@@ -157,6 +159,13 @@ def _train_and_export(
         _add_serving_extras(fn_args, config, model, class_names, roles)
         tf.io.gfile.rmtree(work_dir)
         logging.info("Exported the model to %s", fn_args.serving_model_dir)
+
+
+def tensorboard_dirs(model_run_dir: str) -> list[str]:
+    """The model run, where TFX keeps the Trainer's logs; and Vertex AI's folder when it gives
+    one (kubeflow/custom_job.py: a CustomJob connected to a TensorBoard instance)."""
+    vertex = os.environ.get(VERTEX_TENSORBOARD_DIR)
+    return [model_run_dir, vertex] if vertex else [model_run_dir]
 
 
 def _setting_summary(

@@ -144,6 +144,35 @@ def test_on_vertex_the_trainer_task_launches_a_custom_job_and_names_it_for_cance
     assert trainer["gcp_resources"] == {"parameterType": "STRING"}
 
 
+def test_a_custom_job_with_tensorboard_has_its_base_output_folder():
+    settings = job_settings_of(
+        backend="vertex",
+        machine_type="n1-standard-8",
+        tensorboard="projects/p/locations/r/tensorboards/42",
+        base_output_dir="gs://b/root/Trainer/model_run/vertex",
+    )
+    spec = custom_job(settings, ["python"], "imgclf-trainer")["job_spec"]
+    assert spec["tensorboard"] == "projects/p/locations/r/tensorboards/42"
+    assert spec["base_output_directory"] == {
+        "output_uri_prefix": "gs://b/root/Trainer/model_run/vertex"
+    }
+    assert "tensorboard" not in custom_job(job_settings_of(), ["python"], "x")["job_spec"]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"kubeflow.trainer.workers": 2},
+        {"kubeflow.backend": "vertex", "kubeflow.trainer.workers": 1},
+    ],
+    ids=["open-source", "one-worker"],
+)
+def test_tensorboard_outside_a_vertex_custom_job_is_refused_naming_the_setting(settings):
+    tensorboard = {"kubeflow.trainer.tensorboard": "projects/p/locations/r/tensorboards/42"}
+    with pytest.raises(ConfigError, match=r"kubeflow.*trainer\.tensorboard: Vertex AI logs"):
+        cluster_config(**settings, **tensorboard)
+
+
 def test_workers_below_one_are_refused_naming_the_setting():
     with pytest.raises(ConfigError, match=r"kubeflow\.trainer\.workers: Input should be greater"):
         cluster_config(**{"kubeflow.trainer.workers": 0})

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from test_multi_worker_e2e import AFTER_TRAINER, KILLED_SCHEDULE, trainer_log, write_span_1
 from vertex_training import PROJECT, REGION
 
@@ -24,6 +25,7 @@ from imgclf.modelstore.serving_folder import versions
 from imgclf.trainer.export import read_summary
 
 pytestmark = pytest.mark.e2e
+TENSORBOARD = f"projects/{PROJECT}/locations/{REGION}/tensorboards/42"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,7 @@ def runs(vertex_training, backbone_weights, tmp_path_factory):
             "kubeflow.api_endpoint": vertex_training.endpoint,
             "kubeflow.trainer.workers": 2,
             "kubeflow.trainer.start_deadline_seconds": 300,
+            "kubeflow.trainer.tensorboard": TENSORBOARD,
         },
     )
     backend = Backend(VERTEX, work_dir=REPO)
@@ -76,6 +79,27 @@ def test_a_custom_job_of_two_workers_trains_and_its_model_is_pushed(runs):
     uri = f"{runs['vertex'].endpoint}/v1/{job.name}"
     assert resources == {"resources": [{"resourceType": "CustomJob", "resourceUri": uri}]}
     assert f"CustomJob {job.name} succeeded: 2 workers trained." in trainer_log(first)
+
+
+def test_the_trainer_logged_where_vertex_ai_tensorboard_reads(runs):
+    [job] = runs["first_jobs"]
+    model_run = runs["backend"].artifact(runs["first"], "Trainer", "model_run").uri
+    assert job.body["jobSpec"]["tensorboard"] == TENSORBOARD
+    base = job.body["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"]
+    assert base == f"{model_run}/vertex"
+    # Both phases' epochs, in the folder Vertex AI gave the replicas, and in the model run.
+    for folder in (Path(base) / "logs", Path(model_run)):
+        steps = set()
+        for event_file in (folder / "validation").glob("events.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+                if any(value.tag == "epoch_accuracy" for value in event.summary.value):
+                    steps.add(event.step)
+        assert steps == set(range(len(read_summary_of(runs)["history"]["epoch"]))), folder
+
+
+def read_summary_of(runs) -> dict:
+    model = runs["backend"].artifact(runs["first"], "Trainer", "model")
+    return read_summary(str(Path(model.uri) / "Format-Serving"))
 
 
 def test_each_replica_had_vertex_s_cluster_spec_and_knew_its_place(runs):

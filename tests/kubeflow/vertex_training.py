@@ -21,7 +21,13 @@ local process, following:
   `:cancel` gives CANCELLING, then CANCELLED once the replicas are stopped.
   A container killed by a signal reports 128 + the signal, as Kubernetes does.
 - The create request is refused (400) when pool 0 does not hold exactly one
-  replica or a pool has no image or machine type.
+  replica or a pool has no image or machine type, or names a TensorBoard
+  instance without a base output directory.
+- cloud.google.com/vertex-ai/docs/training/code-requirements (environment
+  variables) and docs/experiments/tensorboard-training: with a
+  `baseOutputDirectory`, each replica gets AIP_MODEL_DIR (`<base>/model/`),
+  AIP_CHECKPOINT_DIR (`<base>/checkpoints/`) and AIP_TENSORBOARD_LOG_DIR
+  (`<base>/logs/`), whose logs a connected TensorBoard instance shows.
 
 A test can keep a job PENDING (no capacity) or kill a replica when a line
 appears in its log.
@@ -126,6 +132,11 @@ class FakeVertexTraining:
                 return 400, _error(400, f"workerPoolSpecs[{number}]: container image is required")
             if not pool.get("machineSpec", {}).get("machineType"):
                 return 400, _error(400, f"workerPoolSpecs[{number}]: machine type is required")
+        spec = body["jobSpec"]
+        if spec.get("tensorboard") and not spec.get("baseOutputDirectory", {}).get(
+            "outputUriPrefix"
+        ):
+            return 400, _error(400, "baseOutputDirectory is required when tensorboard is set")
         name = f"{parent}/customJobs/{len(self.jobs) + 1001}"
         replicas = [
             Replica(
@@ -162,6 +173,7 @@ class FakeVertexTraining:
             replica.env = {
                 "CLUSTER_SPEC": json.dumps(cluster_spec),
                 "TF_CONFIG": json.dumps(tf_config),
+                **_output_folders(job.body["jobSpec"]),
             }
             replica.process = subprocess.Popen(
                 replica.command,
@@ -209,6 +221,17 @@ class FakeVertexTraining:
     def close(self) -> None:
         for job in self.jobs.values():
             self._stop(job)
+
+
+def _output_folders(spec: dict) -> dict:
+    base = spec.get("baseOutputDirectory", {}).get("outputUriPrefix", "").rstrip("/")
+    if not base:
+        return {}
+    return {
+        "AIP_MODEL_DIR": f"{base}/model/",
+        "AIP_CHECKPOINT_DIR": f"{base}/checkpoints/",
+        "AIP_TENSORBOARD_LOG_DIR": f"{base}/logs/",
+    }
 
 
 def _error(code: int, message: str) -> dict:

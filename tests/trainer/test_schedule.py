@@ -62,7 +62,7 @@ class _Watch(keras.callbacks.Callback):
         self.at_end.append(_snapshot(self.model))
 
 
-def _train(model_config, training_config, work_dir, log_dir=None):
+def _train(model_config, training_config, work_dir, log_dirs=()):
     strategy = make_strategy(1)
     with strategy.scope():
         model = build_model(model_config, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
@@ -74,7 +74,7 @@ def _train(model_config, training_config, work_dir, log_dir=None):
         training_config,
         strategy,
         str(work_dir),
-        log_dir=log_dir and str(log_dir),
+        log_dirs=[str(log_dir) for log_dir in log_dirs],
         callbacks=[watch],
     )
     return model, phases, watch
@@ -93,14 +93,15 @@ def two_phases(tiny_backbone, tmp_path_factory):
         fine_tune_batch_norm=False,
     )
     work_dir = tmp_path_factory.mktemp("work")
-    log_dir = tmp_path_factory.mktemp("logs")
-    model, phases, watch = _train(tiny_backbone, config, work_dir, log_dir)
+    # The model run's and Vertex AI's TensorBoard folder (trainer/task.py: tensorboard_dirs).
+    log_dirs = [tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("vertex_logs")]
+    model, phases, watch = _train(tiny_backbone, config, work_dir, log_dirs)
     return {
         "model": model,
         "phases": phases,
         "watch": watch,
         "work_dir": work_dir,
-        "log_dir": log_dir,
+        "log_dirs": log_dirs,
     }
 
 
@@ -164,13 +165,14 @@ def test_epochs_continue_and_learning_rates_are_the_configured_ones(two_phases):
 
 
 @pytest.mark.slow
-def test_tensorboard_logs_both_phases_as_one_run(two_phases):
-    steps = set()
-    for event_file in glob.glob(str(two_phases["log_dir"] / "validation" / "events.*")):
-        for event in tf.compat.v1.train.summary_iterator(event_file):
-            if any(value.tag == "epoch_accuracy" for value in event.summary.value):
-                steps.add(event.step)
-    assert steps == set(range(PHASE1_EPOCHS + 2))
+def test_tensorboard_logs_both_phases_as_one_run_in_each_folder(two_phases):
+    for log_dir in two_phases["log_dirs"]:
+        steps = set()
+        for event_file in glob.glob(str(log_dir / "validation" / "events.*")):
+            for event in tf.compat.v1.train.summary_iterator(event_file):
+                if any(value.tag == "epoch_accuracy" for value in event.summary.value):
+                    steps.add(event.step)
+        assert steps == set(range(PHASE1_EPOCHS + 2)), log_dir
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_dataset
 from imgclf.settings.config import load_config
 from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, read_summary
 from imgclf.trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING
-from imgclf.trainer.task import WORK_DIR, run_fn
+from imgclf.trainer.task import VERTEX_TENSORBOARD_DIR, WORK_DIR, run_fn, tensorboard_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -263,3 +263,13 @@ def test_a_preempted_worker_and_its_chief_resume_together_from_the_shared_backup
     summary = read_summary(fn_args["serving_model_dir"])
     assert summary["workers"] == 2
     assert summary["history"]["epoch"] == list(range(PHASE1_EPOCHS + PHASE2_EPOCHS))
+
+
+def test_the_trainer_also_logs_where_vertex_ai_tensorboard_reads(monkeypatch):
+    monkeypatch.delenv(VERTEX_TENSORBOARD_DIR, raising=False)
+    assert tensorboard_dirs("gs://b/run/model_run") == ["gs://b/run/model_run"]
+    monkeypatch.setenv(VERTEX_TENSORBOARD_DIR, "gs://b/run/model_run/vertex/logs/")
+    assert tensorboard_dirs("gs://b/run/model_run") == [
+        "gs://b/run/model_run",
+        "gs://b/run/model_run/vertex/logs/",
+    ]
