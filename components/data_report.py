@@ -10,7 +10,6 @@ anomalies, and the drift: eval splits against train, this span against the
 served span's training data.
 """
 
-
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 

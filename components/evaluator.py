@@ -28,6 +28,7 @@ from imgclf.settings.names import (
     EVALUATOR,
     NO_VERSION,
     SERVING_MODEL_DIR,
+    TEST_ACCURACY_PROPERTY,
 )
 from imgclf.trainer.export import load_saved_model
 
@@ -59,13 +60,11 @@ class Executor(evaluator_executor.Executor):
             properties[standard_component_specs.EVAL_CONFIG_KEY], tfma.EvalConfig()
         )
         label_key = eval_config.model_specs[0].label_key
-        record_key_figure(blessing, EVALUATOR, _key_figure(evaluation.uri, label_key, blessing))
-
-
-def _key_figure(evaluation_uri: str, label_key: str, blessing: types.Artifact) -> str:
-    accuracy = read_metrics(evaluation_uri, label_key)[CANDIDATE].overall[ACCURACY]
-    blessed = "blessed" if blessing.get_int_custom_property(BLESSED_PROPERTY) else "not blessed"
-    return f"accuracy {accuracy:.3f}; {blessed}"
+        accuracy = read_metrics(evaluation.uri, label_key)[CANDIDATE].overall[ACCURACY]
+        # The Pusher records it with the version it pushes (the version's provenance).
+        blessing.set_float_custom_property(TEST_ACCURACY_PROPERTY, accuracy)
+        blessed = "blessed" if blessing.get_int_custom_property(BLESSED_PROPERTY) else "not blessed"
+        record_key_figure(blessing, EVALUATOR, f"accuracy {accuracy:.3f}; {blessed}")
 
 
 def _name_the_served_baseline(blessing: types.Artifact, served: str) -> None:

@@ -51,17 +51,10 @@ from imgclf.components.evaluation import (
 )
 from imgclf.components.inspection import image_format
 from imgclf.components.model_page import ShownMistake, render_model_page
+from imgclf.components.pusher import push_outcome
 from imgclf.components.serving_check import RESULT_JSON, describe, read_result
 from imgclf.imagedata.records import read_labels
-from imgclf.settings.names import (
-    BLESSED_PROPERTY,
-    EVAL_SPLIT,
-    ID_KEY,
-    NOT_PUSHED_PROPERTY,
-    PUSHED_DESTINATION_PROPERTY,
-    PUSHED_PROPERTY,
-    PUSHED_VERSION_PROPERTY,
-)
+from imgclf.settings.names import BLESSED_PROPERTY, EVAL_SPLIT, ID_KEY
 from imgclf.trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT, read_summary
 
 COMPARISON_TEXT = "comparison.txt"
@@ -205,23 +198,6 @@ def write_most_wrong(mistakes: list[tuple[Mistake, bytes]], out_dir: str) -> Non
     contact_sheet(mistakes).save(buffer, format="PNG")
     with tf.io.gfile.GFile(os.path.join(out_dir, MOST_WRONG_PNG), "wb") as f:
         f.write(buffer.getvalue())
-
-
-def push_outcome(pushed_model: types.Artifact | None) -> tuple[int | None, str]:
-    """(the version this run pushed, or None; one sentence saying what the Pusher did)."""
-    if pushed_model is None:
-        return None, "Not pushed: no Pusher ran."
-    if pushed_model.get_int_custom_property(PUSHED_PROPERTY):
-        destination = pushed_model.get_string_custom_property(PUSHED_DESTINATION_PROPERTY)
-        version = pushed_model.get_int_custom_property(PUSHED_VERSION_PROPERTY)
-        return version, f"Pushed as version {version}: {destination}"
-    if pushed_model.has_custom_property(PUSHED_VERSION_PROPERTY):
-        already = pushed_model.get_int_custom_property(PUSHED_VERSION_PROPERTY)
-        return None, f"Not pushed: version {already} already is this model."
-    if pushed_model.has_custom_property(NOT_PUSHED_PROPERTY):
-        why = pushed_model.get_string_custom_property(NOT_PUSHED_PROPERTY)
-        return None, f"Not pushed: {why}."
-    return None, "Not pushed."
 
 
 @tfx.dsl.components.component

@@ -38,17 +38,46 @@ from imgclf.settings.names import (
     PUSHED_PROPERTY,
     PUSHED_VERSION_PROPERTY,
     PUSHER,
+    TEST_ACCURACY_PROPERTY,
 )
 from imgclf.trainer.export import read_summary
 
 
-def _provenance(model: standard_artifacts.Model, model_dir: str, scratch: str) -> str:
+def push_outcome(pushed_model: standard_artifacts.PushedModel | None) -> tuple[int | None, str]:
+    """(the version this run pushed, or None; one sentence saying what the Pusher did)."""
+    if pushed_model is None:
+        return None, "Not pushed: no Pusher ran."
+    if pushed_model.get_int_custom_property(PUSHED_PROPERTY):
+        destination = pushed_model.get_string_custom_property(PUSHED_DESTINATION_PROPERTY)
+        version = pushed_model.get_int_custom_property(PUSHED_VERSION_PROPERTY)
+        return version, f"Pushed as version {version}: {destination}"
+    if pushed_model.has_custom_property(PUSHED_VERSION_PROPERTY):
+        already = pushed_model.get_int_custom_property(PUSHED_VERSION_PROPERTY)
+        return None, f"Not pushed: version {already} already is this model."
+    if pushed_model.has_custom_property(NOT_PUSHED_PROPERTY):
+        why = pushed_model.get_string_custom_property(NOT_PUSHED_PROPERTY)
+        return None, f"Not pushed: {why}."
+    return None, "Not pushed."
+
+
+def _provenance(
+    model: standard_artifacts.Model,
+    model_dir: str,
+    blessing: standard_artifacts.ModelBlessing,
+    scratch: str,
+) -> str:
     path = os.path.join(scratch, "provenance.json")
+    accuracy = (
+        blessing.get_float_custom_property(TEST_ACCURACY_PROPERTY)
+        if blessing.has_custom_property(TEST_ACCURACY_PROPERTY)
+        else None
+    )
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(
             {
                 "span": span_of(model),
                 "class_names": read_summary(model_dir)["class_names"],
+                "test_accuracy": accuracy,
                 "model": model.uri,
                 "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             },
@@ -114,7 +143,7 @@ def VersionedPusher(
         return
     with tempfile.TemporaryDirectory() as scratch:
         records = {
-            PROVENANCE_FILE: _provenance(model, model_dir, scratch),
+            PROVENANCE_FILE: _provenance(model, model_dir, model_blessing, scratch),
             os.path.join(STATISTICS_DIR, TRAIN_STATISTICS): os.path.join(
                 statistics.uri, TRAIN_STATISTICS
             ),

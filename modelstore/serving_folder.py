@@ -10,8 +10,8 @@ when complete. On object stores (gs://, s3://), where folders cannot be
 renamed, the files are copied into place with `saved_model.pb` last: a server
 cannot load a version before that file exists.
 
-Each version records, beside the model, the span and classes it was trained on
-and its train split's profile (`read_provenance`). Each push is also recorded
+Each version records, beside the model, the span and classes it was trained on,
+its test accuracy and its train split's profile (`read_provenance`). Each push is also recorded
 outside the serving folder, in the pipeline root (`record_push`): a serving
 folder that loses its versions (deleted, or a share mounted empty) is noticed
 by the next run (modelstore/history.py), whatever became of ML Metadata.
@@ -39,7 +39,8 @@ from imgclf.trainer.export import EXTRA_ASSETS_DIR
 SAVED_MODEL_FILE = "saved_model.pb"
 STAGING_PREFIX = ".incoming-"
 # What each pushed version records about itself, beside the model (TF Serving ignores
-# assets.extra): the span and classes it was trained on, and its train split's profile
+# assets.extra): the span and classes it was trained on, its test accuracy (the second
+# model store, modelstore/vertex_registry.py, labels versions with it), its train split's profile
 # (statistics and image report), which the next span's drift is measured against.
 PROVENANCE_FILE = os.path.join(EXTRA_ASSETS_DIR, "provenance.json")
 DATA_DIR = os.path.join(EXTRA_ASSETS_DIR, "data")

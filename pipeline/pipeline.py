@@ -15,6 +15,8 @@
   -> ServingCheck (loaded as a server would, warmup requests answered) -> Pusher
      (or TFX's InfraValidator with TF Serving, or none: serving.check)
   -> ModelReport (the web page of it all, and what the pipeline consoles render)
+  [ModelRegistry, on Vertex AI with kubeflow.registry: the served versions in Vertex AI
+   Model Registry, the newest rolled out to an endpoint]
 
 What a run builds on is found in the serving folder by the same code on every
 orchestrator (modelstore/history.py), not by resolver executors, which
@@ -42,6 +44,7 @@ from imgclf.components.example_gen import import_example_gen
 from imgclf.components.image_validator import ImageValidator
 from imgclf.components.model_report import ModelReport
 from imgclf.components.pusher import VersionedPusher
+from imgclf.components.registry import ModelRegistry
 from imgclf.components.serving_check import ServingCheck
 from imgclf.components.serving_history import ServingHistory
 from imgclf.components.span_resolver import SpanResolver
@@ -77,6 +80,8 @@ def create_pipeline(
             name: parameters[name] for name in names.TRAINING_PARAMETERS if name in parameters
         }
         model = _model_components(config, data, len(class_names), schedule)
+        if on_cluster and config.kubeflow.registry.model:
+            model.append(_model_registry(config, model))
         if on_cluster:
             # The Tuner's trials train as the Trainer does: the same pod. With several
             # workers the Trainer's pod only launches their job, which asks for the resources.
@@ -320,6 +325,20 @@ def _model_components(
     checks = [serving_check] if serving_check else []
     tuners = [tuner] if tuner else []
     return [*tuners, trainer, evaluator, *checks, pusher, model_report]
+
+
+def _model_registry(config: PipelineConfig, model: list[base_node.BaseNode]) -> base_node.BaseNode:
+    """After the Pusher: the served versions in Vertex AI Model Registry (kubeflow.registry)."""
+    pusher = next(node for node in model if node.id == names.PUSHER)
+    cluster = config.kubeflow
+    return ModelRegistry(
+        pushed_model=pusher.outputs["pushed_model"],
+        serving_model_dir=config.serving_model_dir,
+        project=cluster.project,
+        region=cluster.region,
+        api_endpoint=cluster.api_endpoint,
+        registry=cluster.registry.model_dump_json(),
+    ).with_id(names.MODEL_REGISTRY)
 
 
 def _serving_check(

@@ -76,6 +76,43 @@ class TrainerResources(Section):
     )
 
 
+class ModelRegistry(Section):
+    """Vertex AI: each pushed version also in Vertex AI Model Registry, optionally served from
+    an endpoint (modelstore/vertex_registry.py). The serving folder stays what runs build on."""
+
+    model: str = Field(
+        "",
+        description="The Registry model whose versions the pushes become (its display name); "
+        "empty: no registry.",
+    )
+    serving_image: str = Field(
+        "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+        min_length=1,
+        description="The serving container of each version: Vertex AI's prebuilt TensorFlow "
+        "image (the newest the pinned google-cloud-aiplatform lists), or a tf2-gpu one.",
+    )
+    endpoint: str = Field(
+        "",
+        description="An endpoint (display name; made if missing) each newly registered "
+        "version is rolled out to; empty: registry only.",
+    )
+    canary_percent: int = Field(
+        0,
+        ge=0,
+        le=99,
+        description="0: the new version takes all traffic once it answers, then the earlier "
+        "ones are undeployed; 1-99: its share, the version that served most keeps the rest.",
+    )
+    machine_type: str = Field("n1-standard-4", min_length=1, description="Each replica's.")
+    min_replicas: int = Field(1, ge=1, description="Replicas per deployed version.")
+
+    @model_validator(mode="after")
+    def _endpoint_of_a_model(self) -> ModelRegistry:
+        if self.endpoint and not self.model:
+            raise ValueError("endpoint: set model too: an endpoint serves the Registry's versions")
+        return self
+
+
 def check_accelerator(backend: str, gpu_type: str) -> None:
     """Open-source KFP's driver puts the type into the pod's resource limits as it is
     (backend/src/v2/driver/driver.go, initPodSpecPatch): a Kubernetes resource name.
@@ -120,6 +157,7 @@ class KubeflowConfig(Section):
         "--temp_location=gs://... --setup_file=./setup.py",
     )
     trainer: TrainerResources = Field(default_factory=TrainerResources)
+    registry: ModelRegistry = Field(default_factory=ModelRegistry)
 
     @field_validator("pipeline_root", "data_root", "serving_root")
     @classmethod
@@ -130,6 +168,15 @@ class KubeflowConfig(Section):
                 f"give kubeflow.{info.field_name} as gs://, s3:// or another remote URI"
             )
         return path.rstrip("/")
+
+    @model_validator(mode="after")
+    def _registry_on_vertex(self) -> KubeflowConfig:
+        if self.registry.model and self.backend != VERTEX:
+            raise ValueError(
+                "registry.model: Vertex AI Model Registry needs kubeflow.backend vertex (on "
+                "open-source KFP the serving folder is the model store)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tensorboard_in_a_custom_job(self) -> KubeflowConfig:

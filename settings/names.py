@@ -43,6 +43,7 @@ EVALUATOR = "Evaluator"
 MODEL_REPORT = "ModelReport"
 SERVING_CHECK = "ServingCheck"  # or TFX's InfraValidator, when serving.check asks for it
 PUSHER = "Pusher"
+MODEL_REGISTRY = "ModelRegistry"  # only on Vertex AI, with kubeflow.registry.model
 
 # Custom properties of output artifacts, written by one component and read by others.
 SPANS_PROPERTY = "spans"  # Examples: the spans a rolling window read, "2,3"
@@ -51,6 +52,7 @@ CLASS_NAMES_PROPERTY = "class_names"  # Model: the classes in label order, JSON
 KEY_FIGURE_PROPERTY = "key_figure"
 PASSED_PROPERTY = "passed"  # ImageValidationReport, DataGateResult: 1 or 0
 BLESSED_PROPERTY = "blessed"  # ModelBlessing, ModelReport: 1 or 0
+TEST_ACCURACY_PROPERTY = "test_accuracy"  # ModelBlessing: the candidate's, on the eval split
 PUSHED_PROPERTY = "pushed"  # PushedModel: 1 when this run wrote a new version
 PUSHED_VERSION_PROPERTY = "pushed_version"  # PushedModel: the version pushed or already served
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"

@@ -22,6 +22,7 @@ from training_operator import training_operator  # noqa: F401  (a fixture for th
 from vertex_training import vertex_training  # noqa: F401  (a fixture for this folder)
 
 from imgclf.settings.data import DataConfig
+from json_http import send_json
 
 API = "/apis/v2beta1"
 
@@ -176,12 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.server.fake.requests.append(request)
         status, answer = self.server.fake.handle(request)
-        payload = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, answer)
 
     do_GET = do_POST = do_DELETE = _serve
 

@@ -375,3 +375,42 @@ def test_with_tuning_on_the_tuner_task_runs_on_the_trainer_s_pod_and_feeds_it(
     assert hyperparameters["taskOutputArtifact"]["producerTask"] == "Tuner"
     trainer = executor_of(spec, "Trainer")["container"]["resources"]
     assert executor_of(spec, "Tuner")["container"]["resources"] == trainer
+
+
+def test_on_vertex_a_registry_task_follows_the_pusher_with_its_settings(remote_data, tmp_path):
+    config = cluster_config(
+        **{
+            "kubeflow.backend": "vertex",
+            "kubeflow.project": "my-project",
+            "kubeflow.region": "europe-west4",
+            "kubeflow.trainer.gpu_type": "NVIDIA_L4",
+            "kubeflow.registry.model": "shapes",
+            "kubeflow.registry.endpoint": "shapes-endpoint",
+            "kubeflow.registry.canary_percent": 10,
+        }
+    )
+    spec = compile_pipeline(config, str(tmp_path / "vertex.yaml"))
+    task = spec["root"]["dag"]["tasks"]["ModelRegistry"]
+    assert upstream_of(task) == ["Pusher"]
+    parameters = task["inputs"]["parameters"]
+    registry = yaml.safe_load(parameters["registry"]["runtimeValue"]["constant"])
+    assert (registry["model"], registry["endpoint"], registry["canary_percent"]) == (
+        "shapes",
+        "shapes-endpoint",
+        10,
+    )
+    assert parameters["project"]["runtimeValue"]["constant"] == "my-project"
+    # Without a registry model, no such task.
+    assert (
+        "ModelRegistry"
+        not in compile_pipeline(cluster_config(), str(tmp_path / "kfp.yaml"))["root"]["dag"][
+            "tasks"
+        ]
+    )
+
+
+def test_the_registry_outside_vertex_or_an_endpoint_without_a_model_is_refused():
+    with pytest.raises(ConfigError, match=r"registry\.model: Vertex AI Model Registry needs"):
+        cluster_config(**{"kubeflow.registry.model": "shapes"})
+    with pytest.raises(ConfigError, match=r"endpoint: set model too"):
+        cluster_config(**{"kubeflow.registry.endpoint": "shapes-endpoint"})

@@ -20,6 +20,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud.aiplatform.utils import resource_manager_utils
 
 from imgclf.cli.main import main
+from json_http import send_json
 
 IMAGE = "registry.example.com/image-classifier:test"
 PIPELINE_ROOT = "gs://example-bucket/pipelines"
@@ -73,12 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         fake.requests.append((self.command, url.path, parse_qs(url.query), body))
         status, answer = fake.handle(self.command, url.path, body)
-        payload = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, answer)
 
     do_GET = do_POST = _serve
 

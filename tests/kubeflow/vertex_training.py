@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from training_operator import free_ports, stop_processes
 
 from backend import _image_environment
+from json_http import send_json
 
 PROJECT, REGION = "my-project", "europe-west4"
 JOBS = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+)/customJobs(?:/([^/:]+))?(:cancel)?")
@@ -250,12 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}  # the token request is a form
         status, answer = self.server.fake.handle(self.command, url.path, body)
-        payload = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, answer)
 
     do_GET = do_POST = _serve
 

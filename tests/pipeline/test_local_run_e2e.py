@@ -44,6 +44,7 @@ from imgclf.components.model_report import (
 from imgclf.components.serving_check import describe
 from imgclf.imagedata.records import read_records, to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES
+from imgclf.modelstore.serving_folder import read_provenance
 from imgclf.pipeline.lock import holder
 from imgclf.pipeline.pipeline import create_pipeline
 from imgclf.pipeline.predict import predict, resolve_model_dir
@@ -304,6 +305,8 @@ def test_the_first_model_is_blessed_and_pushed_where_tf_serving_looks(runs):
     assert (pushed / "saved_model.pb").exists()
     assert (pushed / "assets" / "labels.txt").read_text().split() == list(DEFAULT_CLASSES)
     assert read_summary(str(pushed)) == outcome.training
+    # The version records its test accuracy (what the Registry labels it with).
+    assert read_provenance(str(pushed))["test_accuracy"] == pytest.approx(outcome.accuracy)
 
 
 def test_the_pushed_version_is_warmed_up_checked_and_carries_tflite(runs, sample_data):
