@@ -6,6 +6,9 @@ ImageValidator's policy failed. Features the schema does not know are allowed
 and only noted. It also measures, with TFDV's L-infinity comparator, how far
 the eval split's label distribution is from the train split's: beyond
 `max_label_drift` that is a warning, or a failure with `fail_on_warnings`.
+
+The judgement is `assess`, which the DataReport (components/data_report.py)
+shows on its page before this component acts on it.
 """
 
 import json
@@ -136,7 +139,6 @@ class Assessment:
     label_drift: dict[str, float]  # eval splits' label distribution against train's
     span: SpanDrift | None  # against the served span's training data
     image_report: dict  # the ImageValidator's report.json
-    statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]
 
 
 def assess(
@@ -191,7 +193,7 @@ def assess(
         span.findings(max_span_label_drift, max_span_image_change) if span else [],
         fail_on_span_drift,
     )
-    return Assessment(verdict, notes, drifts, span, report, stats)
+    return Assessment(verdict, notes, drifts, span, report)
 
 
 @tfx.dsl.components.component

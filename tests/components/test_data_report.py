@@ -31,7 +31,6 @@ def _assessment(passed: bool, bad: int = 2, span: SpanDrift | None = None) -> As
             "class_names": CLASSES,
             "splits": {"train": _summary(10, bad), "eval": _summary(4, 0)},
         },
-        statistics={},
     )
 
 
