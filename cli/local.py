@@ -111,6 +111,7 @@ def _validate(args: argparse.Namespace) -> int:
             run.start()
     except DataValidationError as error:
         print(_without_beam_context(error), file=sys.stderr)
+        print(_data_page_line(config, name), file=sys.stderr)
         return 1
     run = latest_run(config.metadata_path, name)
     for node, output, filename in (
@@ -119,7 +120,16 @@ def _validate(args: argparse.Namespace) -> int:
     ):
         with open(os.path.join(run.nodes[node].output(output).uri, filename)) as f:
             print(f.read(), end="")
+    print(_data_page_line(config, name))
     return 0
+
+
+def _data_page_line(config, pipeline_name: str) -> str:
+    from imgclf.pipeline.report import page_of
+    from imgclf.pipeline.runs import latest_run
+
+    run = latest_run(config.metadata_path, pipeline_name)
+    return f"Data report (a web page): {page_of(run, names.DATA_REPORT)}"
 
 
 def _without_beam_context(error: Exception) -> str:

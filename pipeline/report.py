@@ -231,8 +231,8 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     comparison = model_report.output("report") if model_report else None
     if comparison is not None:
         outcome.report_dir = comparison.uri
-    outcome.model_page = _page(run, names.MODEL_REPORT)
-    outcome.data_page = _page(run, names.DATA_REPORT)
+    outcome.model_page = page_of(run, names.MODEL_REPORT)
+    outcome.data_page = page_of(run, names.DATA_REPORT)
     check = run.nodes.get(names.SERVING_CHECK)
     blessing = check.output("blessing") if check else None
     # TFX's InfraValidator, when it stands in, writes no figures.
@@ -249,7 +249,8 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
     return outcome
 
 
-def _page(run: PipelineRun, node_id: str) -> str | None:
+def page_of(run: PipelineRun, node_id: str) -> str | None:
+    """The web page a node of the run wrote (DataReport, ModelReport), as a browser opens it."""
     node = run.nodes.get(node_id)
     page = node.output("page") if node else None
     return page_copy(page.uri) if page is not None else None

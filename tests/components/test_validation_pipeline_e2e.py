@@ -8,6 +8,7 @@ Two runs of the pipeline with `validate_only` (no Trainer and nothing after it):
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +182,12 @@ def _imgclf_validate(root: str, output_dir, settings: dict) -> subprocess.Comple
     return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
 
 
+def _data_page(output: str) -> str:
+    """The web page whose path the command printed."""
+    [path] = re.findall(r"^Data report \(a web page\): (.+)$", output, re.MULTILINE)
+    return Path(path).read_text()
+
+
 def test_imgclf_validate_prints_the_reports_and_exits_0_on_good_data(lenient_data, tmp_path):
     result = _imgclf_validate(lenient_data, tmp_path, LENIENT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -188,6 +195,7 @@ def test_imgclf_validate_prints_the_reports_and_exits_0_on_good_data(lenient_dat
     assert "Image validation: PASSED" in result.stdout
     assert f"train: {GOOD_TRAIN + BAD_TRAIN} records, {GOOD_TRAIN} good" in result.stdout
     assert (tmp_path / "metadata" / "image-classifier-validation.db").exists()
+    assert "Passed: training may use this data." in _data_page(result.stdout)
 
 
 def test_imgclf_validate_exits_1_with_the_problems_on_bad_data(strict_data, tmp_path):
@@ -197,3 +205,5 @@ def test_imgclf_validate_exits_1_with_the_problems_on_bad_data(strict_data, tmp_
     assert result.stderr.count("The data failed validation; nothing was trained or pushed.") == 1
     assert "Traceback" not in result.stderr
     assert "FAIL: eval: the split holds no records" in result.stderr
+    # The page was written before the gate stopped the run.
+    assert "Rejected: nothing is trained on this data." in _data_page(result.stderr)
