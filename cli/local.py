@@ -99,10 +99,12 @@ def _validate(args: argparse.Namespace) -> int:
     from imgclf.components.data_gate import RESULT_TEXT, DataValidationError
     from imgclf.components.image_validator import REPORT_TEXT
     from imgclf.pipeline.local_run import running_here
+    from imgclf.pipeline.report import page_of
     from imgclf.pipeline.runs import latest_run
 
     name = load_config().pipeline_name + VALIDATION_SUFFIX
     config = load_config({"pipeline_name": name})
+    rejected = None
     try:
         with (
             running_here(config, validate_only=True) as run,
@@ -110,26 +112,21 @@ def _validate(args: argparse.Namespace) -> int:
         ):
             run.start()
     except DataValidationError as error:
-        print(_without_beam_context(error), file=sys.stderr)
-        print(_data_page_line(config, name), file=sys.stderr)
-        return 1
+        rejected = error
     run = latest_run(config.metadata_path, name)
+    page = f"Data report (a web page): {page_of(run, names.DATA_REPORT)}"
+    if rejected:
+        print(_without_beam_context(rejected), file=sys.stderr)
+        print(page, file=sys.stderr)
+        return 1
     for node, output, filename in (
         (names.DATA_GATE, "result", RESULT_TEXT),
         (names.IMAGE_VALIDATOR, "report", REPORT_TEXT),
     ):
         with open(os.path.join(run.nodes[node].output(output).uri, filename)) as f:
             print(f.read(), end="")
-    print(_data_page_line(config, name))
+    print(page)
     return 0
-
-
-def _data_page_line(config, pipeline_name: str) -> str:
-    from imgclf.pipeline.report import page_of
-    from imgclf.pipeline.runs import latest_run
-
-    run = latest_run(config.metadata_path, pipeline_name)
-    return f"Data report (a web page): {page_of(run, names.DATA_REPORT)}"
 
 
 def _without_beam_context(error: Exception) -> str:

@@ -76,7 +76,10 @@ class VertexModelRegistry:
 
     def registered(self) -> dict[int, str]:
         """Serving version -> the Registry version's id, for the versions registered."""
-        model = self._model()
+        return self._versions_of(self._model())
+
+    @staticmethod
+    def _versions_of(model: aiplatform.Model | None) -> dict[int, str]:
         if model is None:
             return {}
         registered = {}
@@ -88,22 +91,23 @@ class VertexModelRegistry:
 
     def register(self, serving_model_dir: str) -> list[int]:
         """Registers the serving versions the Registry lacks, in order; returns them."""
-        done = self.registered()
+        model = self._model()
+        done = self._versions_of(model)
         missing = [version for version in versions(serving_model_dir) if version not in done]
         for version in missing:
             version_dir = f"{serving_model_dir.rstrip('/')}/{version}"
-            provenance = read_provenance(version_dir)
-            parent = self._model()
-            aiplatform.Model.upload(
+            uploaded = aiplatform.Model.upload(
                 display_name=self.settings.model,
-                parent_model=parent.resource_name if parent else None,
+                parent_model=model.resource_name if model else None,
                 is_default_version=True,
                 version_aliases=[f"{ALIAS_PREFIX}{version}"],
                 version_description=f"serving version {version}",
                 artifact_uri=version_dir,
                 serving_container_image_uri=self.settings.serving_image,
-                labels=labels_of(provenance),
+                labels=labels_of(read_provenance(version_dir)),
             )
+            # The first upload makes the model; the next ones are its versions.
+            model = model or uploaded
         return missing
 
     def roll_out(self, version: int, example: bytes) -> str:
@@ -111,7 +115,7 @@ class VertexModelRegistry:
         what was done. `example`: a serialized tf.Example the new version must answer."""
         settings = self.settings
         model = self._model()
-        version_id = self.registered()[version]
+        version_id = self._versions_of(model)[version]
         endpoint = self._endpoint()
         deployed = endpoint.list_models()
         before = dict(endpoint.traffic_split)
