@@ -15,11 +15,13 @@ from tfx.types import standard_artifacts
 
 from imgclf.components.console import HtmlPage, publish_page
 from imgclf.components.data_gate import Assessment, assess
+from imgclf.components.duplicates import Duplicates
 from imgclf.components.image_validator import ImageValidationReport
 from imgclf.components.pages import bullet_list, page, paragraph, section, table
 
 DATA_REPORT_TITLE = "Data report"
 LISTED_BAD = 50  # bad records listed per split; report.json holds them all
+LISTED_DUPLICATES = 50  # groups of copies listed; report.json holds them all
 
 
 def render_data_page(found: Assessment) -> str:
@@ -33,6 +35,7 @@ def render_data_page(found: Assessment) -> str:
             _splits(splits),
             _classes(splits, class_names),
             _bad_records(splits),
+            _duplicates(Duplicates.from_dict(report["duplicates"]), class_names),
             _drift(found),
         ],
     )
@@ -108,6 +111,37 @@ def _bad_records(splits: dict) -> str:
     total = sum(len(summary["bad"]) for summary in splits.values())
     note = [] if listed == total else [paragraph(f"The first {listed} of {total}.")]
     return section("Bad records", *note, table(["split", "id", "where", "problem"], rows))
+
+
+def _duplicates(duplicates: Duplicates, class_names: list[str]) -> str:
+    if not duplicates.groups:
+        return section("Duplicate images", paragraph("Every image is found once."))
+    counts = [
+        *(
+            (f"{split} images also in train", len(pairs))
+            for split, pairs in duplicates.in_train().items()
+        ),
+        *(
+            (f"{split} images repeating one of {split}", len(copies))
+            for split, copies in duplicates.within().items()
+        ),
+        ("images under different labels", len(duplicates.conflicting())),
+    ]
+    rows = [
+        (index + 1, copy.split, copy.record_id, copy.location, class_names[copy.label])
+        for index, group in enumerate(duplicates.groups[:LISTED_DUPLICATES])
+        for copy in group
+    ]
+    shown = min(len(duplicates.groups), LISTED_DUPLICATES)
+    return section(
+        "Duplicate images",
+        paragraph(
+            f"Images found more than once (the same pixels): {len(duplicates.groups)}; "
+            f"the first {shown} are listed."
+        ),
+        table(["found", "count"], counts),
+        table(["image", "split", "id", "where", "class"], rows),
+    )
 
 
 def _drift(found: Assessment) -> str:

@@ -6,7 +6,8 @@ with the schema's types, so such records are found and set aside here first.
 
 For each split it records the total, good and bad records (each bad one by id
 and place, with what is wrong), the channel counts in the files, the range of
-image sizes and the label counts; writes that as `report.json` and
+image sizes and the label counts; across splits, every image found more than
+once (components/duplicates.py); writes that as `report.json` and
 `report.txt`; and judges it by the validation policy. The good records are
 written out as `valid_examples`, which training and evaluation read, so a bad
 record the policy tolerates is left out and listed, never silently dropped.
@@ -30,6 +31,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
+from imgclf.components.duplicates import Duplicates, judge_duplicates
 from imgclf.components.example_gen import span_of
 from imgclf.components.inspection import (
     Finding,
@@ -47,6 +49,7 @@ from imgclf.settings.names import IMAGE_VALIDATOR, PASSED_PROPERTY, SPANS_PROPER
 
 REPORT_JSON = "report.json"
 REPORT_TEXT = "report.txt"
+DUPLICATES = "duplicates"  # Beam's groups of copies, read into the report
 VALID_PREFIX = "data_tfrecord"
 
 
@@ -125,11 +128,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             max_image_pixels=exec_properties["max_image_pixels"],
         )
         with self._make_beam_pipeline() as pipeline:
-            for split in splits:
+            copies = [
                 _inspect_split(pipeline, split, examples, inspect, report, valid)
+                for split in splits
+            ]
+            _group_copies(copies, report)
         summaries = {split: _read_summary(report.uri, split) for split in splits}
+        duplicates = Duplicates.from_groups(_read_written(report.uri, DUPLICATES))
         verdict = judge(summaries, class_names, policy)
-        _write_report(report, summaries, class_names, verdict)
+        judge_duplicates(duplicates, summaries, class_names, policy, verdict)
+        _write_report(report, summaries, duplicates, class_names, verdict)
         # The span the report describes, as on every artifact made from the examples.
         report.set_int_custom_property(SPAN_PROPERTY_NAME, span_of(examples))
 
@@ -141,9 +149,10 @@ def _inspect_split(
     inspect: dict[str, Any],
     report: types.Artifact,
     valid: types.Artifact,
-) -> None:
+) -> beam.PCollection:
     """Every record of the split inspected: a summary of the findings into the report's
-    folder, the good records into the valid examples' split."""
+    folder, the good records into the valid examples' split. Returns the good records as
+    (fingerprint, (split, label, location, record id))."""
     files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
     findings = (
         pipeline
@@ -163,9 +172,9 @@ def _inspect_split(
         | f"WriteSummary[{split}]"
         >> beam.io.WriteToText(os.path.join(report.uri, f"summary-{split}"), shard_name_template="")
     )
+    good = findings | f"KeepGood[{split}]" >> beam.Filter(lambda pair: pair[1].problem is None)
     (
-        findings
-        | f"KeepGood[{split}]" >> beam.Filter(lambda pair: pair[1].problem is None)
+        good
         | f"Records[{split}]" >> beam.MapTuple(lambda record, _: record)
         | f"WriteGood[{split}]"
         >> beam.io.WriteToTFRecord(
@@ -173,11 +182,33 @@ def _inspect_split(
             file_name_suffix=".gz",
         )
     )
+    return good | f"Fingerprints[{split}]" >> beam.MapTuple(
+        lambda _, found: (
+            found.fingerprint,
+            (split, found.label, found.location, found.record_id),
+        )
+    )
+
+
+def _group_copies(copies: list[beam.PCollection], report: types.Artifact) -> None:
+    """The groups of records with the same pixels, as one JSON list in the report's folder."""
+    (
+        copies
+        | "AllSplits" >> beam.Flatten()
+        | "ByFingerprint" >> beam.GroupByKey()
+        | "Copies" >> beam.MapTuple(lambda _, group: list(group))
+        | "MoreThanOne" >> beam.Filter(lambda group: len(group) > 1)
+        | "AllGroups" >> beam.combiners.ToList()
+        | "GroupsToJson" >> beam.Map(json.dumps)
+        | "WriteGroups"
+        >> beam.io.WriteToText(os.path.join(report.uri, DUPLICATES), shard_name_template="")
+    )
 
 
 def _write_report(
     report: types.Artifact,
     summaries: dict[str, SplitSummary],
+    duplicates: Duplicates,
     class_names: list[str],
     verdict: Verdict,
 ) -> None:
@@ -189,11 +220,12 @@ def _write_report(
         "warnings": verdict.warnings,
         "class_names": class_names,
         "splits": {split: summary.to_dict() for split, summary in summaries.items()},
+        "duplicates": duplicates.to_dict(),
     }
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_JSON), "w") as f:
         json.dump(content, f, indent=2)
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_TEXT), "w") as f:
-        f.write(render_text(summaries, class_names, verdict) + "\n")
+        f.write(render_text(summaries, class_names, verdict) + "\n" + duplicates.describe() + "\n")
     report.set_int_custom_property(PASSED_PROPERTY, int(verdict.passed))
     counts = ", ".join(
         f"{split} {summary.good} of {summary.total} valid" for split, summary in summaries.items()
@@ -216,11 +248,16 @@ def _describe_like(valid: types.Artifact, examples: types.Artifact) -> None:
 
 
 def _read_summary(report_uri: str, split: str) -> SplitSummary:
-    path = os.path.join(report_uri, f"summary-{split}")
+    return SplitSummary.from_dict(_read_written(report_uri, f"summary-{split}"))
+
+
+def _read_written(report_uri: str, name: str):
+    """A JSON file the Beam pipeline wrote into the report's folder, then gone."""
+    path = os.path.join(report_uri, name)
     with tf.io.gfile.GFile(path) as f:
         values = json.load(f)
     tf.io.gfile.remove(path)
-    return SplitSummary.from_dict(values)
+    return values
 
 
 def read_report(report_uri: str) -> dict:

@@ -6,6 +6,7 @@ and runs the same on any Beam runner.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -32,6 +33,7 @@ class Finding:
     format: str = ""
     problem: str | None = None  # what is wrong with this record
     kind: str | None = None  # the kind of problem, for counting
+    fingerprint: str = ""  # of the decoded pixels, to find the same image elsewhere
 
 
 def feature_kinds(schema: schema_pb2.Schema) -> dict[str, str]:
@@ -98,15 +100,31 @@ def inspect_record(
                 "(data.max_image_pixels); not decoded",
             )
         # channels=0 keeps the file's own channel count, for the report.
-        shape = tf.io.decode_image(images[0], channels=0, expand_animations=False).shape
+        pixels = tf.io.decode_image(images[0], channels=0, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         return bad("undecodable image", f"image does not decode: {op_message(error)}")
-    height, width, channels = (int(n) for n in shape)
+    height, width, channels = (int(n) for n in pixels.shape)
     if min(height, width) < min_image_size:
         return bad(
             "image too small", f"image is {height}x{width}, smaller than {min_image_size} pixels"
         )
-    return Finding(location, record_id, label, height, width, channels, image_format(images[0]))
+    return Finding(
+        location,
+        record_id,
+        label,
+        height,
+        width,
+        channels,
+        image_format(images[0]),
+        fingerprint=pixel_fingerprint(pixels),
+    )
+
+
+def pixel_fingerprint(pixels: tf.Tensor) -> str:
+    """The same for the same pixels, however the image was encoded (losslessly)."""
+    digest = hashlib.sha256(f"{tuple(pixels.shape)} {pixels.dtype.name}".encode())
+    digest.update(pixels.numpy().tobytes())
+    return digest.hexdigest()[:32]
 
 
 # The first bytes of each image format tf.io.decode_image reads.

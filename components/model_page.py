@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from imgclf.components.duplicates import held_out
 from imgclf.components.evaluation import ACCURACY, EXAMPLE_COUNT
 from imgclf.components.pages import (
     bullet_list,
@@ -60,7 +61,7 @@ def _verdict(comparison: dict) -> str:
     lines = [
         paragraph(
             f"Test accuracy {comparison[ACCURACY]:.3f} (95% interval {low:.3f} to {high:.3f}) "
-            f"on {comparison['example_count']} images of the eval split, which training never saw.",
+            f"on {held_out(comparison['example_count'], comparison['in_train'])}.",
             "verdict",
         ),
         paragraph(

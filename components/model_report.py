@@ -37,6 +37,7 @@ from imgclf.components.console import (
     publish_metrics,
     publish_page,
 )
+from imgclf.components.duplicates import eval_images_in_train
 from imgclf.components.evaluation import (
     ACCURACY,
     BASELINE,
@@ -49,6 +50,7 @@ from imgclf.components.evaluation import (
     read_failures,
     read_metrics,
 )
+from imgclf.components.image_validator import ImageValidationReport, read_report
 from imgclf.components.inspection import image_format
 from imgclf.components.model_page import ShownMistake, render_model_page
 from imgclf.components.pusher import push_outcome
@@ -205,6 +207,7 @@ def ModelReport(
     model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
     examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
     evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation],
+    image_report: tfx.dsl.components.InputArtifact[ImageValidationReport],
     report: tfx.dsl.components.OutputArtifact[ModelReportArtifact],
     page: tfx.dsl.components.OutputArtifact[HtmlPage],
     metrics: tfx.dsl.components.OutputArtifact[ConsoleMetrics],
@@ -216,7 +219,8 @@ def ModelReport(
     serving_check: tfx.dsl.components.InputArtifact[standard_artifacts.InfraBlessing] = None,
     pushed_model: tfx.dsl.components.InputArtifact[standard_artifacts.PushedModel] = None,
 ) -> None:
-    """`serving_check`: the ServingCheck's blessing, when it ran (TFX's InfraValidator
+    """`image_report`: the ImageValidator's, for how many eval images training saw;
+    `serving_check`: the ServingCheck's blessing, when it ran (TFX's InfraValidator
     writes no figures); `pushed_model`: the Pusher's outcome."""
     class_names = read_labels(labels_path)
     models = read_metrics(evaluation.uri, label_key)
@@ -254,6 +258,7 @@ def ModelReport(
         ACCURACY: accuracy,
         "example_count": example_count,
         "accuracy_interval": accuracy_interval(accuracy, example_count),
+        "in_train": eval_images_in_train(read_report(image_report.uri)),
         "pushed_version": pushed_version,
         "push": push,
     }

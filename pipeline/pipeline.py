@@ -315,6 +315,7 @@ def _model_components(
         model=trainer.outputs["model"],
         examples=data.valid_examples,
         evaluation=evaluator.outputs["evaluation"],
+        image_report=data.image_report,
         serving_check=serving_check.outputs["blessing"] if serving_check else None,
         pushed_model=pusher.outputs["pushed_model"],
         labels_path=config.data.labels_path,

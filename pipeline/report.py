@@ -11,6 +11,7 @@ from tfx.utils import path_utils
 
 from imgclf.components.console import page_copy
 from imgclf.components.data_gate import anomaly_findings, load_anomalies
+from imgclf.components.duplicates import eval_images_in_train, held_out
 from imgclf.components.evaluation import (
     ACCURACY,
     BASELINE,
@@ -19,7 +20,7 @@ from imgclf.components.evaluation import (
     read_failures,
     read_metrics,
 )
-from imgclf.components.image_validator import REPORT_TEXT
+from imgclf.components.image_validator import REPORT_TEXT, read_report
 from imgclf.components.serving_check import RESULT_JSON, describe, read_result
 from imgclf.pipeline.lock import holder
 from imgclf.pipeline.runs import UNFINISHED, PipelineRun, latest_run
@@ -36,6 +37,7 @@ class RunOutcome:
     accuracy: float | None = None
     baseline_accuracy: float | None = None
     example_count: int | None = None
+    eval_images_in_train: int | None = None  # the same pixels in both (the ImageValidator's)
     blessed: bool | None = None
     failures: list[str] = field(default_factory=list)
     pushed_to: str | None = None
@@ -64,8 +66,9 @@ class RunOutcome:
             lines.append("  The model was not evaluated (the run stopped before the Evaluator).")
             return "\n".join(lines)
         lines.append(
-            f"  Test accuracy {self.accuracy:.3f} on {self.example_count} images of the eval "
-            f"split, which training never saw (must be >= {min_accuracy:.3f})"
+            f"  Test accuracy {self.accuracy:.3f} on "
+            f"{held_out(self.example_count, self.eval_images_in_train)} "
+            f"(must be >= {min_accuracy:.3f})"
         )
         if self.recall_by_class:
             recalls = ", ".join(
@@ -219,6 +222,9 @@ def outcome_of(run: PipelineRun, label_key: str = LABEL_KEY) -> RunOutcome:
         candidate, baseline = models[CANDIDATE], models.get(BASELINE)
         outcome.accuracy = candidate.overall[ACCURACY]
         outcome.example_count = int(candidate.overall[EXAMPLE_COUNT])
+        outcome.eval_images_in_train = eval_images_in_train(
+            read_report(run.nodes[names.IMAGE_VALIDATOR].output("report").uri)
+        )
         outcome.baseline_accuracy = baseline.overall[ACCURACY] if baseline else None
         class_names = (outcome.training or {}).get("class_names")
         outcome.blessed, outcome.failures = read_failures(evaluation.uri, class_names)

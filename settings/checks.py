@@ -30,8 +30,23 @@ class ValidationConfig(Section):
     max_label_drift: float = Field(
         0.2, gt=0.0, le=1.0, description="L-infinity distance of train vs eval label shares."
     )
+    max_split_overlap: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of an eval split's images that may also be in the train split (the "
+        "same pixels) before the run fails: its accuracy would count images training saw.",
+    )
+    max_conflicting_labels: int = Field(
+        0,
+        ge=0,
+        description="Images that may carry different labels (the same pixels in two classes) "
+        "before the run fails.",
+    )
     fail_on_warnings: bool = Field(
-        False, description="Fail on imbalance, a class missing from eval, or label drift."
+        False,
+        description="Fail on imbalance, a class missing from eval, label drift, or an image "
+        "repeated within a split.",
     )
     max_span_label_drift: float = Field(
         0.2,

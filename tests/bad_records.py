@@ -17,7 +17,7 @@ def encode(pixels: np.ndarray, image_format: str = "PNG", mode: str = "RGB") -> 
     return buffer.getvalue()
 
 
-def _pixels(seed: int, size: int = 32) -> np.ndarray:
+def pixels(seed: int, size: int = 32) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
 
 
@@ -38,7 +38,7 @@ def example(image: bytes | None = b"", label=0, record_id: str = "x", **extra) -
 
 def defects() -> dict[str, bytes]:
     """One serialized record per defect, keyed by a name that is also its id."""
-    png, jpeg = encode(_pixels(1)), encode(_pixels(2), "JPEG")
+    png, jpeg = encode(pixels(1)), encode(pixels(2), "JPEG")
     corrupt = png[:40] + bytes(reversed(png[40:]))
     return {
         "corrupt-bytes": example(corrupt, 0, "corrupt-bytes"),
@@ -73,8 +73,8 @@ def declared_png(width: int, height: int) -> bytes:
 def good_variants() -> dict[str, bytes]:
     """Unusual but valid images: grayscale and RGBA, decoded to RGB."""
     return {
-        "grayscale": example(encode(_pixels(3), mode="L"), 0, "grayscale"),
-        "rgba": example(encode(_pixels(4), mode="RGBA"), 1, "rgba"),
+        "grayscale": example(encode(pixels(3), mode="L"), 0, "grayscale"),
+        "rgba": example(encode(pixels(4), mode="RGBA"), 1, "rgba"),
     }
 
 

@@ -4,6 +4,7 @@ from browser import look_at
 from imgclf.components.data_gate import Assessment
 from imgclf.components.data_report import LISTED_BAD, render_data_page
 from imgclf.components.drift import SpanDrift
+from imgclf.components.duplicates import Duplicates
 from imgclf.components.inspection import Finding, SplitSummary, Verdict
 
 CLASSES = ["cat", "dog"]
@@ -20,7 +21,14 @@ def _summary(good: int, bad: int) -> dict:
     return summary.to_dict()
 
 
-def _assessment(passed: bool, bad: int = 2, span: SpanDrift | None = None) -> Assessment:
+# An eval image also in train, and a train image under both labels.
+COPIES = [
+    [("train", 0, "train/a[0]", "cat/1.png"), ("eval", 0, "eval/b[3]", "cat/1-copy.bmp")],
+    [("train", 0, "train/a[1]", "cat/2.png"), ("train", 1, "train/a[7]", "dog/2.png")],
+]
+
+
+def _assessment(passed: bool, bad: int = 2, span: SpanDrift | None = None, copies=()) -> Assessment:
     verdict = Verdict(failures=[] if passed else ["train: 2 of 12 records are bad (16.7%)"])
     return Assessment(
         verdict=verdict,
@@ -30,6 +38,7 @@ def _assessment(passed: bool, bad: int = 2, span: SpanDrift | None = None) -> As
         image_report={
             "class_names": CLASSES,
             "splits": {"train": _summary(10, bad), "eval": _summary(4, 0)},
+            "duplicates": Duplicates.from_groups(copies).to_dict(),
         },
     )
 
@@ -41,6 +50,7 @@ def test_a_rejected_dataset_s_page_names_every_bad_record(tmp_path):
     for index in range(2):
         assert f"bad-{index}" in text and f"part-1:{index}" in text
     assert "No served model of an earlier span to compare with." in text
+    assert "Every image is found once." in text
 
 
 def test_a_long_list_of_bad_records_says_how_many_it_shows():
@@ -54,7 +64,7 @@ def test_a_long_list_of_bad_records_says_how_many_it_shows():
 def test_a_browser_shows_counts_classes_and_drift(tmp_path):
     span = SpanDrift(previous_span=3, label_drift=0.05, image_changes={"formats": 0.0})
     page = tmp_path / "page.html"
-    page.write_text(render_data_page(_assessment(passed=True, span=span)))
+    page.write_text(render_data_page(_assessment(passed=True, span=span, copies=COPIES)))
     seen = look_at(str(page), screenshot="data_report_unit.png")
     assert seen.broken == []
     lines = seen.text.splitlines()
@@ -64,3 +74,8 @@ def test_a_browser_shows_counts_classes_and_drift(tmp_path):
     assert "train -> eval\t0.125" in lines
     assert "Against span 3, which the served model learnt:" in lines
     assert "train: feature 'extra' is not in the schema" in lines
+    assert "Images found more than once (the same pixels): 2; the first 2 are listed." in lines
+    assert "eval images also in train\t1" in lines
+    assert "images under different labels\t1" in lines
+    assert "1\teval\tcat/1-copy.bmp\teval/b[3]\tcat" in lines
+    assert "2\ttrain\tdog/2.png\ttrain/a[7]\tdog" in lines

@@ -59,6 +59,18 @@ def test_grayscale_and_rgba_images_are_good_and_their_channels_counted(name, cha
     assert (finding.height, finding.width, finding.channels) == (32, 32, channels)
 
 
+def test_the_fingerprint_is_of_the_pixels_whatever_the_lossless_encoding():
+    pixels = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    png, bmp = (_inspect(example(encode(pixels, kind))) for kind in ("PNG", "BMP"))
+    assert png.fingerprint == bmp.fingerprint
+    other = pixels.copy()
+    other[0, 0, 0] ^= 1
+    assert _inspect(example(encode(other))).fingerprint != png.fingerprint
+    # The same pixel values, grey: another image.
+    grey = _inspect(example(encode(pixels, mode="L"))).fingerprint
+    assert grey not in (png.fingerprint, "")
+
+
 def test_bytes_that_are_not_a_tf_example_are_found():
     finding = _inspect(b"\xff\xff\xff not a protocol buffer")
     assert finding.kind == "not a tf.Example"

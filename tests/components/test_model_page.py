@@ -9,7 +9,7 @@ from imgclf.components.model_page import ShownMistake, render_model_page
 CLASSES = ["cat", "dog", "<fish & chips>"]
 
 
-def _comparison(blessed: bool = True) -> dict:
+def _comparison(blessed: bool = True, in_train: int = 0) -> dict:
     return {
         "blessed": blessed,
         "decided_by": [] if blessed else ["sparse_categorical_accuracy fell by 0.050"],
@@ -25,9 +25,16 @@ def _comparison(blessed: bool = True) -> dict:
         "sparse_categorical_accuracy": 0.85,
         "example_count": 60,
         "accuracy_interval": [0.739, 0.919],
+        "in_train": in_train,
         "pushed_version": 3,
         "push": "Pushed as version 3: /serving/shapes/3",
     }
+
+
+def test_eval_images_also_in_train_are_owned_up_to():
+    text = render_model_page(_comparison(in_train=4), _training(), None, [])
+    assert "never saw" not in text
+    assert "on 60 images of the eval split, 4 of which are also in the train split" in text
 
 
 def _training() -> dict:
@@ -72,7 +79,10 @@ def _mistakes() -> list[ShownMistake]:
 def test_the_page_says_what_a_person_needs_to_trust_the_model(tmp_path):
     text = render_model_page(_comparison(), _training(), "loaded in 1.2 s; passed", _mistakes())
     assert text.startswith("<!DOCTYPE html>")
-    assert "95% interval 0.739 to 0.919" in text
+    assert (
+        "95% interval 0.739 to 0.919) on 60 images of the eval split, which training never saw"
+        in text
+    )
     assert "Pushed as version 3: /serving/shapes/3" in text
     # Class names are the user's: shown as text, never as markup.
     assert "&lt;fish &amp; chips&gt;" in text and "<fish" not in text

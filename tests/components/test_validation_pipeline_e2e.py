@@ -1,10 +1,12 @@
 """The pipeline's data half (ingestion to the gate) on real files with every kind of bad record.
 
 Two runs of the pipeline with `validate_only` (no Trainer and nothing after it):
-- lenient: the defects are within a lenient policy; each is counted, listed
-  and left out of the valid examples, and the gate passes;
-- strict: the same train split under the default policy, and an eval split
-  that holds only a zero-byte file; the gate stops the run and says why.
+- lenient: the defects, and an eval image that is also in train, are within a
+  lenient policy; each is counted, listed and (the defects) left out of the
+  valid examples, and the gate passes;
+- strict: the same train split with one image under a second label, under the
+  default policy, and an eval split that holds only a zero-byte file; the gate
+  stops the run and says why.
 """
 
 import os
@@ -19,7 +21,7 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from bad_records import defects, good_variants, write_records
+from bad_records import defects, encode, example, good_variants, pixels, write_records
 from imgclf.components.data_gate import DataValidationError
 from imgclf.components.image_validator import REPORT_TEXT, read_report
 from imgclf.imagedata.records import read_records
@@ -58,7 +60,14 @@ def _dataset(root: str, eval_split: bool) -> str:
         for name in os.listdir(os.path.join(root, "eval")):
             os.remove(os.path.join(root, "eval", name))
         open(os.path.join(root, "eval", "empty.tfrecord"), "wb").close()
+    else:  # the train split's grayscale image, again in eval
+        write_records(os.path.join(root, "eval", "leak-00000.tfrecord.gz"), [LEAK])
     return root
+
+
+LEAK = example(encode(pixels(3), mode="L"), 0, "grayscale-again")
+# The train split's RGBA image (label 1) under label 2.
+CONFLICT = example(encode(pixels(4), mode="RGBA"), 2, "rgba-as-class-2")
 
 
 def _run_data_half(root: str, output_dir: str, settings: dict):
@@ -72,7 +81,7 @@ def _run_data_half(root: str, output_dir: str, settings: dict):
     return latest_run(config.metadata_path, config.pipeline_name), error
 
 
-LENIENT = {"validation.max_bad_fraction": 0.25}
+LENIENT = {"validation.max_bad_fraction": 0.25, "validation.max_split_overlap": 0.1}
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +107,7 @@ def _require_feature(schema_path: str, name: str) -> None:
 @pytest.fixture(scope="module")
 def strict_data(tmp_path_factory):
     root = _dataset(str(tmp_path_factory.mktemp("strict") / "data"), eval_split=False)
+    write_records(os.path.join(root, "train", "conflict-00000.tfrecord.gz"), [CONFLICT])
     _require_feature(DataConfig(root=root).schema_path, "photographer")
     return root
 
@@ -127,7 +137,16 @@ def test_within_policy_every_record_is_counted_and_the_gate_passes(lenient):
     assert train["channels"] == {"1": 1, "3": 32, "4": 1}
     assert train["labels"] == {"0": 9, "1": 9, "2": 8, "3": 8}
     assert (train["min_height"], train["max_height"]) == (32, 32)
-    assert report["splits"]["eval"]["good"] == 16
+    assert report["splits"]["eval"]["good"] == 17
+    # Within the allowed overlap: counted, named, and kept.
+    assert report["duplicates"]["also_in_train"] == {"eval": 1}
+    [[eval_copy, train_copy]] = report["duplicates"]["groups"]
+    assert (eval_copy[0], eval_copy[3], train_copy[0], train_copy[3]) == (
+        "eval",
+        "grayscale-again",
+        "train",
+        "grayscale",
+    )
     assert lenient.nodes["DataGate"].output("result").properties["passed"] == 1
 
 
@@ -145,8 +164,8 @@ def test_the_gate_measures_label_drift_between_train_and_eval(lenient):
     result = lenient.nodes["DataGate"].output("result").uri
     text = tf.io.gfile.GFile(os.path.join(result, "gate.txt")).read()
     assert text.startswith("Data validation: PASSED")
-    # train holds 9/34 of class 0, eval 4/16: the largest share gap is 9/34 - 1/4.
-    assert f"label drift train -> eval: {9 / 34 - 0.25:.3f}" in text
+    # train holds 9/34 of class 0, eval 5/17: the largest share gap.
+    assert f"label drift train -> eval: {5 / 17 - 9 / 34:.3f}" in text
 
 
 def test_beyond_policy_and_with_an_empty_split_the_gate_stops_the_run(strict):
@@ -157,7 +176,9 @@ def test_beyond_policy_and_with_an_empty_split_the_gate_stops_the_run(strict):
     message = str(error)
     assert message.startswith("The data failed validation; nothing was trained or pushed.")
     assert "FAIL: eval: the split holds no records" in message
-    assert f"FAIL: train: {BAD_TRAIN} of {GOOD_TRAIN + BAD_TRAIN} records are bad" in message
+    assert f"FAIL: train: {BAD_TRAIN} of {GOOD_TRAIN + 1 + BAD_TRAIN} records are bad" in message
+    assert "FAIL: Images under two labels (the same pixels in two classes): 1," in message
+    assert "rgba at train/" in message and "rgba-as-class-2 at train/" in message
     for name in defects():
         assert f"bad: {name} at train/" in message
     report_file = os.path.join(run.nodes["ImageValidator"].output("report").uri, REPORT_TEXT)
@@ -195,7 +216,9 @@ def test_imgclf_validate_prints_the_reports_and_exits_0_on_good_data(lenient_dat
     assert "Image validation: PASSED" in result.stdout
     assert f"train: {GOOD_TRAIN + BAD_TRAIN} records, {GOOD_TRAIN} good" in result.stdout
     assert (tmp_path / "metadata" / "image-classifier-validation.db").exists()
-    assert "Passed: training may use this data." in _data_page(result.stdout)
+    page = _data_page(result.stdout)
+    assert "Passed: training may use this data." in page
+    assert "Images found more than once (the same pixels): 1;" in page
 
 
 def test_imgclf_validate_exits_1_with_the_problems_on_bad_data(strict_data, tmp_path):

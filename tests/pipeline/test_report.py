@@ -1,6 +1,8 @@
 """`imgclf timings`: where a run's time went, and what a cached rerun saved."""
 
-from imgclf.pipeline.report import timing_lines
+import pytest
+
+from imgclf.pipeline.report import RunOutcome, timing_lines
 from imgclf.pipeline.runs import NodeRun, PipelineRun
 
 
@@ -29,3 +31,16 @@ def test_one_run_shows_no_comparison():
     lines = timing_lines([run("only", "COMPLETE", 30.0, 10.0)])
     assert "  the Trainer's share: 75.0%" in lines
     assert not any("oldest first" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "in_train, said",
+    [
+        (0, "on 40 images of the eval split, which training never saw (must be >= 0.500)"),
+        (3, "on 40 images of the eval split, 3 of which are also in the train split"),
+        (None, "on 40 images of the eval split (not compared with the train split)"),
+    ],
+)
+def test_the_run_report_says_truly_whether_training_saw_the_test_images(in_train, said):
+    outcome = RunOutcome("run", accuracy=0.9, example_count=40, eval_images_in_train=in_train)
+    assert f"  Test accuracy 0.900 {said}" in outcome.describe(min_accuracy=0.5)
