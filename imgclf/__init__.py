@@ -39,6 +39,7 @@ ARTIFACT_TYPES = {
     "ImageValidationReport": ("imgclf.components.image_validator", "ImageValidationReport"),
     "DataGateResult": ("imgclf.components.data_gate", "DataGateResult"),
     "ModelReport": ("imgclf.components.model_report", "ModelReportArtifact"),
+    "KServeManifest": ("imgclf.components.kserve_rollout", "KServeManifest"),
 }
 
 

@@ -33,16 +33,16 @@ import time
 import uuid
 
 from absl import logging
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from imgclf.kubeflow.worker_job import JobFailed, JobSettings
+from imgclf.modelstore.kubernetes_api import connect, own_namespace
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 CONTAINER = "tensorflow"  # the operator writes TF_CONFIG into the container of this name
 CHIEF, WORKER = "Chief", "Worker"
 JOB_NAME_LABEL = "training.kubeflow.org/job-name"
-NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 POLL_SECONDS = 2.0
 LOG_LINES = 40  # of a failed replica's log, in the task's error
 
@@ -91,14 +91,11 @@ class TFJob:
     """One TFJob: created, followed to its end with deadlines, its logs read, deleted."""
 
     def __init__(self, settings: JobSettings):
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
+        connect()
         self.settings = settings
         self.custom = client.CustomObjectsApi()
         self.core = client.CoreV1Api()
-        self.namespace = settings.namespace or _own_namespace()
+        self.namespace = settings.namespace or own_namespace()
         self.name = ""
 
     def __str__(self) -> str:
@@ -223,12 +220,3 @@ class TFJob:
             self.namespace,
         )
         return None
-
-
-def _own_namespace() -> str:
-    """The pod's namespace in the cluster; else the kubeconfig context's, else 'default'."""
-    if os.path.exists(NAMESPACE_FILE):
-        with open(NAMESPACE_FILE) as f:
-            return f.read().strip()
-    _, context = config.list_kube_config_contexts()
-    return context.get("context", {}).get("namespace") or "default"

@@ -17,6 +17,8 @@
   -> ModelReport (the web page of it all, and what the pipeline consoles render)
   [ModelRegistry, on Vertex AI with kubeflow.registry: the served versions in Vertex AI
    Model Registry, the newest rolled out to an endpoint]
+  [KServeRollout, on open-source KFP with kubeflow.kserve: the InferenceService manifest of
+   the newest version, applied with kubeflow.kserve.apply]
 
 What a run builds on is found in the serving folder by the same code on every
 orchestrator (modelstore/history.py), not by resolver executors, which
@@ -42,6 +44,7 @@ from imgclf.components.evaluation import make_eval_config
 from imgclf.components.evaluator import Evaluator
 from imgclf.components.example_gen import import_example_gen
 from imgclf.components.image_validator import ImageValidator
+from imgclf.components.kserve_rollout import KServeRollout
 from imgclf.components.model_report import ModelReport
 from imgclf.components.pusher import VersionedPusher
 from imgclf.components.registry import ModelRegistry
@@ -82,6 +85,8 @@ def create_pipeline(
         model = _model_components(config, data, len(class_names), schedule)
         if on_cluster and config.kubeflow.registry.model:
             model.append(_model_registry(config, model))
+        if on_cluster and config.kubeflow.kserve.name:
+            model.append(_kserve_rollout(config, model))
         if on_cluster:
             # The Tuner's trials train as the Trainer does: the same pod. With several
             # workers the Trainer's pod only launches their job, which asks for the resources.
@@ -340,6 +345,17 @@ def _model_registry(config: PipelineConfig, model: list[base_node.BaseNode]) -> 
         api_endpoint=cluster.api_endpoint,
         registry=cluster.registry.model_dump_json(),
     ).with_id(names.MODEL_REGISTRY)
+
+
+def _kserve_rollout(config: PipelineConfig, model: list[base_node.BaseNode]) -> base_node.BaseNode:
+    """After the Pusher: the newest served version on KServe (kubeflow.kserve)."""
+    pusher = next(node for node in model if node.id == names.PUSHER)
+    return KServeRollout(
+        pushed_model=pusher.outputs["pushed_model"],
+        serving_model_dir=config.serving_model_dir,
+        namespace=config.kubeflow.namespace,
+        kserve=config.kubeflow.kserve.model_dump_json(),
+    ).with_id(names.KSERVE_ROLLOUT)
 
 
 def _serving_check(

@@ -113,6 +113,70 @@ class ModelRegistry(Section):
         return self
 
 
+# The storage URIs KServe's default storage initializer reads (kserve/kserve
+# pkg/controller/v1beta1/inferenceservice/utils/utils.go, SupportedStorageURIPrefixList).
+KSERVE_STORAGE_PREFIXES = ("gs://", "s3://", "pvc://", "file://", "https://", "http://", "hdfs://")
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class KServe(Section):
+    """Open-source KFP: the serving folder served by a KServe InferenceService (TF Serving),
+    each pushed version rolled out as a new revision (modelstore/kserve.py)."""
+
+    name: str = Field(
+        "",
+        description="The InferenceService's name, a DNS label (also TF Serving's model name, "
+        "in /v1/models/<name>:predict); empty: no KServe.",
+    )
+    namespace: str = Field(
+        "", description="Its namespace; empty: kubeflow.namespace, else the pipeline pod's own."
+    )
+    storage_uri: str = Field(
+        "",
+        description="Where KServe's storage initializer reads the serving folder (pvc://..., "
+        "s3://...); empty: the serving folder's own URI.",
+    )
+    canary_percent: int = Field(
+        0,
+        ge=0,
+        le=99,
+        description="0: each new revision takes all traffic once ready; 1-99: its share, the "
+        "last fully rolled-out revision keeps the rest (KServe's canaryTrafficPercent).",
+    )
+    apply: bool = Field(
+        False,
+        description="Apply the manifest from the pipeline with the Kubernetes API and wait for "
+        "the new revision (the pipeline's service account may get, create and update "
+        "inferenceservices); off: only write it, for your GitOps.",
+    )
+    service_account: str = Field(
+        "", description="The predictor pods' service account: credentials for the storage."
+    )
+    min_replicas: int = Field(1, ge=0, description="0 lets KServe scale an idle model to zero.")
+    ready_timeout_seconds: float = Field(
+        600.0, gt=0, description="How long the new revision may take to become ready."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, name: str) -> str:
+        if name and not _DNS_LABEL.match(name):
+            raise ValueError(
+                f"{name!r} is not a DNS label (lowercase letters, digits and '-', starting "
+                "with a letter, at most 63 characters): KServe names its services after it"
+            )
+        return name
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _readable_by_kserve(cls, uri: str) -> str:
+        if uri and not uri.startswith(KSERVE_STORAGE_PREFIXES):
+            raise ValueError(
+                f"{uri!r}: KServe's storage initializer reads {', '.join(KSERVE_STORAGE_PREFIXES)}"
+            )
+        return uri.rstrip("/")
+
+
 def check_accelerator(backend: str, gpu_type: str) -> None:
     """Open-source KFP's driver puts the type into the pod's resource limits as it is
     (backend/src/v2/driver/driver.go, initPodSpecPatch): a Kubernetes resource name.
@@ -158,6 +222,7 @@ class KubeflowConfig(Section):
     )
     trainer: TrainerResources = Field(default_factory=TrainerResources)
     registry: ModelRegistry = Field(default_factory=ModelRegistry)
+    kserve: KServe = Field(default_factory=KServe)
 
     @field_validator("pipeline_root", "data_root", "serving_root")
     @classmethod
@@ -175,6 +240,15 @@ class KubeflowConfig(Section):
             raise ValueError(
                 "registry.model: Vertex AI Model Registry needs kubeflow.backend vertex (on "
                 "open-source KFP the serving folder is the model store)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kserve_on_open_source(self) -> KubeflowConfig:
+        if self.kserve.name and self.backend != KFP:
+            raise ValueError(
+                "kserve.name: KServe serves on open-source clusters (kubeflow.backend kfp); on "
+                "Vertex AI use kubeflow.registry with an endpoint"
             )
         return self
 

@@ -44,6 +44,7 @@ MODEL_REPORT = "ModelReport"
 SERVING_CHECK = "ServingCheck"  # or TFX's InfraValidator, when serving.check asks for it
 PUSHER = "Pusher"
 MODEL_REGISTRY = "ModelRegistry"  # only on Vertex AI, with kubeflow.registry.model
+KSERVE_ROLLOUT = "KServeRollout"  # only on open-source KFP, with kubeflow.kserve.name
 
 # Custom properties of output artifacts, written by one component and read by others.
 SPANS_PROPERTY = "spans"  # Examples: the spans a rolling window read, "2,3"

@@ -275,6 +275,7 @@ def test_the_example_cluster_configuration_is_complete(monkeypatch):
     assert cluster.serving_model_dir == "gs://my-bucket/serving/image_classifier"
     assert cluster.beam_pipeline_args[0] == "--runner=DataflowRunner"
     assert config.kubeflow.trainer.gpus == 4
+    assert config.kubeflow.kserve.name == "flowers"
 
 
 def test_a_scheduled_pipeline_on_spans_warm_starts_and_compares_spans(remote_data, tmp_path):
@@ -414,3 +415,49 @@ def test_the_registry_outside_vertex_or_an_endpoint_without_a_model_is_refused()
         cluster_config(**{"kubeflow.registry.model": "shapes"})
     with pytest.raises(ConfigError, match=r"endpoint: set model too"):
         cluster_config(**{"kubeflow.registry.endpoint": "shapes-endpoint"})
+
+
+def test_on_open_source_kfp_a_kserve_task_follows_the_pusher_with_its_settings(
+    remote_data, tmp_path
+):
+    from tfx.utils import import_utils
+
+    config = cluster_config(
+        **{
+            "kubeflow.namespace": "ml",
+            "kubeflow.kserve.name": "shapes",
+            "kubeflow.kserve.canary_percent": 10,
+            "kubeflow.kserve.apply": True,
+        }
+    )
+    spec = compile_pipeline(config, str(tmp_path / "kserve.yaml"))
+    task = spec["root"]["dag"]["tasks"]["KServeRollout"]
+    assert upstream_of(task) == ["Pusher"]
+    parameters = task["inputs"]["parameters"]
+    kserve = yaml.safe_load(parameters["kserve"]["runtimeValue"]["constant"])
+    assert (kserve["name"], kserve["canary_percent"], kserve["apply"]) == ("shapes", 10, True)
+    assert parameters["namespace"]["runtimeValue"]["constant"] == "ml"
+    outputs = spec["components"]["KServeRollout"]["outputDefinitions"]["artifacts"]
+    title = yaml.safe_load(outputs["manifest"]["artifactType"]["instanceSchema"])["title"]
+    # As TFX's container imports it.
+    assert import_utils.import_class_by_path(title).TYPE_NAME == title == "imgclf.KServeManifest"
+    # The cluster's serving folder, which KServe reads.
+    assert parameters["serving_model_dir"]["runtimeValue"]["constant"] == (
+        "gs://example-bucket/pipelines/serving/image_classifier"
+    )
+    # Without a name, no such task.
+    plain = compile_pipeline(cluster_config(), str(tmp_path / "plain.yaml"))
+    assert "KServeRollout" not in plain["root"]["dag"]["tasks"]
+
+
+def test_kserve_on_vertex_or_a_storage_kserve_cannot_read_is_refused():
+    vertex = {
+        "kubeflow.backend": "vertex",
+        "kubeflow.project": "my-project",
+        "kubeflow.region": "europe-west4",
+        "kubeflow.trainer.gpu_type": "NVIDIA_L4",
+    }
+    with pytest.raises(ConfigError, match=r"kserve\.name: KServe serves on open-source"):
+        cluster_config(**vertex, **{"kubeflow.kserve.name": "shapes"})
+    with pytest.raises(ConfigError, match=r"KServe's storage initializer reads gs://"):
+        cluster_config(**{"kubeflow.kserve.storage_uri": "abfs://models"})

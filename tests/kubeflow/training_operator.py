@@ -32,24 +32,19 @@ or kill a replica when a line appears in its log.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
+from kubernetes_api import api_status, free_ports, serving, stop_processes
 
 from backend import _image_environment
 
 TFJOBS = re.compile(r"/apis/kubeflow\.org/v1/namespaces/([^/]+)/tfjobs(?:/([^/]+))?")
 PODS = re.compile(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?")
-STOP_DEADLINE_SECONDS = 30
 
 
 @dataclass
@@ -117,12 +112,12 @@ class FakeOperator:
                 return self._create(namespace, body)
             job = self.jobs.get((namespace, name))
             if job is None:
-                return 404, _status(404, "NotFound", f'tfjobs.kubeflow.org "{name}" not found')
+                return 404, api_status(404, "NotFound", f'tfjobs.kubeflow.org "{name}" not found')
             if method == "GET":
                 return 200, self._tfjob(job)
             if method == "DELETE":
                 self._delete(job)
-                return 200, _status(200, "Success", "deleted")
+                return 200, api_status(200, "Success", "deleted")
         match = PODS.fullmatch(path)
         if match and method == "GET":
             namespace, name, log = match.groups()
@@ -138,12 +133,12 @@ class FakeOperator:
                 ]
                 return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}
             if name not in replicas:
-                return 404, _status(404, "NotFound", f'pods "{name}" not found')
+                return 404, api_status(404, "NotFound", f'pods "{name}" not found')
             job, replica = replicas[name]
             if log:
                 return 200, replica.log.read_text() if replica.log.exists() else ""
             return 200, self._pod(job, replica)
-        return 404, _status(404, "NotFound", f"{method} {path}")
+        return 404, api_status(404, "NotFound", f"{method} {path}")
 
     def _jobs(self, namespace: str) -> list[Job]:
         return [job for (ns, _), job in self.jobs.items() if ns == namespace and not job.deleted]
@@ -153,7 +148,7 @@ class FakeOperator:
         specs = manifest.get("spec", {}).get("tfReplicaSpecs") or {}
         problem = _invalid(specs)
         if problem:
-            return 422, _status(422, "Invalid", problem)
+            return 422, api_status(422, "Invalid", problem)
         replicas = []
         for rtype, spec in sorted(specs.items()):
             container = next(
@@ -313,19 +308,6 @@ class FakeOperator:
             self._stop(job)
 
 
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    """As a pod is stopped: SIGTERM to each process group, SIGKILL after the deadline."""
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=STOP_DEADLINE_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_DEADLINE_SECONDS)
-
-
 def _invalid(specs: dict) -> str:
     if not specs:
         return "TFJobSpec is not valid"
@@ -342,83 +324,9 @@ def _invalid(specs: dict) -> str:
     return "TFJobSpec is not valid: more than 1 chief/master found" if chiefs > 1 else ""
 
 
-def _status(code: int, reason: str, message: str) -> dict:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "code": code,
-        "reason": reason,
-        "message": message,
-    }
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def _serve(self) -> None:
-        url = urlparse(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else {}
-        status, answer = self.server.operator.handle(
-            self.command, url.path, parse_qs(url.query), body
-        )
-        text = isinstance(answer, str)
-        payload = (answer if text else json.dumps(answer)).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain" if text else "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_DELETE = _serve
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    operator: FakeOperator
-
-
-def kubeconfig(server: str, namespace: str) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "stand-in", "cluster": {"server": server}}],
-        "users": [{"name": "task", "user": {"token": "stand-in"}}],
-        "contexts": [
-            {
-                "name": "stand-in",
-                "context": {"cluster": "stand-in", "user": "task", "namespace": namespace},
-            }
-        ],
-        "current-context": "stand-in",
-    }
-
-
 @pytest.fixture(scope="module")
 def training_operator(tmp_path_factory):
     """The stand-in, and a kubeconfig for it in $KUBECONFIG while the module's tests run."""
     folder = tmp_path_factory.mktemp("training-operator")
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.operator = FakeOperator(folder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    path = folder / "kubeconfig"
-    path.write_text(json.dumps(kubeconfig(f"http://127.0.0.1:{server.server_address[1]}", "ml")))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KUBECONFIG", str(path))
-        yield server.operator
-    server.operator.close()
-    server.shutdown()
-    server.server_close()
+    with serving(FakeOperator(folder), folder, "ml") as operator:
+        yield operator

@@ -47,7 +47,7 @@ from urllib.parse import urlparse
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from training_operator import free_ports, stop_processes
+from kubernetes_api import free_ports, stop_processes
 
 from backend import _image_environment
 from json_http import send_json
