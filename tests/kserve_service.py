@@ -43,10 +43,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from kubernetes_api import api_status, free_ports, stop_processes
-
 from imgclf.modelstore.kserve import MODEL_BASE_PATH
 from imgclf.settings.cluster import KSERVE_STORAGE_PREFIXES
+from kubernetes_api import api_status, free_ports, stop_processes
 
 SERVICES = re.compile(
     r"/apis/serving\.kserve\.io/v1beta1/namespaces/([^/]+)/inferenceservices(?:/([^/]+))?"

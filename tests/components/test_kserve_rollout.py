@@ -3,8 +3,6 @@
 
 import pytest
 import yaml
-from kserve_service import FakeKServe
-from kubernetes_api import serving
 from tfx.types import standard_artifacts
 
 from imgclf.components.console import DISPLAY_NAME, ConsoleMetrics
@@ -13,6 +11,8 @@ from imgclf.modelstore import kserve
 from imgclf.modelstore.kserve import served_version
 from imgclf.settings.cluster import KServe
 from imgclf.settings.names import KEY_FIGURE_PROPERTY
+from kserve_service import FakeKServe
+from kubernetes_api import serving
 from vertex_models import serving_versions
 
 

@@ -21,11 +21,15 @@ them, over data arriving in spans:
 
 Runs 5 and 6 are the pipeline's verdicts, the same whatever the backend: they
 run in open-source mode only, and their tests live in
-test_backend_e2e_open_source.py. Every other run depends on how the backend
+test_backend_e2e_open_source.py, as do those of the KServeRollout task, which
+open-source mode adds: it rolls each pushed version out to the stand-in
+KServe (tests/kserve_service.py), reached from the task's process through
+$KUBECONFIG as a pod reaches its cluster's API. Every other run depends on how the backend
 passes values (typed or untyped inputs, run-time parameters, cache keys), and
 runs in both modes.
 """
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -43,6 +47,8 @@ from imgclf.pipeline.retrain import scheduled
 from imgclf.settings.config import load_config
 from imgclf.settings.data import DataConfig
 from imgclf.trainer.export import read_summary
+from kserve_service import FakeKServe
+from kubernetes_api import serving
 from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
 
 pytestmark = pytest.mark.e2e
@@ -73,6 +79,11 @@ ALL_TASKS = {
     "ServingCheck",
     "Pusher",
 }
+KSERVE_NAME = "shapes"
+
+
+def all_tasks(mode: str) -> set[str]:
+    return ALL_TASKS | {"KServeRollout"} if mode == OPEN_SOURCE else ALL_TASKS
 
 
 def compiled(mode: str, root: Path, backbone_weights: str, **overrides) -> tuple[dict, object]:
@@ -98,6 +109,12 @@ def compiled(mode: str, root: Path, backbone_weights: str, **overrides) -> tuple
         }
     )
     config = config.model_copy(update={"kubeflow": cluster})
+    if mode == OPEN_SOURCE:
+        # The stand-in KServe reads the serving folder from this machine's disk.
+        serving_uri = f"file://{for_kubeflow(config).serving_model_dir}"
+        kserve = {"name": KSERVE_NAME, "apply": True, "storage_uri": serving_uri}
+        cluster = cluster.model_copy(update={"kserve": cluster.kserve.model_copy(update=kserve)})
+        config = config.model_copy(update={"kubeflow": cluster})
     spec = compile_pipeline(config, str(root / "pipeline.yaml"))
     return spec, for_kubeflow(config)
 
@@ -118,27 +135,39 @@ def sequence(mode, backbone_weights, tmp_path_factory):
     backend = Backend(mode, work_dir=REPO)
     pipeline_root = config.pipeline_root
     runs = {"spec": spec, "config": config, "backend": backend, "mode": mode}
+    # Stopped when the module's tests are done, or a run fails: its revisions are processes.
+    with contextlib.ExitStack() as cluster:
+        kserve = None
+        if mode == OPEN_SOURCE:
+            (root / "kserve").mkdir()
+            kserve = cluster.enter_context(
+                serving(FakeKServe(root / "kserve"), root / "kserve", "ml")
+            )
 
-    def run(name: str, **parameters):
-        if name not in runs_of(mode):
-            return
-        runs[name] = backend.run(spec, pipeline_root, parameters)
-        runs[f"{name}_versions"] = versions(config.serving_model_dir)
+        def run(name: str, **parameters):
+            if name not in runs_of(mode):
+                return
+            runs[name] = backend.run(spec, pipeline_root, parameters)
+            runs[f"{name}_versions"] = versions(config.serving_model_dir)
+            if kserve:
+                runs[f"{name}_kserve"] = json.loads(
+                    json.dumps(kserve.services[("ml", KSERVE_NAME)])
+                )
 
-    run("first")
-    run("again")
-    run("unchanged")
-    write_sample_span(data, 2, train_per_class=32, eval_per_class=16, num_shards=2)
-    run("new_span")
-    write_mislabelled_span(data, 3)
-    run("worse")
-    with_bad_records(data, 4)
-    run("rejected")
-    run("backfill", span=1)
-    for name, ran in zip(runs_of(mode), backend.runs, strict=True):
-        seconds = {task: round(t.seconds, 1) for task, t in ran.tasks.items() if t.seconds}
-        print(f"{mode} {name}: {seconds}")  # the stand-in's per-task timings (-s)
-    return runs
+        run("first")
+        run("again")
+        run("unchanged")
+        write_sample_span(data, 2, train_per_class=32, eval_per_class=16, num_shards=2)
+        run("new_span")
+        write_mislabelled_span(data, 3)
+        run("worse")
+        with_bad_records(data, 4)
+        run("rejected")
+        run("backfill", span=1)
+        for name, ran in zip(runs_of(mode), backend.runs, strict=True):
+            seconds = {task: round(t.seconds, 1) for task, t in ran.tasks.items() if t.seconds}
+            print(f"{mode} {name}: {seconds}")  # the stand-in's per-task timings (-s)
+        yield runs
 
 
 def found(sequence, run: str, key: str) -> int:
@@ -149,7 +178,7 @@ def found(sequence, run: str, key: str) -> int:
 def test_the_first_run_runs_every_task_in_its_container_and_pushes(sequence):
     first = sequence["first"]
     assert first.succeeded, {name: task.log for name, task in first.tasks.items()}
-    assert first.executed() == ALL_TASKS
+    assert first.executed() == all_tasks(sequence["mode"])
     assert sequence["first_versions"] == [1]
     examples = sequence["backend"].artifact(first, "ImportExampleGen", "examples")
     assert examples.metadata["span"] == 1.0
@@ -212,7 +241,7 @@ def test_unchanged_data_and_serving_reuse_every_task_but_those_that_look(sequenc
     unchanged = sequence["unchanged"]
     assert unchanged.succeeded
     assert unchanged.executed() == ALWAYS_RUN
-    assert unchanged.cached() == ALL_TASKS - ALWAYS_RUN
+    assert unchanged.cached() == all_tasks(sequence["mode"]) - ALWAYS_RUN
     assert unchanged.tasks["Trainer"].outputs == sequence["first"].tasks["Trainer"].outputs
     assert sequence["unchanged_versions"] == [1]
 

@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import tensorflow as tf
-from training_operator import training_operator  # noqa: F401  (a fixture for this folder)
-from vertex_training import vertex_training  # noqa: F401  (a fixture for this folder)
 
 from imgclf.settings.data import DataConfig
 from json_http import send_json
+from training_operator import training_operator  # noqa: F401  (a fixture for this folder)
+from vertex_training import vertex_training  # noqa: F401  (a fixture for this folder)
 
 API = "/apis/v2beta1"
 

@@ -7,8 +7,10 @@ import pytest
 
 from backend import OPEN_SOURCE, console_view
 from backend_sequence import *  # noqa: F403  (the sequence and its tests, collected here)
-from backend_sequence import found
+from backend_sequence import KSERVE_NAME, found
 from bad_records import defects
+from imgclf.components.kserve_rollout import MANIFEST_FILE
+from imgclf.modelstore.kserve import served_version
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def test_a_rejected_dataset_trains_nothing(sequence):
     rejected = sequence["rejected"]
     assert not rejected.succeeded
     assert rejected.tasks["DataGate"].state == "failed"
-    for task in ("Trainer", "Evaluator", "ModelReport", "ServingCheck", "Pusher"):
+    for task in ("Trainer", "Evaluator", "ModelReport", "ServingCheck", "Pusher", "KServeRollout"):
         assert rejected.tasks[task].state == "not run"
     log = Path(rejected.tasks["DataGate"].log).read_text()
     assert "The data failed validation" in log
@@ -41,3 +43,30 @@ def test_a_rejected_dataset_trains_nothing(sequence):
     assert "Rejected: nothing is trained on this data." in page
     assert all(name in page for name in defects())
     assert sequence["rejected_versions"] == [1, 2]
+
+
+def test_each_pushed_version_is_rolled_out_to_kserve_as_a_revision(sequence):
+    backend = sequence["backend"]
+    first = backend.artifact(sequence["first"], "KServeRollout", "metrics")
+    assert (first.metadata["serving_version"], first.metadata["applied"]) == (1.0, 1.0)
+    assert first.metadata["key_figure"] == (
+        f"version 1 serves all of InferenceService ml/{KSERVE_NAME}'s traffic "
+        f"(revision {KSERVE_NAME}-predictor-00001)"
+    )
+    # The same version again: left as it is.
+    again = backend.artifact(sequence["again"], "KServeRollout", "metrics")
+    assert (
+        again.metadata["key_figure"] == f"version 1 already is InferenceService ml/{KSERVE_NAME}'s"
+    )
+    service = sequence["new_span_kserve"]
+    assert served_version(service) == 2
+    predictor = service["status"]["components"]["predictor"]
+    assert predictor["traffic"] == [
+        {"revisionName": f"{KSERVE_NAME}-predictor-00002", "percent": 100, "latestRevision": True}
+    ]
+    assert predictor["previousRolledoutRevision"] == f"{KSERVE_NAME}-predictor-00001"
+    # The manifest for GitOps, beside it.
+    manifest = backend.artifact(sequence["new_span"], "KServeRollout", "manifest")
+    assert "imgclf/serving-version: '2'" in Path(manifest.uri, MANIFEST_FILE).read_text()
+    # The worse model was not pushed: version 2 stays.
+    assert served_version(sequence["worse_kserve"]) == 2

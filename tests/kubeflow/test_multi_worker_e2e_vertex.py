@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 from test_multi_worker_e2e import AFTER_TRAINER, KILLED_SCHEDULE, trainer_log, write_span_1
-from vertex_training import PROJECT, REGION
 
 from backend import REPO, VERTEX, Backend
 from backend_sequence import compiled
 from imgclf.modelstore.serving_folder import versions
 from imgclf.trainer.export import read_summary
+from vertex_training import PROJECT, REGION
 
 pytestmark = pytest.mark.e2e
 TENSORBOARD = f"projects/{PROJECT}/locations/{REGION}/tensorboards/42"

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from kubernetes_api import api_status, free_ports, serving, stop_processes
 
 from backend import _image_environment
+from kubernetes_api import api_status, free_ports, serving, stop_processes
 
 TFJOBS = re.compile(r"/apis/kubeflow\.org/v1/namespaces/([^/]+)/tfjobs(?:/([^/]+))?")
 PODS = re.compile(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?")

@@ -47,10 +47,10 @@ from urllib.parse import urlparse
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from kubernetes_api import free_ports, stop_processes
 
 from backend import _image_environment
 from json_http import send_json
+from kubernetes_api import free_ports, stop_processes
 
 PROJECT, REGION = "my-project", "europe-west4"
 JOBS = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+)/customJobs(?:/([^/:]+))?(:cancel)?")

@@ -10,8 +10,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kserve_service import FakeKServe
-from kubernetes_api import serving
 
 from imgclf.modelstore import kserve
 from imgclf.modelstore.kserve import (
@@ -23,6 +21,8 @@ from imgclf.modelstore.kserve import (
 )
 from imgclf.settings.cluster import KServe
 from imgclf.trainer.export import EXAMPLES_INPUT
+from kserve_service import FakeKServe
+from kubernetes_api import serving
 from vertex_models import an_example, push_version
 
 REPO = Path(__file__).resolve().parents[2]
