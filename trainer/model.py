@@ -188,6 +188,9 @@ def unfreeze_top(model: keras.Model, num_layers: int, *, batch_norm: bool) -> No
             layer.momentum = FINE_TUNING_BATCH_NORM_MOMENTUM
 
 
+# The cross-entropy averaged over the weights, not over the batch (see compile_model).
+WEIGHTED_LOSS = "weighted_loss"
+
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "rmsprop": keras.optimizers.RMSprop,
@@ -205,5 +208,10 @@ def compile_model(
         optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         # Weighted: the fill-up examples of a validation pass weigh 0 (trainer/data.py).
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # Keras divides a batch's loss by the batch's size, fill-up included: the weighted
+        # cross-entropy divides by the weights, and stands in for val_loss (schedule.py).
+        weighted_metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(name=WEIGHTED_LOSS),
+        ],
     )

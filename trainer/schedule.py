@@ -38,7 +38,7 @@ from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import Input
 from imgclf.trainer.distribution import is_chief
 from imgclf.trainer.features import CachedPhase1
-from imgclf.trainer.model import base_of, compile_model, unfreeze_top
+from imgclf.trainer.model import WEIGHTED_LOSS, base_of, compile_model, unfreeze_top
 
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNING = "fine_tuning"
@@ -193,6 +193,8 @@ class _PhaseFitter:
         # An epoch is kept only if it beats the floor and every epoch this phase already ran.
         known = [value for value in (floor, self._progress.best_value(phase)) if value is not None]
         callbacks = [
+            # First: every callback after it, and the history, see the true val_loss.
+            _RealValidationLoss(),
             # Restores weights, optimizer and epoch if this phase was cut short before.
             keras.callbacks.BackupAndRestore(os.path.join(self._work_dir, "backup", phase)),
             keras.callbacks.ModelCheckpoint(
@@ -219,7 +221,9 @@ class _PhaseFitter:
             epochs=first_epoch + num_epochs,
             callbacks=callbacks,
             class_weight=self._class_weight,
-            verbose=2,
+            # Keras's own epoch line would print the val_loss before it is put right:
+            # _RecordEpochs prints each epoch's figures instead.
+            verbose=0,
         )
         model.load_weights(best)
 
@@ -363,6 +367,24 @@ class Progress:
         tf.io.gfile.rename(partial, self._path, overwrite=True)
 
 
+class _RealValidationLoss(keras.callbacks.Callback):
+    """val_loss averaged over the real validation records only.
+
+    A validation pass fills its last batch with weight-0 copies (trainer/data.py),
+    and Keras divides each batch's weighted loss by the batch's size: its val_loss
+    is too small by the share of copies (1/256 of the truth for one record in a
+    batch of 256). The weighted cross-entropy metric (trainer/model.py) divides by
+    the weights: it replaces val_loss, and its training twin is dropped (there,
+    class weights would make it differ from the loss the optimizer minimises).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and f"val_{WEIGHTED_LOSS}" in logs:
+            logs["val_loss"] = logs.pop(f"val_{WEIGHTED_LOSS}")
+        if logs is not None:
+            logs.pop(WEIGHTED_LOSS, None)
+
+
 class _RecordEpochs(keras.callbacks.Callback):
     """Records each finished epoch: metrics, learning rate, and training throughput."""
 
@@ -389,7 +411,11 @@ class _RecordEpochs(keras.callbacks.Callback):
         learning_rate = float(keras.backend.get_value(self.model.optimizer.learning_rate))
         speed = self._images_per_epoch / (self._trained - self._started)
         self._progress.record_epoch(self._phase, epoch, logs or {}, learning_rate, speed)
-        print(f"[trainer] {self._phase} epoch {epoch} done ({speed:.0f} images/s)", flush=True)
+        figures = ", ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items())
+        print(
+            f"[trainer] {self._phase} epoch {epoch} done ({speed:.0f} images/s): {figures}",
+            flush=True,
+        )
 
 
 def count_params(weights: list[tf.Variable]) -> int:

@@ -11,7 +11,7 @@ import tf_keras as keras
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.settings.training import TrainingConfig
-from imgclf.trainer.data import Input
+from imgclf.trainer.data import Input, weighted_passes
 from imgclf.trainer.distribution import make_strategy
 from imgclf.trainer.model import base_of, build_model
 from imgclf.trainer.schedule import (
@@ -302,3 +302,33 @@ def test_fine_tune_batch_norm_trains_every_layer_statistics_included(tiny_backbo
     unchanged = [w.name for w in base.weights if np.array_equal(start[w.name], end[w.name])]
     assert not unchanged
     assert any("moving_mean" in w.name for w in base.weights)
+
+
+@pytest.mark.slow
+def test_the_recorded_validation_loss_is_the_mean_over_the_real_records(tiny_backbone, tmp_path):
+    # Three validation records in a batch of 8: five fill-up copies that weigh 0.
+    records = list(generate_split(DEFAULT_CLASSES, "eval", 1, size=32))[:3]
+    images = tf.stack([decode_and_resize(r.image, 32, MAX_PIXELS) for r in records])
+    labels = np.array([r.label for r in records])
+    evals = weighted_passes(tf.data.Dataset.from_tensor_slices((images, labels)), 3, 8)
+    strategy = make_strategy(1)
+    with strategy.scope():
+        model = build_model(
+            tiny_backbone, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False
+        )
+    watch = _Watch()
+    config = TrainingConfig(phase1_epochs=1, phase2_epochs=0)
+    [phase] = train_two_phases(
+        model, _input("train", 4), evals, config, strategy, str(tmp_path), callbacks=[watch]
+    )
+    # By hand, with the weights the epoch ended with (the best, and only, epoch).
+    probabilities = model(images, training=False).numpy()
+    by_hand = -np.mean(np.log(probabilities[np.arange(3), labels]))
+    assert phase.history["val_loss"] == [pytest.approx(by_hand, rel=1e-4)]
+    assert phase.history["val_accuracy"] == [
+        pytest.approx(np.mean(probabilities.argmax(axis=1) == labels))
+    ]
+    # Every callback saw the same, and no stand-in metric is left over.
+    logs = watch.epochs[0][0]
+    assert logs["val_loss"] == phase.history["val_loss"][0]
+    assert not any("weighted" in name for name in logs)
