@@ -14,6 +14,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from imgclf.imagedata.decode import TOO_LARGE, header_size, op_message
+from imgclf.imagedata.orientation import UPRIGHT, orientation
 from imgclf.settings.checks import ValidationConfig
 
 # How many bad records the text report lists per split; the JSON lists them all.
@@ -34,6 +35,7 @@ class Finding:
     problem: str | None = None  # what is wrong with this record
     kind: str | None = None  # the kind of problem, for counting
     fingerprint: str = ""  # of the decoded pixels, to find the same image elsewhere
+    turned: bool = False  # stored turned: its EXIF orientation tag says how to view it
 
 
 def feature_kinds(schema: schema_pb2.Schema) -> dict[str, str]:
@@ -117,6 +119,7 @@ def inspect_record(
         channels,
         image_format(images[0]),
         fingerprint=pixel_fingerprint(pixels),
+        turned=orientation(images[0]) != UPRIGHT,
     )
 
 
@@ -157,6 +160,7 @@ class SplitSummary:
     max_height: int | None = None
     min_width: int | None = None
     max_width: int | None = None
+    turned: int = 0  # good images stored turned (an EXIF orientation tag)
 
     def add(self, finding: Finding) -> SplitSummary:
         self.total += 1
@@ -170,6 +174,7 @@ class SplitSummary:
         self.channels[finding.channels] += 1
         self.formats[finding.format] += 1
         self.labels[finding.label] += 1
+        self.turned += finding.turned
         self.min_height = _min(self.min_height, finding.height)
         self.max_height = _max(self.max_height, finding.height)
         self.min_width = _min(self.min_width, finding.width)
@@ -184,6 +189,7 @@ class SplitSummary:
         self.channels += other.channels
         self.formats += other.formats
         self.labels += other.labels
+        self.turned += other.turned
         self.min_height = _min(self.min_height, other.min_height)
         self.max_height = _max(self.max_height, other.max_height)
         self.min_width = _min(self.min_width, other.min_width)
@@ -258,6 +264,12 @@ def judge(
             missing = [class_names[label] for label, count in enumerate(counts) if count == 0]
             if missing:
                 warn(f"{split}: no image of {', '.join(missing)}")
+        if summary.turned:
+            warn(
+                f"{split}: {summary.turned} images are stored turned (an EXIF orientation tag), "
+                "and training and serving read them as stored, not as a person sees them: "
+                "imgclf convert-folder writes photos upright"
+            )
         present = [count for count in counts if count]
         if present and max(present) / min(present) > policy.max_class_imbalance:
             warn(

@@ -5,7 +5,9 @@
 is the layout `image_dataset_from_directory` reads. Class names are the class
 folders of all splits, sorted, as Keras orders them. Every file is decoded
 before anything is written: files that do not decode are listed by path, and
-nothing is written unless the caller chose to leave them out. The output
+nothing is written unless the caller chose to leave them out. A photo whose
+EXIF orientation says it is stored turned is written upright
+(imagedata/orientation.py), and counted. The output
 folder may not be, hold or lie inside the source folder, whatever the flags.
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 from imgclf.imagedata.decode import DECODER_NOISE, why_undecodable
 from imgclf.imagedata.native_stderr import native_stderr_without
+from imgclf.imagedata.orientation import upright
 from imgclf.imagedata.records import (
     LabelledImage,
     known_classes,
@@ -49,12 +52,18 @@ class ConversionReport:
     unreadable: dict[str, str] = field(default_factory=dict)  # path: why
     ignored: list[str] = field(default_factory=list)
     added_classes: list[str] = field(default_factory=list)  # new in this span
+    turned: list[str] = field(default_factory=list)  # written upright, by EXIF orientation
 
     def summary(self) -> str:
         lines = [f"Classes ({len(self.class_names)}): {', '.join(self.class_names)}"]
         if self.added_classes:
             lines.append(new_classes_note(self.added_classes))
         lines += [f"{split}: {count} images written" for split, count in self.written.items()]
+        if self.turned:
+            lines.append(
+                f"Turned upright by their EXIF orientation: {len(self.turned)} photo(s), "
+                f"e.g. {self.turned[0]}"
+            )
         if self.unreadable:
             lines.append(f"Left out {len(self.unreadable)} unreadable image(s):")
             lines += [f"  {path}: {why}" for path, why in self.unreadable.items()]
@@ -118,12 +127,13 @@ def convert_folder(
     empty = [split for split in splits if not entries[split]]
     if empty:
         raise ValueError(f"No readable image in split(s) {empty} under {root!r}.")
-    records = {split: _read(entries[split], root) for split in splits}
+    turned: list[str] = []
+    records = {split: _read(entries[split], root, turned) for split in splits}
     if span is None:
         written = write_dataset(out_dir, class_names, records, num_shards, overwrite=overwrite)
-        return ConversionReport(class_names, written, unreadable, ignored)
+        return ConversionReport(class_names, written, unreadable, ignored, turned=turned)
     written, added = write_span(out_dir, span, class_names, records, num_shards, overwrite)
-    return ConversionReport(class_names, written, unreadable, ignored, added)
+    return ConversionReport(class_names, written, unreadable, ignored, added, turned)
 
 
 def _refuse_output_overlapping_source(root: str, out_dir: str) -> None:
@@ -144,11 +154,16 @@ def _files(class_dir: str) -> list[str]:
     return [os.path.join(class_dir, name) for name in sorted(os.listdir(class_dir))]
 
 
-def _read(entries: list[tuple[str, int]], root: str) -> Iterator[LabelledImage]:
-    """Reads files one at a time while writing, so memory stays flat for big folders."""
+def _read(entries: list[tuple[str, int]], root: str, turned: list[str]) -> Iterator[LabelledImage]:
+    """Reads files one at a time while writing, so memory stays flat for big folders; a
+    stored-turned photo is turned upright and its path added to `turned`."""
     for path, label in entries:
         with open(path, "rb") as f:
-            yield LabelledImage(f.read(), label, os.path.relpath(path, root))
+            encoded = f.read()
+        turned_upright = upright(encoded)
+        if turned_upright is not None:
+            turned.append(path)
+        yield LabelledImage(turned_upright or encoded, label, os.path.relpath(path, root))
 
 
 def _refuse_unclear_class_names(found: set[str], split_dirs: list[str]) -> None:

@@ -1,5 +1,8 @@
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from bad_records import declared_png, defects, encode, example, good_variants
@@ -12,6 +15,7 @@ from imgclf.components.inspection import (
     judge,
     render_text,
 )
+from imgclf.imagedata.orientation import ORIENTATION_TAG
 from imgclf.settings.checks import ValidationConfig
 
 CLASSES = ["a", "b", "c", "d"]
@@ -69,6 +73,26 @@ def test_the_fingerprint_is_of_the_pixels_whatever_the_lossless_encoding():
     # The same pixel values, grey: another image.
     grey = _inspect(example(encode(pixels, mode="L"))).fingerprint
     assert grey not in (png.fingerprint, "")
+
+
+def test_an_image_stored_turned_is_good_counted_and_warned_of():
+    pixels = np.random.default_rng(0).integers(0, 255, (32, 24, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", exif=exif)
+    finding = _inspect(example(buffer.getvalue()))
+    assert finding.problem is None and finding.turned
+    assert not _inspect(example(encode(pixels))).turned
+    summary = _summary([finding] + [_good(label) for label in range(4) for _ in range(5)])
+    assert summary.turned == 1
+    verdict = judge({"train": summary}, CLASSES, ValidationConfig())
+    assert verdict.passed
+    assert verdict.warnings == [
+        "train: 1 images are stored turned (an EXIF orientation tag), and training and "
+        "serving read them as stored, not as a person sees them: imgclf convert-folder "
+        "writes photos upright"
+    ]
 
 
 def test_bytes_that_are_not_a_tf_example_are_found():

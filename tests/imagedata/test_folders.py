@@ -2,10 +2,12 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
+import tensorflow as tf
+from PIL import Image, ImageOps
 
 from bad_records import declared_png
 from imgclf.imagedata.folders import UnreadableImagesError, convert_folder
+from imgclf.imagedata.orientation import ORIENTATION_TAG, UPRIGHT, orientation
 from imgclf.imagedata.records import read_labels, read_records
 
 
@@ -46,6 +48,35 @@ def test_folders_become_records_with_sorted_class_labels(photo_folder, tmp_path)
     assert train["train/cats/b.jpg"].image == (photo_folder / "train/cats/b.jpg").read_bytes()
     assert {r.label for r in read_records(str(out / "eval" / "*"))} == {0, 1}
     assert report.ignored == [str(photo_folder / "train" / "dogs" / "notes.txt")]
+
+
+def _sideways_photo(path) -> Image.Image:
+    """A phone's photo stored turned (EXIF orientation 6: turn 90 degrees clockwise to view);
+    returns the picture as a person sees it."""
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :10] = (250, 10, 10)  # a red band along the stored image's left edge
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(stored).save(path, format="JPEG", quality=98, exif=exif)
+    return ImageOps.exif_transpose(Image.open(path))
+
+
+def test_a_photo_stored_turned_is_written_upright_and_counted(photo_folder, tmp_path):
+    seen = _sideways_photo(photo_folder / "train" / "cats" / "phone.jpg")
+    out = tmp_path / "records"
+    report = convert_folder(str(photo_folder), str(out))
+    assert report.turned == [str(photo_folder / "train" / "cats" / "phone.jpg")]
+    assert "Turned upright by their EXIF orientation: 1 photo(s)" in report.summary()
+    [record] = [r for r in read_records(str(out / "train" / "*")) if r.id.endswith("phone.jpg")]
+    pixels = tf.io.decode_image(record.image).numpy()
+    # What TensorFlow reads is the picture a person sees: 40 high, 20 wide, red along the top.
+    assert pixels.shape == (40, 20, 3)
+    assert np.abs(pixels.astype(int) - np.asarray(seen, int)).mean() < 3
+    assert pixels[:10, :, 0].mean() > 200 and pixels[-10:, :, 0].mean() < 50
+    assert orientation(record.image) == UPRIGHT
+    # Every other file is written as it was.
+    assert len(report.turned) == 1
 
 
 def test_unreadable_images_are_named_with_why_and_nothing_is_written(photo_folder, tmp_path, capfd):
