@@ -86,8 +86,11 @@ def all_tasks(mode: str) -> set[str]:
     return ALL_TASKS | {"KServeRollout"} if mode == OPEN_SOURCE else ALL_TASKS
 
 
-def compiled(mode: str, root: Path, backbone_weights: str, **overrides) -> tuple[dict, object]:
-    """The pipeline compiled for `mode`, its cluster paths local folders standing in for buckets."""
+def compiled(
+    mode: str, root: Path, backbone_weights: str, kserve: bool = False, **overrides
+) -> tuple[dict, object]:
+    """The pipeline compiled for `mode`, its cluster paths local folders standing in for buckets;
+    with `kserve` (open-source mode), its KServeRollout task applies to the stand-in KServe."""
     settings = {
         "output_dir": str(root / "compile"),
         "data.root": str(root / "data"),
@@ -109,11 +112,11 @@ def compiled(mode: str, root: Path, backbone_weights: str, **overrides) -> tuple
         }
     )
     config = config.model_copy(update={"kubeflow": cluster})
-    if mode == OPEN_SOURCE:
+    if kserve:
         # The stand-in KServe reads the serving folder from this machine's disk.
         serving_uri = f"file://{for_kubeflow(config).serving_model_dir}"
-        kserve = {"name": KSERVE_NAME, "apply": True, "storage_uri": serving_uri}
-        cluster = cluster.model_copy(update={"kserve": cluster.kserve.model_copy(update=kserve)})
+        settings = {"name": KSERVE_NAME, "apply": True, "storage_uri": serving_uri}
+        cluster = cluster.model_copy(update={"kserve": cluster.kserve.model_copy(update=settings)})
         config = config.model_copy(update={"kubeflow": cluster})
     spec = compile_pipeline(config, str(root / "pipeline.yaml"))
     return spec, for_kubeflow(config)
@@ -131,7 +134,7 @@ def sequence(mode, backbone_weights, tmp_path_factory):
     write_sample_span(data, 1, train_per_class=8, eval_per_class=16, num_shards=2)
     data_config = DataConfig(root=data, **{k.split(".")[1]: v for k, v in SPAN_PATTERNS.items()})
     write_schema(make_schema(data_config), data_config.schema_path)
-    spec, config = compiled(mode, root, backbone_weights)
+    spec, config = compiled(mode, root, backbone_weights, kserve=mode == OPEN_SOURCE)
     backend = Backend(mode, work_dir=REPO)
     pipeline_root = config.pipeline_root
     runs = {"spec": spec, "config": config, "backend": backend, "mode": mode}
