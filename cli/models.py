@@ -43,7 +43,7 @@ def add_commands(commands) -> None:
         "batch-predict",
         _batch_predict,
         "Score image files (or TFRecords, --records) with a pushed model through Beam's "
-        "RunInference on the configured beam_pipeline_args' runner; one CSV row per input, "
+        "RunInference on the configured Beam runner (beam preset); one CSV row per input, "
         "an error row for any that cannot be scored.",
     )
     batch.add_argument("model", help="A pushed version, or the serving folder (latest version).")
@@ -137,7 +137,7 @@ def _batch_predict(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         records=args.records,
         image_key=config.data.image_key,
-        beam_pipeline_args=config.beam_pipeline_args,
+        beam_pipeline_args=config.beam_arguments(),
     )
     print(f"Wrote {result.scored + result.errors} rows by {model_dir} to {result.output}")
     if result.errors:

@@ -40,6 +40,7 @@ def for_kubeflow(config: PipelineConfig) -> PipelineConfig:
         update={
             "pipeline_root": cluster.pipeline_root,
             "serving_root": cluster.serving_root or f"{cluster.pipeline_root}/serving",
+            "beam": cluster.beam,
             "beam_pipeline_args": cluster.beam_pipeline_args,
             "data": config.data.model_copy(update={"root": data_root}),
             # A pod's GPUs are the replicas; splitting its CPU would only slow it.

@@ -2,7 +2,7 @@
 
 TFX's KubeflowV2DagRunner writes a bare PipelineSpec (schema 2.1.0) when
 asked for YAML with `use_pipeline_spec_2_1`: the form the kfp 2 client uploads
-and both backends (open-source KFP 2, Vertex AI Pipelines) accept. Four things
+and both backends (open-source KFP 2, Vertex AI Pipelines) accept. These things
 are settled here, after TFX's compiler:
 
 - That YAML has no runtimeConfig, so the pipeline root is given when a run is
@@ -16,6 +16,10 @@ are settled here, after TFX's compiler:
   does not have; it is named by its node id here.
 - With kubeflow.trainer.workers > 1, the Trainer's container launches its
   workers (kubeflow/multi_worker.py) instead of training in its own pod.
+- Every task asks for the resources the pipeline gave its node
+  (pipeline/cluster.py): TFX's compiler drops them for a FileBasedExampleGen
+  (tfx/orchestration/kubeflow/v2/step_builder.py, _build_file_based_example_gen_spec;
+  tensorflow/tfx#6146), so ImportExampleGen's are put in here.
 
 The spec is then checked to hold only container executors: open-source KFP
 refuses any other kind (backend/src/v2/compiler/visitor.go).
@@ -26,6 +30,7 @@ from __future__ import annotations
 import os
 
 import yaml
+from google.protobuf import json_format
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
 from imgclf.kubeflow import multi_worker
@@ -51,7 +56,8 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:
             use_pipeline_spec_2_1=True,
         ),
     )
-    job = runner.run(create_pipeline(cluster_config, on_cluster=True), write_out=False)
+    pipeline = create_pipeline(cluster_config, on_cluster=True)
+    job = runner.run(pipeline, write_out=False)
     spec = job["pipelineSpec"]
     declared = spec["root"]["inputDefinitions"]["parameters"]
     for name, parameter in runtime_parameters(cluster_config).items():
@@ -64,6 +70,10 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> dict:
         tasks[always_run]["cachingOptions"] = {"enableCache": False}
     for executor in spec["deploymentSpec"]["executors"].values():
         executor.get("container", {}).pop("lifecycle", None)
+    for node in pipeline.components:
+        if node.platform_config:
+            container = _container(spec, node.id)
+            container["resources"] = json_format.MessageToDict(node.platform_config)
     if cluster_config.kubeflow.trainer.workers > 1:
         _launch_workers(spec, cluster_config)
     check_executors(spec)
@@ -92,14 +102,23 @@ def _launch_workers(spec: dict, config: PipelineConfig) -> None:
         accelerator_count=trainer.gpus,
         tensorboard=trainer.tensorboard,
     )
-    component = spec["components"][spec["root"]["dag"]["tasks"][TRAINER]["componentRef"]["name"]]
-    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    component = _component(spec, TRAINER)
+    container = _container(spec, TRAINER)
     container["command"] = multi_worker.COMMAND
     container["args"] += [multi_worker.JOB_ARG, settings.model_dump_json()]
     if cluster.backend == VERTEX:
         # Vertex AI Pipelines cancels the job this output names when the run is cancelled.
         parameters = component.setdefault("outputDefinitions", {}).setdefault("parameters", {})
         parameters[multi_worker.GCP_RESOURCES] = {"parameterType": "STRING"}
+
+
+def _component(spec: dict, task: str) -> dict:
+    return spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
+
+
+def _container(spec: dict, task: str) -> dict:
+    label = _component(spec, task)["executorLabel"]
+    return spec["deploymentSpec"]["executors"][label]["container"]
 
 
 def check_executors(spec: dict) -> None:

@@ -2,7 +2,7 @@
 
 The same Beam pipeline scores image files (a glob) or TFRecords of the
 project's image records on the DirectRunner here and on Dataflow or Flink
-unchanged (the runner is in `beam_pipeline_args`). Each input becomes one
+unchanged (the runner is the `beam` preset's, settings/beam.py). Each input becomes one
 CSV row: its path (or the record's id), the top classes with their
 probabilities, and an empty error; an input that cannot be scored becomes a
 row with the error instead, never a crash and never a silent drop. A record

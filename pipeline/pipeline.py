@@ -55,7 +55,7 @@ from imgclf.components.trainer import Trainer
 from imgclf.imagedata.records import read_labels
 from imgclf.imagedata.spans import input_splits, newest_span
 from imgclf.modelstore.history import find_versions
-from imgclf.pipeline.cluster import runtime_parameters, trainer_resources
+from imgclf.pipeline.cluster import ask_for_resources, runtime_parameters
 from imgclf.settings import names
 from imgclf.settings.base import ConfigError, is_remote
 from imgclf.settings.config import PipelineConfig
@@ -71,7 +71,7 @@ def create_pipeline(
     """The whole pipeline; with `validate_only`, only ingestion and validation, up to the gate.
 
     `on_cluster` (Kubeflow): the settings in pipeline/cluster.py become run-time
-    parameters and the Trainer's pod asks for `config.kubeflow.trainer`.
+    parameters and the tasks' pods ask for their resources (`config.kubeflow`).
     """
     parameters = runtime_parameters(config) if on_cluster else {}
     # Read once per build: every component is given the same classes.
@@ -87,18 +87,11 @@ def create_pipeline(
             model.append(_model_registry(config, model))
         if on_cluster and config.kubeflow.kserve.name:
             model.append(_kserve_rollout(config, model))
-        if on_cluster:
-            # The Tuner's trials train as the Trainer does: the same pod. With several
-            # workers the Trainer's pod only launches their job, which asks for the resources.
-            resourced = {names.TUNER, names.TRAINER}
-            if config.kubeflow.trainer.workers > 1:
-                resourced.remove(names.TRAINER)
-            for node in model:
-                if node.id in resourced:
-                    node.with_platform_config(trainer_resources(config.kubeflow.trainer))
-        else:
+        if not on_cluster:
             _refuse_workers_here(config)
         components += model
+    if on_cluster:
+        ask_for_resources(components, config.kubeflow)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
@@ -107,7 +100,7 @@ def create_pipeline(
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path
         ),
-        beam_pipeline_args=config.beam_pipeline_args,
+        beam_pipeline_args=config.beam_arguments(),
     )
 
 

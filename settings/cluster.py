@@ -19,25 +19,35 @@ from imgclf.settings.base import (
     Section,
     is_remote,
 )
+from imgclf.settings.beam import BeamConfig
+from imgclf.settings.names import NODE_IDS, TRAINER, TUNER
 
 # Kubeflow backends: open-source Kubeflow Pipelines 2 and Vertex AI Pipelines.
 KFP, VERTEX = "kfp", "vertex"
+# The direct preset's worker processes in a Beam step's pod, and the CPUs the pod asks for.
+DIRECT_WORKERS = 2
 # The accelerator each backend assumes when kubeflow.trainer.gpu_type is not set.
 DEFAULT_GPU_TYPE = {KFP: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
 # A Kubernetes extended resource name, as open-source KFP puts it in the pod's limits.
 _RESOURCE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-zA-Z0-9]([\w.-]*[a-zA-Z0-9])?$")
 
 
-class TrainerResources(Section):
-    """What the Trainer asks of the cluster; every other component runs with the defaults.
+class TaskResources(Section):
+    """What one task's pod asks of the cluster (its limits, which Kubernetes also takes as
+    its requests); unset: the cluster's defaults."""
+
+    cpu: float | None = Field(None, gt=0, description="vCPU limit; default: the cluster's.")
+    memory_gb: float | None = Field(None, gt=0, description="Memory limit in GB.")
+
+
+class TrainerResources(TaskResources):
+    """What the Trainer asks of the cluster.
 
     With one worker, the Trainer task's pod asks for these resources. With
     more, the task launches a job of `workers` replicas, each asking for them
     (kubeflow/multi_worker.py), and the task's own pod needs none.
     """
 
-    cpu: float | None = Field(None, gt=0, description="vCPU limit; default: the cluster's.")
-    memory_gb: float | None = Field(None, gt=0, description="Memory limit in GB.")
     gpus: int = Field(0, ge=0, description="MirroredStrategy trains on every GPU of the pod.")
     gpu_type: str | None = Field(
         None,
@@ -215,12 +225,26 @@ class KubeflowConfig(Section):
     pipeline_root: str = ""
     data_root: str = Field("", description="Default: data.root, when it is remote.")
     serving_root: str = Field("", description="Default: <pipeline_root>/serving.")
+    beam: BeamConfig = Field(
+        default_factory=lambda: BeamConfig(direct_num_workers=DIRECT_WORKERS),
+        description="The Beam steps' runner preset; direct: in each Beam step's pod, worker "
+        "processes (as many as beam_steps.cpu, by default).",
+    )
     beam_pipeline_args: ArgumentList = Field(
-        default_factory=lambda: ["--runner=DirectRunner", "--direct_num_workers=0"],
-        description="e.g. --runner=DataflowRunner --project=... --region=... "
-        "--temp_location=gs://... --setup_file=./setup.py",
+        default_factory=list, description="Free-form, after the preset's and overriding them."
     )
     trainer: TrainerResources = Field(default_factory=TrainerResources)
+    beam_steps: TaskResources = Field(
+        default_factory=lambda: TaskResources(cpu=DIRECT_WORKERS, memory_gb=8),
+        description="Each Beam step's pod (ImportExampleGen, ImageValidator, StatisticsGen, "
+        "Evaluator): with the direct preset the data is processed there; with dataflow or "
+        "portable the pod only submits the job and waits.",
+    )
+    tasks: dict[str, TaskResources] = Field(
+        default_factory=dict,
+        description="Any other task's pod by its node id, e.g. {ServingCheck: {memory_gb: 8}}; "
+        "over beam_steps for a Beam step. The Trainer's and Tuner's are kubeflow.trainer.",
+    )
     registry: ModelRegistry = Field(default_factory=ModelRegistry)
     kserve: KServe = Field(default_factory=KServe)
 
@@ -233,6 +257,23 @@ class KubeflowConfig(Section):
                 f"give kubeflow.{info.field_name} as gs://, s3:// or another remote URI"
             )
         return path.rstrip("/")
+
+    @model_validator(mode="after")
+    def _workers_run_the_image(self) -> KubeflowConfig:
+        # The pipeline's own image has the project installed: the workers run it too.
+        if not self.beam.image:
+            self.beam = self.beam.model_copy(update={"image": self.image})
+        return self
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: dict[str, TaskResources]) -> dict[str, TaskResources]:
+        for name in tasks:
+            if name in (TRAINER, TUNER):
+                raise ValueError(f"{name}: its pod asks for kubeflow.trainer's resources")
+            if name not in NODE_IDS:
+                raise ValueError(f"{name!r} is not a task of the pipeline; its tasks: {NODE_IDS}")
+        return tasks
 
     @model_validator(mode="after")
     def _registry_on_vertex(self) -> KubeflowConfig:

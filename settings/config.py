@@ -7,7 +7,7 @@ reads and merges the sources:
 
     IMGCLF_PIPELINE_NAME=flowers                  a top-level setting
     IMGCLF_TRAINING__PHASE1_EPOCHS=3              a setting of a section
-    IMGCLF_BEAM_PIPELINE_ARGS="--runner=DirectRunner --direct_num_workers=2"
+    IMGCLF_BEAM__RUNNER=portable                  the Beam runner preset (settings/beam.py)
 
 Environment variables reach every process the TFX CLI starts, which is why
 they are the way to override settings without editing code.
@@ -40,6 +40,7 @@ from imgclf.settings.base import (
     absolute_path,
     empty_means_none,
 )
+from imgclf.settings.beam import BeamConfig
 from imgclf.settings.checks import EvaluationConfig, ServingConfig, ValidationConfig
 from imgclf.settings.cluster import KubeflowConfig
 from imgclf.settings.data import DataConfig
@@ -90,12 +91,13 @@ class PipelineConfig(BaseSettings):
     metadata_path: str = Field("", description="Default: <output_dir>/metadata/<name>.db.")
     serving_root: str = Field("", description="Default: <output_dir>/serving.")
     tfx_home: str = Field("", description="The TFX CLI's BEAM_HOME. Default: <output_dir>/tfx.")
+    beam: BeamConfig = Field(default_factory=BeamConfig)
     beam_pipeline_args: ArgumentList = Field(
         default_factory=list,
-        description="None: Beam's in-memory DirectRunner in the run's own process. Arguments "
-        "without a dependency flag (--extra_packages, --setup_file, --sdk_container_image) "
-        "make TFX build a 52 MB copy of itself per Beam component, for remote workers "
-        "(tfx/utils/dependency_utils.py); a local run removes them at its end.",
+        description="Free-form Beam arguments after the beam preset's, overriding them. "
+        "Arguments without a dependency flag (--extra_packages, --setup_file, "
+        "--sdk_container_image) make TFX build a 52 MB copy of itself per Beam component, "
+        "for remote workers (tfx/utils/dependency_utils.py); a local run removes them at its end.",
     )
     enable_cache: bool = True
     data: DataConfig = Field(default_factory=DataConfig)
@@ -142,6 +144,15 @@ class PipelineConfig(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _beam_image(self) -> PipelineConfig:
+        if self.beam.missing_image():
+            raise ValueError(
+                f"beam.image: the {self.beam.runner} preset's workers run the project's image "
+                "(built from kubeflow/Dockerfile); name it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _warm_start_needs_spans(self) -> PipelineConfig:
         if self.training.warm_start and not self.data.has_spans:
             raise ValueError(
@@ -159,6 +170,10 @@ class PipelineConfig(BaseSettings):
     def push_records_dir(self) -> str:
         """Where each push is recorded, outside the serving folder (modelstore/)."""
         return os.path.join(self.pipeline_root, PUSH_RECORDS_DIR)
+
+    def beam_arguments(self) -> list[str]:
+        """What the Beam steps run with: the preset's arguments, then the free-form ones."""
+        return self.beam.arguments() + self.beam_pipeline_args
 
     def trainer_config(self) -> TrainerConfig:
         return TrainerConfig(

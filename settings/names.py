@@ -45,6 +45,26 @@ SERVING_CHECK = "ServingCheck"  # or TFX's InfraValidator, when serving.check as
 PUSHER = "Pusher"
 MODEL_REGISTRY = "ModelRegistry"  # only on Vertex AI, with kubeflow.registry.model
 KSERVE_ROLLOUT = "KServeRollout"  # only on open-source KFP, with kubeflow.kserve.name
+NODE_IDS = (
+    EXAMPLE_GEN,
+    SPAN_RESOLVER,
+    STATISTICS_GEN,
+    CURATED_SCHEMA,
+    INFERRED_SCHEMA,
+    EXAMPLE_VALIDATOR,
+    IMAGE_VALIDATOR,
+    SERVING_HISTORY,
+    DATA_REPORT,
+    DATA_GATE,
+    TUNER,
+    TRAINER,
+    EVALUATOR,
+    MODEL_REPORT,
+    SERVING_CHECK,
+    PUSHER,
+    MODEL_REGISTRY,
+    KSERVE_ROLLOUT,
+)
 
 # Custom properties of output artifacts, written by one component and read by others.
 SPANS_PROPERTY = "spans"  # Examples: the spans a rolling window read, "2,3"

@@ -98,7 +98,7 @@ def compiled(
         "kubeflow.backend": mode,
         "kubeflow.image": "registry.example.com/image-classifier:test",
         "kubeflow.pipeline_root": "gs://placeholder/root",
-        "kubeflow.beam_pipeline_args": ["--runner=DirectRunner", "--direct_num_workers=1"],
+        "kubeflow.beam.direct_num_workers": 1,
         **quick_training(backbone_weights),
         **overrides,
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 import kfp.components
 import pytest
 import yaml
+from tfx.utils import dependency_utils
 
 from imgclf.kubeflow.cluster import for_kubeflow
 from imgclf.kubeflow.entrypoint import ENTRYPOINT
@@ -56,12 +57,22 @@ TASKS_AND_UPSTREAM = {
 }
 
 
+DATAFLOW = {
+    "runner": "dataflow",
+    "project": "example-project",
+    "region": "europe-west4",
+    "temp_location": "gs://example-bucket/dataflow",
+}
+BEAM_STEPS = ("ImportExampleGen", "ImageValidator", "StatisticsGen", "Evaluator")
+
+
 def cluster_config(**overrides):
     settings = {
         "kubeflow.image": IMAGE,
         "kubeflow.pipeline_root": "gs://example-bucket/pipelines",
         "kubeflow.data_root": DATA_ROOT,
-        "kubeflow.beam_pipeline_args": ["--runner=DataflowRunner", "--region=europe-west4"],
+        "kubeflow.beam": DATAFLOW,
+        "kubeflow.tasks": {"ServingCheck": {"memory_gb": 6}},
         "kubeflow.trainer.cpu": 8,
         "kubeflow.trainer.memory_gb": 32,
         "kubeflow.trainer.gpus": 4,
@@ -135,18 +146,59 @@ def test_every_container_runs_the_configured_image_and_entrypoint(spec):
     for container in containers:
         assert container["image"] == IMAGE
         assert container["command"] == ENTRYPOINT
-        assert "--runner=DataflowRunner" in container["args"]
 
 
-def test_only_the_trainer_asks_for_gpus_cpu_and_memory(spec):
-    assert executor_of(spec, "Trainer")["container"]["resources"] == {
-        "accelerator": {"count": "4", "type": "nvidia.com/gpu"},
+def beam_arguments(spec: dict, task: str) -> list[str]:
+    """The Beam arguments TFX's container entrypoint passes the task's executor."""
+    args = executor_of(spec, task)["container"]["args"]
+    return (
+        args[args.index("--runner=DataflowRunner") :] if "--runner=DataflowRunner" in args else []
+    )
+
+
+def test_the_beam_steps_run_on_dataflow_with_the_project_s_image_and_no_tfx_package(spec):
+    expected = [
+        "--runner=DataflowRunner",
+        "--project=example-project",
+        "--region=europe-west4",
+        "--temp_location=gs://example-bucket/dataflow",
+        "--experiments=use_runner_v2",
+        "--sdk_location=container",
+        f"--sdk_container_image={IMAGE}",
+        "--beam_plugins=imgclf",
+    ]
+    for task in BEAM_STEPS:
+        assert beam_arguments(spec, task) == expected, task
+        # TFX builds its 52 MB package for remote workers only without a dependency flag.
+        assert dependency_utils.make_beam_dependency_flags(expected) == expected
+
+
+@pytest.mark.parametrize("backend", ["kfp", "vertex"])
+def test_each_task_asks_for_its_resources_on_both_backends(remote_data, tmp_path, backend):
+    settings = {
+        "kubeflow.backend": backend,
+        "kubeflow.trainer.gpu_type": {"kfp": "nvidia.com/gpu", "vertex": "NVIDIA_L4"}[backend],
+        "kubeflow.beam_steps": {"cpu": 4, "memory_gb": 16},
+        "kubeflow.tasks": {"Evaluator": {"memory_gb": 24}, "ServingCheck": {"memory_gb": 6}},
+    }
+    if backend == "vertex":
+        settings |= {"kubeflow.project": "example-project", "kubeflow.region": "europe-west4"}
+    spec = compile_pipeline(cluster_config(**settings), str(tmp_path / "pipeline.yaml"))
+    resources = {
+        name: executor_of(spec, name)["container"].get("resources") for name in TASKS_AND_UPSTREAM
+    }
+    accelerator = settings["kubeflow.trainer.gpu_type"]
+    assert resources.pop("Trainer") == {
+        "accelerator": {"count": "4", "type": accelerator},
         "cpuLimit": 8.0,
         "memoryLimit": 32.0,
     }
-    others = [name for name in TASKS_AND_UPSTREAM if name != "Trainer"]
-    for name in others:
-        assert "resources" not in executor_of(spec, name).get("container", {}), name
+    # ImportExampleGen's too, which TFX's compiler leaves out (tensorflow/tfx#6146).
+    for name in ("ImportExampleGen", "ImageValidator", "StatisticsGen"):
+        assert resources.pop(name) == {"cpuLimit": 4.0, "memoryLimit": 16.0}, name
+    assert resources.pop("Evaluator") == {"memoryLimit": 24.0}
+    assert resources.pop("ServingCheck") == {"memoryLimit": 6.0}
+    assert set(resources.values()) == {None}
 
 
 def test_epochs_learning_rates_data_root_and_span_are_run_time_parameters(spec):
@@ -273,7 +325,7 @@ def test_the_example_cluster_configuration_is_complete(monkeypatch):
     assert cluster.pipeline_root == "gs://my-bucket/pipelines"
     assert cluster.data.labels_path == "gs://my-bucket/flowers/labels.txt"
     assert cluster.serving_model_dir == "gs://my-bucket/serving/image_classifier"
-    assert cluster.beam_pipeline_args[0] == "--runner=DataflowRunner"
+    assert cluster.beam_arguments()[0] == "--runner=DataflowRunner"
     assert config.kubeflow.trainer.gpus == 4
     assert config.kubeflow.kserve.name == "flowers"
 

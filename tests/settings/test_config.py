@@ -30,7 +30,8 @@ def test_file_then_environment_then_overrides(tmp_path, monkeypatch):
     environ = {
         "IMGCLF_CONFIG": str(settings),
         "IMGCLF_TRAINING__PHASE2_EPOCHS": "4",
-        "IMGCLF_BEAM_PIPELINE_ARGS": "--runner=DirectRunner --direct_num_workers=2",
+        "IMGCLF_BEAM_PIPELINE_ARGS": "--direct_num_workers=3 --direct_running_mode=in_memory",
+        "IMGCLF_BEAM__DIRECT_NUM_WORKERS": "2",
     }
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
@@ -38,7 +39,14 @@ def test_file_then_environment_then_overrides(tmp_path, monkeypatch):
     assert config.training.phase1_epochs == 7
     assert config.training.phase2_epochs == 4
     assert config.model.image_size == 128
-    assert config.beam_pipeline_args == ["--runner=DirectRunner", "--direct_num_workers=2"]
+    assert config.beam_arguments() == [
+        "--runner=DirectRunner",
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+        "--beam_plugins=imgclf",
+        "--direct_num_workers=3",
+        "--direct_running_mode=in_memory",
+    ]
 
 
 def test_relative_paths_become_absolute_and_remote_ones_stay(tmp_path):
@@ -207,3 +215,22 @@ def test_a_bundled_base_is_found_inside_the_package_and_an_unknown_one_is_named(
     for wrong in ("bundled:resnet.h5", "bundled:../demo.yaml"):
         with pytest.raises(ConfigError, match=r"model\.weights.*bundled: mobilenet_v2_0\.35_64"):
             load_config({"model.weights": wrong})
+
+
+@pytest.mark.parametrize(
+    ("tasks", "error"),
+    [
+        (
+            {"Evaluater": {"memory_gb": 8}},
+            r"kubeflow.tasks: .*'Evaluater' is not a task of the pipeline",
+        ),
+        ({"Trainer": {"cpu": 8}}, r"Trainer: its pod asks for kubeflow.trainer's resources"),
+        (
+            {"Evaluator": {"memory_gb": 0}},
+            r"kubeflow.tasks.Evaluator.memory_gb: Input should be greater",
+        ),
+    ],
+)
+def test_task_resources_name_a_task_of_the_pipeline(tasks, error):
+    with pytest.raises(ConfigError, match=error):
+        load_config({"kubeflow.tasks": tasks})
