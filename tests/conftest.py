@@ -93,6 +93,15 @@ def tiny_backbone(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def portable_beam(tmp_path_factory):
+    """Beam's portable path (tests/beam_portable.py): the `beam` preset that uses it."""
+    from beam_portable import portable_runner
+
+    with portable_runner(tmp_path_factory.mktemp("portable_beam")) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="session")
 def backbone_weights() -> str:
     """The demo's bundled backbone: MobileNetV2 (alpha 0.35, 64 px) pretrained on other shapes.
 

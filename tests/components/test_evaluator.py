@@ -18,13 +18,14 @@ from imgclf.imagedata.records import to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
 from imgclf.settings.checks import EvaluationConfig
 from imgclf.settings.data import DataConfig
-from imgclf.settings.names import BASELINE_VERSION, EVAL_SPLIT, SERVING_MODEL_DIR
+from imgclf.settings.names import BASELINE_VERSION, BLESSED_PROPERTY, EVAL_SPLIT, SERVING_MODEL_DIR
 from imgclf.trainer.export import UnloadableModelError, export_model
 from imgclf.trainer.model import OUTPUT_NAME
 from quick_training import MAX_PIXELS
 
 SIZE = 32
 CLASSES = list(DEFAULT_CLASSES)
+EVAL_RECORDS = 2 * len(CLASSES)
 
 
 def _constant_model() -> keras.Model:
@@ -50,7 +51,9 @@ def candidate(tmp_path_factory):
     split = root / "examples" / f"Split-{EVAL_SPLIT}"
     split.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(split / "data.gz"), "GZIP") as writer:
-        for record in generate_split(DEFAULT_CLASSES, "eval", 2, size=SIZE):
+        for record in generate_split(
+            DEFAULT_CLASSES, "eval", EVAL_RECORDS // len(CLASSES), size=SIZE
+        ):
             writer.write(to_example(record).SerializeToString())
     model = _artifact(standard_artifacts.Model, root / "model")
     export_model(
@@ -65,12 +68,16 @@ def candidate(tmp_path_factory):
     return examples, model
 
 
-def _evaluate(candidate, tmp_path, serving, baseline_version: int) -> standard_artifacts.Artifact:
+def _evaluate(
+    candidate, tmp_path, serving, baseline_version: int, beam_pipeline_args: list[str] = ()
+) -> standard_artifacts.Artifact:
     """TFX's Evaluator through ours, against served `baseline_version`; returns the blessing."""
     examples, model = candidate
     config = make_eval_config(EvaluationConfig(), DataConfig(), len(CLASSES))
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=[], tmp_dir=str(tmp_path / "tmp"), unique_id="1"
+        beam_pipeline_args=list(beam_pipeline_args),
+        tmp_dir=str(tmp_path / "tmp"),
+        unique_id="1",
     )
     blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
     Executor(context).Do(
@@ -116,3 +123,27 @@ def test_a_served_baseline_that_cannot_be_loaded_is_named(candidate, tmp_path):
         f"The model in {served} cannot be loaded (Read less bytes than requested)"
     )
     assert not (tmp_path / "blessing" / "BLESSED").exists()
+
+
+@pytest.mark.slow
+def test_on_beams_portable_path_the_workers_load_the_model_and_measure_the_same(
+    candidate, tmp_path, portable_beam
+):
+    """TFMA's code runs in SDK workers whose environment does not choose Keras 2: the
+    preset's plugin does, or Keras 3 could not load the Trainer's SavedModel."""
+    serving = tmp_path / "serving"
+    shutil.copytree(path_utils.serving_model_dir(candidate[1].uri), serving / "2")
+    direct = _evaluate(candidate, tmp_path / "direct", serving, baseline_version=2)
+    arguments = portable_beam.arguments()
+    portable = _evaluate(candidate, tmp_path / "portable", serving, 2, arguments)
+    figures = [
+        read_metrics(str(tmp_path / run / "evaluation"), "label") for run in ("direct", "portable")
+    ]
+    assert repr(figures[0]) == repr(figures[1])  # repr: a precision of no prediction is nan
+    assert figures[1][CANDIDATE].overall["example_count"] == EVAL_RECORDS
+    assert set(figures[1]) == {CANDIDATE, BASELINE}
+    blessed = [b.get_int_custom_property(BLESSED_PROPERTY) for b in (direct, portable)]
+    assert blessed[0] == blessed[1]
+    without_plugin = [a for a in arguments if not a.startswith("--beam_plugins")]
+    with pytest.raises(Exception, match="Keras 3 only supports V3"):
+        _evaluate(candidate, tmp_path / "keras3", serving, 2, without_plugin)

@@ -168,6 +168,51 @@ def test_the_gate_measures_label_drift_between_train_and_eval(lenient):
     assert f"label drift train -> eval: {5 / 17 - 9 / 34:.3f}" in text
 
 
+@pytest.fixture(scope="module")
+def lenient_on_the_portable_path(lenient_data, tmp_path_factory, portable_beam):
+    output_dir = str(tmp_path_factory.mktemp("lenient_portable_output"))
+    settings = {**LENIENT, "beam": portable_beam.model_dump()}
+    run, error = _run_data_half(lenient_data, output_dir, settings)
+    assert error is None
+    return run
+
+
+def _serialized(pattern: str) -> list[bytes]:
+    """The records of an Examples split, in a fixed order (a runner's shards may differ)."""
+    files = tf.io.gfile.glob(pattern)
+    return sorted(r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+def _split_outputs(run, node: str, output: str) -> dict[str, str]:
+    uri = run.nodes[node].output(output).uri
+    return {name: os.path.join(uri, name) for name in sorted(os.listdir(uri))}
+
+
+def test_on_beams_portable_path_the_data_steps_give_the_direct_runners_outputs(
+    lenient, lenient_on_the_portable_path
+):
+    """ImportExampleGen, the ImageValidator's DoFns and StatisticsGen, pickled into SDK
+    workers of their own through Beam's job service, against the in-process DirectRunner."""
+    portable = lenient_on_the_portable_path
+    assert {node.state for node in portable.nodes.values()} == {"COMPLETE"}
+    assert read_report(portable.nodes["ImageValidator"].output("report").uri) == read_report(
+        lenient.nodes["ImageValidator"].output("report").uri
+    )
+    for node, output in (("ImportExampleGen", "examples"), ("ImageValidator", "valid_examples")):
+        splits = [_split_outputs(run, node, output) for run in (lenient, portable)]
+        assert splits[0].keys() == splits[1].keys() == {"Split-eval", "Split-train"}
+        for split in splits[0]:
+            direct, on_workers = (_serialized(os.path.join(s[split], "*")) for s in splits)
+            assert on_workers == direct and direct
+    statistics = [_split_outputs(run, "StatisticsGen", "statistics") for run in (lenient, portable)]
+    for split in statistics[0]:
+        direct, on_workers = (
+            tfdv.load_stats_binary(os.path.join(s[split], "FeatureStats.pb")) for s in statistics
+        )
+        assert on_workers == direct
+    assert portable.nodes["DataGate"].output("result").properties["passed"] == 1
+
+
 def test_beyond_policy_and_with_an_empty_split_the_gate_stops_the_run(strict):
     run, error = strict
     assert error is not None

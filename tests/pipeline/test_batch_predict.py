@@ -117,3 +117,31 @@ def test_image_files_read_as_records_are_error_rows_naming_each_file(model_dir, 
     assert (result.scored, result.errors) == (0, 13)
     assert set(rows) == {f"{path}[0]" for path in images.glob("*.png")}
     assert all("record 0 (counting from 0) cannot be read" in row["error"] for row in rows.values())
+
+
+def test_on_beams_portable_path_the_rows_are_the_direct_runners(
+    model_dir, images, tmp_path, portable_beam
+):
+    """The RunInference handler and the record reader, pickled into separate SDK workers."""
+    records = list(generate_split(DEFAULT_CLASSES, "eval", 2, size=40, image_format="jpeg"))
+    write_dataset(str(tmp_path / "data"), list(DEFAULT_CLASSES), {"eval": records}, num_shards=2)
+    inputs = {
+        "images": ([str(images / "*.png")], False),
+        "records": ([str(tmp_path / "data/eval/*")], True),
+    }
+    for name, (patterns, are_records) in inputs.items():
+        rows = {}
+        for runner, arguments in (("direct", []), ("portable", portable_beam.arguments())):
+            out = tmp_path / f"{name}-{runner}.csv"
+            batch_predict(
+                model_dir, patterns, str(out), records=are_records, beam_pipeline_args=arguments
+            )
+            rows[runner] = sorted(_rows(out), key=lambda row: row["key"])
+        assert len(rows["portable"]) == {"images": 13, "records": 8}[name]
+        for direct, portable_row in zip(rows["direct"], rows["portable"], strict=True):
+            assert direct.keys() == portable_row.keys()
+            assert [direct[k] for k in ("key", "class_1", "class_2", "error")] == [
+                portable_row[k] for k in ("key", "class_1", "class_2", "error")
+            ]
+            if not direct["error"]:
+                assert float(direct["p_1"]) == pytest.approx(float(portable_row["p_1"]), abs=1e-5)
