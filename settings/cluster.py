@@ -40,6 +40,25 @@ class TaskResources(Section):
     memory_gb: float | None = Field(None, gt=0, description="Memory limit in GB.")
 
 
+class BeamStepResources(TaskResources):
+    """Each Beam step's pod (ImportExampleGen, ImageValidator, StatisticsGen, Evaluator):
+    with the direct preset the data is processed there; with dataflow or portable the pod
+    only submits the job and waits."""
+
+    cpu: float | None = Field(DIRECT_WORKERS, gt=0, description="vCPU limit.")
+    memory_gb: float | None = Field(8, gt=0, description="Memory limit in GB.")
+
+
+class ClusterBeamConfig(BeamConfig):
+    """The Beam steps' runner preset on Kubeflow."""
+
+    direct_num_workers: int = Field(
+        DIRECT_WORKERS,
+        ge=0,
+        description="direct: worker processes in each Beam step's pod (as many as its CPUs).",
+    )
+
+
 class TrainerResources(TaskResources):
     """What the Trainer asks of the cluster.
 
@@ -225,21 +244,12 @@ class KubeflowConfig(Section):
     pipeline_root: str = ""
     data_root: str = Field("", description="Default: data.root, when it is remote.")
     serving_root: str = Field("", description="Default: <pipeline_root>/serving.")
-    beam: BeamConfig = Field(
-        default_factory=lambda: BeamConfig(direct_num_workers=DIRECT_WORKERS),
-        description="The Beam steps' runner preset; direct: in each Beam step's pod, worker "
-        "processes (as many as beam_steps.cpu, by default).",
-    )
+    beam: ClusterBeamConfig = Field(default_factory=ClusterBeamConfig)
     beam_pipeline_args: ArgumentList = Field(
         default_factory=list, description="Free-form, after the preset's and overriding them."
     )
     trainer: TrainerResources = Field(default_factory=TrainerResources)
-    beam_steps: TaskResources = Field(
-        default_factory=lambda: TaskResources(cpu=DIRECT_WORKERS, memory_gb=8),
-        description="Each Beam step's pod (ImportExampleGen, ImageValidator, StatisticsGen, "
-        "Evaluator): with the direct preset the data is processed there; with dataflow or "
-        "portable the pod only submits the job and waits.",
-    )
+    beam_steps: BeamStepResources = Field(default_factory=BeamStepResources)
     tasks: dict[str, TaskResources] = Field(
         default_factory=dict,
         description="Any other task's pod by its node id, e.g. {ServingCheck: {memory_gb: 8}}; "

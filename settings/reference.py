@@ -38,36 +38,26 @@ def _type_name(annotation: object) -> str:
     return text or str(annotation).replace("typing.", "").replace("NoneType", "None")
 
 
-def _default_value(field: FieldInfo) -> object:
+def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
-        return field.default_factory()
-    return field.default
-
-
-def _default(value: object) -> str:
-    if value is PydanticUndefined:
+        value = field.default_factory()
+    elif field.default is PydanticUndefined:
         return "required"
+    else:
+        value = field.default
     if value is None:
         return "unset"
     return f"`{json.dumps(value) if not isinstance(value, str) else value or '(empty)'}`"
 
 
-def _rows(
-    model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None
-) -> typing.Iterator[tuple[str, ...]]:
-    """Each setting of `model`; `defaults`: the section's default, when its field gives one
-    of its own (kubeflow.beam's is not the beam section's)."""
+def _rows(model: type[BaseModel], prefix: str = "") -> typing.Iterator[tuple[str, ...]]:
     for name, field in model.model_fields.items():
-        value = getattr(defaults, name) if defaults is not None else _default_value(field)
         if _section(field.annotation):
-            # A section's own defaults unless its field makes one of its own.
-            own = field.default_factory not in (None, field.annotation)
-            section = value if own and isinstance(value, BaseModel) else None
-            yield from _rows(field.annotation, f"{prefix}{name}.", section)
+            yield from _rows(field.annotation, f"{prefix}{name}.")
             continue
         description = " ".join((field.description or "").split()).replace("|", "\\|")
         type_name = _type_name(field.annotation).replace("|", "\\|")
-        yield f"`{prefix}{name}`", f"`{type_name}`", _default(value), description
+        yield f"`{prefix}{name}`", f"`{type_name}`", _default(field), description
 
 
 def settings_reference() -> str:

@@ -173,17 +173,32 @@ def test_the_beam_steps_run_on_dataflow_with_the_project_s_image_and_no_tfx_pack
         assert dependency_utils.make_beam_dependency_flags(expected) == expected
 
 
-@pytest.mark.parametrize("backend", ["kfp", "vertex"])
-def test_each_task_asks_for_its_resources_on_both_backends(remote_data, tmp_path, backend):
+PORTABLE = {"runner": "portable", "job_endpoint": "flink-jobserver:8099"}
+
+
+@pytest.mark.parametrize(
+    ("backend", "preset"),
+    [("kfp", {}), ("kfp", PORTABLE), ("vertex", {}), ("vertex", DATAFLOW)],
+    ids=["kfp-direct", "kfp-portable", "vertex-direct", "vertex-dataflow"],
+)
+def test_each_preset_and_each_task_s_resources_compile_for_both_backends(
+    remote_data, tmp_path, backend, preset
+):
     settings = {
         "kubeflow.backend": backend,
+        "kubeflow.beam": preset,
         "kubeflow.trainer.gpu_type": {"kfp": "nvidia.com/gpu", "vertex": "NVIDIA_L4"}[backend],
         "kubeflow.beam_steps": {"cpu": 4, "memory_gb": 16},
         "kubeflow.tasks": {"Evaluator": {"memory_gb": 24}, "ServingCheck": {"memory_gb": 6}},
     }
     if backend == "vertex":
         settings |= {"kubeflow.project": "example-project", "kubeflow.region": "europe-west4"}
-    spec = compile_pipeline(cluster_config(**settings), str(tmp_path / "pipeline.yaml"))
+    config = cluster_config(**settings)
+    spec = compile_pipeline(config, str(tmp_path / "pipeline.yaml"))
+    arguments = config.kubeflow.beam.arguments()
+    assert f"--sdk_container_image={IMAGE}" in arguments
+    for task in BEAM_STEPS:
+        assert executor_of(spec, task)["container"]["args"][-len(arguments) :] == arguments
     resources = {
         name: executor_of(spec, name)["container"].get("resources") for name in TASKS_AND_UPSTREAM
     }

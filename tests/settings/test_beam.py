@@ -143,3 +143,9 @@ def test_the_kubeflow_direct_preset_runs_beam_in_worker_processes_without_docker
     with beam.Pipeline(options=PipelineOptions(arguments)) as pipeline:
         squares = pipeline | beam.Create(range(5)) | beam.Map(pow, 2)
         assert_that(squares, equal_to([0, 1, 4, 9, 16]))
+
+
+def test_a_cluster_section_given_in_part_keeps_the_cluster_s_other_defaults():
+    config = load_config({"kubeflow.beam": {"image": IMAGE}, "kubeflow.beam_steps": {"cpu": 4}})
+    assert config.kubeflow.beam.direct_num_workers == 2
+    assert (config.kubeflow.beam_steps.cpu, config.kubeflow.beam_steps.memory_gb) == (4, 8)
