@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -171,22 +170,6 @@ def balanced_accuracy(metrics: ModelMetrics) -> float | None:
     """The mean of the classes' (top-1) recalls: accuracy as if every class were as common."""
     recalls = metrics.accuracy_by_label
     return sum(recalls.values()) / len(recalls) if recalls else None
-
-
-def accuracy_interval(accuracy: float, examples: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval (95% by default) of an accuracy measured on `examples` images.
-
-    Unlike accuracy +- z * standard error, it stays within [0, 1] and is honest near 1,
-    where small test sets put most models.
-    """
-    if examples <= 0:
-        return 0.0, 1.0
-    denominator = 1 + z * z / examples
-    centre = (accuracy + z * z / (2 * examples)) / denominator
-    half = (
-        z * math.sqrt(accuracy * (1 - accuracy) / examples + z * z / (4 * examples * examples))
-    ) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def describe_failure(

@@ -22,6 +22,7 @@ from imgclf.components.pages import (
     section,
     table,
 )
+from imgclf.trainer.confidence import with_interval
 from imgclf.trainer.schedule import kept_accuracy
 
 CURVES = (("accuracy", ("accuracy", "val_accuracy")), ("loss", ("loss", "val_loss")))
@@ -139,14 +140,24 @@ def _training(summary: dict) -> str:
         ),
         *charts,
     ]
-    scratch = summary.get("scratch")
-    if scratch:
-        kept = kept_accuracy(phases)
+    validation = summary.get("validation")  # recorded since issue 30
+    if validation:
         lines.append(
             paragraph(
-                f"What transfer was worth: validation accuracy {kept:.3f} from the pretrained "
-                f"weights, {scratch['validation_accuracy']:.3f} from random weights at the same "
-                f"budget ({scratch['epochs']} epochs)."
+                "The kept weights' validation accuracy: "
+                f"{with_interval(validation['accuracy'], validation['images'])} on "
+                f"{validation['images']} images."
+            )
+        )
+    scratch = summary.get("scratch")
+    if scratch:
+        kept, images = kept_accuracy(phases), summary["validation_examples"]
+        lines.append(
+            paragraph(
+                f"What transfer was worth: validation accuracy {with_interval(kept, images)} "
+                "from the pretrained weights, "
+                f"{with_interval(scratch['validation_accuracy'], images)} from random weights "
+                f"at the same budget ({scratch['epochs']} epochs, {images} validation images)."
             )
         )
     return section("Training", *lines)

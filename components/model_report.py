@@ -44,7 +44,6 @@ from imgclf.components.evaluation import (
     CANDIDATE,
     EXAMPLE_COUNT,
     ModelMetrics,
-    accuracy_interval,
     balanced_accuracy,
     read_confusion_matrix,
     read_failures,
@@ -57,6 +56,7 @@ from imgclf.components.pusher import push_outcome
 from imgclf.components.serving_check import RESULT_JSON, describe, read_result
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.names import BLESSED_PROPERTY, EVAL_SPLIT, ID_KEY
+from imgclf.trainer.confidence import accuracy_interval
 from imgclf.trainer.export import EXAMPLES_INPUT, SERVING_DEFAULT, read_summary
 
 COMPARISON_TEXT = "comparison.txt"

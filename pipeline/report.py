@@ -27,8 +27,13 @@ from imgclf.pipeline.runs import UNFINISHED, PipelineRun, latest_run
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig
 from imgclf.settings.names import LABEL_KEY
+from imgclf.trainer.confidence import with_interval
 from imgclf.trainer.export import read_summary
 from imgclf.trainer.schedule import FINE_TUNING, kept_accuracy
+
+# A validation accuracy's 95% interval wider than this: too few images to choose epochs by
+# (100 images at 0.95 give 0.888 to 0.978).
+FEW_IMAGES_WIDTH = 0.1
 
 
 @dataclass
@@ -66,7 +71,7 @@ class RunOutcome:
             lines.append("  The model was not evaluated (the run stopped before the Evaluator).")
             return "\n".join(lines)
         lines.append(
-            f"  Test accuracy {self.accuracy:.3f} on "
+            f"  Test accuracy {with_interval(self.accuracy, self.example_count or 0)} on "
             f"{held_out(self.example_count, self.eval_images_in_train)} "
             f"(must be >= {min_accuracy:.3f})"
         )
@@ -79,7 +84,8 @@ class RunOutcome:
         if self.baseline_accuracy is None:
             lines.append("  No served model of these classes: only the absolute bound applied.")
         else:
-            lines.append(f"  Last blessed model: accuracy {self.baseline_accuracy:.3f}")
+            baseline = with_interval(self.baseline_accuracy, self.example_count or 0)
+            lines.append(f"  Last blessed model: accuracy {baseline} on the same images")
         lines.append(f"  Blessed: {'yes' if self.blessed else 'no'}")
         lines += [f"    {failure}" for failure in self.failures]
         if self.serving_check:
@@ -150,12 +156,32 @@ def describe_training(summary: dict) -> list[str]:
         ]
     for phase in summary["phases"]:
         lines.append(f"    {phase['name']}: {_phase_line(phase)}")
+    validation = summary.get("validation")  # recorded since issue 30
+    if validation:
+        lines += _validation_lines(validation)
     scratch = summary.get("scratch")
     if scratch:
+        images = summary["validation_examples"]
+        kept, random = kept_accuracy(summary["phases"]), scratch["validation_accuracy"]
         lines.append(
-            f"  What transfer is worth: validation accuracy {kept_accuracy(summary['phases']):.3f} "
-            f"from the pretrained weights, {scratch['validation_accuracy']:.3f} from random "
-            f"weights at the same budget ({scratch['epochs']} epochs)"
+            f"  What transfer is worth: validation accuracy {with_interval(kept, images)} from "
+            f"the pretrained weights, {with_interval(random, images)} from random weights at "
+            f"the same budget ({scratch['epochs']} epochs)"
+        )
+    return lines
+
+
+def _validation_lines(validation: dict) -> list[str]:
+    images = validation["images"]
+    low, high = validation["interval_95"]
+    lines = [
+        f"    kept weights: validation accuracy "
+        f"{with_interval(validation['accuracy'], images)} on {images} images"
+    ]
+    if high - low > FEW_IMAGES_WIDTH:
+        lines.append(
+            f"    {images} validation images cannot tell apart accuracies from {low:.2f} to "
+            f"{high:.2f}: the best epoch and early stopping follow them"
         )
     return lines
 

@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 
 from imgclf.imagedata.records import read_labels
 from imgclf.settings.config import TrainerConfig
+from imgclf.trainer.confidence import measured
 from imgclf.trainer.data import first_records
 from imgclf.trainer.distribution import (
     cluster_layout,
@@ -27,7 +28,12 @@ from imgclf.trainer.features import CachedPhase1, cache_phase1
 from imgclf.trainer.model import build_model
 from imgclf.trainer.pretrain import compare_with_scratch
 from imgclf.trainer.roles import Roles, training_data
-from imgclf.trainer.schedule import claim_work_dir, combined_history, train_two_phases
+from imgclf.trainer.schedule import (
+    claim_work_dir,
+    combined_history,
+    kept_accuracy,
+    train_two_phases,
+)
 from imgclf.trainer.warm_start import start_from
 from imgclf.trainer.warmup import warmup_requests, write_warmup_requests
 
@@ -151,7 +157,10 @@ def _train_and_export(
         "class_weight": class_weight,
         "phases": [phase.to_dict() for phase in phases],
         "history": combined_history(phases),
-        "scratch": scratch,
+        # What the validation split can tell: the kept weights' accuracy, its count, its interval.
+        "validation": measured(kept_accuracy([p.to_dict() for p in phases]), evals.examples),
+        "scratch": scratch
+        and {**scratch, "validation": measured(scratch["validation_accuracy"], evals.examples)},
         "tuned": tuned or None,
     }
     _export(fn_args, config, model, class_names, summary)

@@ -13,7 +13,6 @@ import tf_keras as keras
 from imgclf.components.evaluation import (
     ACCURACY,
     CANDIDATE,
-    accuracy_interval,
     balanced_accuracy,
     make_eval_config,
     read_failures,
@@ -98,12 +97,3 @@ def test_a_collapsed_class_is_not_blessed_though_overall_accuracy_passes(collaps
         f"recall of class {name!r} 0.000 is below the minimum 0.100"
         for name in sorted(DEFAULT_CLASSES[1:])
     ]
-
-
-def test_the_accuracy_interval_is_wilson_s_and_stays_within_0_and_1():
-    low, high = accuracy_interval(0.9, 100)
-    assert (low, high) == (pytest.approx(0.8256, abs=1e-4), pytest.approx(0.9448, abs=1e-4))
-    # Every one of 16 right: far from certain, and never above 1.
-    low, high = accuracy_interval(1.0, 16)
-    assert low == pytest.approx(0.8064, abs=1e-4) and high == 1.0
-    assert accuracy_interval(0.5, 0) == (0.0, 1.0)

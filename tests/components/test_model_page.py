@@ -5,6 +5,7 @@ import numpy as np
 from bad_records import encode
 from browser import look_at
 from imgclf.components.model_page import ShownMistake, render_model_page
+from imgclf.trainer.confidence import measured
 
 CLASSES = ["cat", "dog", "<fish & chips>"]
 
@@ -64,6 +65,8 @@ def _training() -> dict:
             "loss": [1.2, 0.9, 0.7, 0.5, 0.4],
             "val_loss": [1.1, 0.8, 0.75, 0.6, 0.55],
         },
+        "validation_examples": 100,
+        "validation": measured(0.83, 100),
         "scratch": {"validation_accuracy": 0.41, "epochs": 5},
     }
 
@@ -86,7 +89,12 @@ def test_the_page_says_what_a_person_needs_to_trust_the_model(tmp_path):
     assert "Pushed as version 3: /serving/shapes/3" in text
     # Class names are the user's: shown as text, never as markup.
     assert "&lt;fish &amp; chips&gt;" in text and "<fish" not in text
-    assert "What transfer was worth: validation accuracy 0.830 from the pretrained" in text
+    # Each validation accuracy with what its 100 images can tell.
+    assert "validation accuracy: 0.830 (95% interval 0.745 to 0.891) on 100 images." in text
+    assert (
+        "What transfer was worth: validation accuracy 0.830 (95% interval 0.745 to 0.891) "
+        "from the pretrained weights, 0.410 (95% interval 0.319 to 0.508) from random"
+    ) in text
     assert text.count("<svg") == 2  # accuracy and loss over both phases
     assert "loaded in 1.2 s; passed" in text
 

@@ -52,6 +52,7 @@ from imgclf.pipeline.progress import key_figure
 from imgclf.pipeline.report import outcome_of
 from imgclf.pipeline.runs import latest_run, list_runs
 from imgclf.settings.config import load_config
+from imgclf.trainer.confidence import with_interval
 from imgclf.trainer.export import (
     EXAMPLES_INPUT,
     IMAGES_INPUT,
@@ -290,7 +291,16 @@ def test_the_evaluator_tests_on_images_the_trainer_never_saw(runs, sample_data):
     output = runs["run_output"]
     assert f"    train: {summary['train_examples']} images, the train split, 90% of it" in output
     assert "    test: the eval split (the Evaluator's; never read by the Trainer)" in output
-    assert f"  Test accuracy {outcome.accuracy:.3f} on 64 images of the eval split" in output
+    test_accuracy = with_interval(outcome.accuracy, 64)
+    assert f"  Test accuracy {test_accuracy} on 64 images of the eval split" in output
+    validation = summary["validation"]
+    assert validation["images"] == summary["validation_examples"]
+    kept = with_interval(validation["accuracy"], validation["images"])
+    assert (
+        f"    kept weights: validation accuracy {kept} on {validation['images']} images" in output
+    )
+    # The sample's dozen or so validation images: too few to choose epochs by, and it says so.
+    assert f"    {validation['images']} validation images cannot tell apart accuracies" in output
     assert re.search(r"  Recall by class: circle \d\.\d\d, square .*; balanced accuracy", output)
 
 

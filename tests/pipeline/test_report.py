@@ -1,9 +1,10 @@
-"""`imgclf timings`: where a run's time went, and what a cached rerun saved."""
+"""The run report: where a run's time went (`imgclf timings`), and what its figures can tell."""
 
 import pytest
 
-from imgclf.pipeline.report import RunOutcome, timing_lines
+from imgclf.pipeline.report import RunOutcome, describe_training, timing_lines
 from imgclf.pipeline.runs import NodeRun, PipelineRun
+from imgclf.trainer.confidence import measured
 
 
 def run(run_id: str, state: str, trainer: float, others: float) -> PipelineRun:
@@ -43,4 +44,41 @@ def test_one_run_shows_no_comparison():
 )
 def test_the_run_report_says_truly_whether_training_saw_the_test_images(in_train, said):
     outcome = RunOutcome("run", accuracy=0.9, example_count=40, eval_images_in_train=in_train)
-    assert f"  Test accuracy 0.900 {said}" in outcome.describe(min_accuracy=0.5)
+    interval = "(95% interval 0.769 to 0.960)"
+    assert f"  Test accuracy 0.900 {interval} {said}" in outcome.describe(min_accuracy=0.5)
+
+
+def _summary(accuracy: float, images: int) -> dict:
+    phase = {"name": "fine_tuning", "epochs": [0, 1], "learning_rate": 1e-4, "best_epoch": 1}
+    return {
+        "base_model": "MobileNetV2",
+        "strategy": "MirroredStrategy",
+        "num_replicas": 2,
+        "global_batch_size": 32,
+        "validation_examples": images,
+        "phases": [{**phase, "history": {"val_accuracy": [accuracy - 0.05, accuracy]}}],
+        "validation": measured(accuracy, images),
+        "scratch": {"validation_accuracy": accuracy - 0.1, "epochs": 2},
+    }
+
+
+def test_every_accuracy_carries_its_interval_and_few_validation_images_are_said_to_be_few():
+    lines = describe_training(_summary(1.0, 18))
+    assert (
+        "    kept weights: validation accuracy 1.000 (95% interval 0.824 to 1.000) on 18 images"
+        in lines
+    )
+    assert (
+        "    18 validation images cannot tell apart accuracies from 0.82 to 1.00: the best epoch "
+        "and early stopping follow them"
+    ) in lines
+    assert lines[-1].startswith(
+        "  What transfer is worth: validation accuracy 1.000 (95% interval 0.824 to 1.000) from "
+        "the pretrained weights, 0.900 (95% interval "
+    )
+    assert not any("cannot tell" in line for line in describe_training(_summary(0.95, 400)))
+    outcome = RunOutcome("run", accuracy=0.9, example_count=40, baseline_accuracy=0.85)
+    assert (
+        "  Last blessed model: accuracy 0.850 (95% interval 0.709 to 0.929) on the same images"
+        in (outcome.describe(min_accuracy=0.5))
+    )
