@@ -88,6 +88,5 @@ def ask_for_resources(components: list, cluster: KubeflowConfig) -> None:
             resources = cluster.tasks.get(node.id, cluster.beam_steps)
         else:
             resources = cluster.tasks.get(node.id)
-        spec = task_resources(resources) if resources is not None else None
-        if spec is not None and spec.ByteSize():
+        if resources is not None and (spec := task_resources(resources)).ByteSize():
             node.with_platform_config(spec)

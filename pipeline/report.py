@@ -70,8 +70,9 @@ class RunOutcome:
         if self.accuracy is None:
             lines.append("  The model was not evaluated (the run stopped before the Evaluator).")
             return "\n".join(lines)
+        images = self.example_count or 0
         lines.append(
-            f"  Test accuracy {with_interval(self.accuracy, self.example_count or 0)} on "
+            f"  Test accuracy {with_interval(self.accuracy, images)} on "
             f"{held_out(self.example_count, self.eval_images_in_train)} "
             f"(must be >= {min_accuracy:.3f})"
         )
@@ -84,7 +85,7 @@ class RunOutcome:
         if self.baseline_accuracy is None:
             lines.append("  No served model of these classes: only the absolute bound applied.")
         else:
-            baseline = with_interval(self.baseline_accuracy, self.example_count or 0)
+            baseline = with_interval(self.baseline_accuracy, images)
             lines.append(f"  Last blessed model: accuracy {baseline} on the same images")
         lines.append(f"  Blessed: {'yes' if self.blessed else 'no'}")
         lines += [f"    {failure}" for failure in self.failures]

@@ -147,6 +147,7 @@ def _train_and_export(
                 config.training,
                 epochs=sum(len(phase.epochs) for phase in phases),
             )
+    phase_records = [phase.to_dict() for phase in phases]
     summary = {
         **_setting_summary(config, strategy, class_names, global_batch_size),
         "start": start.to_dict(),
@@ -155,10 +156,10 @@ def _train_and_export(
         "validation_examples": evals.examples,
         "train_class_counts": data.class_counts,
         "class_weight": class_weight,
-        "phases": [phase.to_dict() for phase in phases],
+        "phases": phase_records,
         "history": combined_history(phases),
         # What the validation split can tell: the kept weights' accuracy, its count, its interval.
-        "validation": measured(kept_accuracy([p.to_dict() for p in phases]), evals.examples),
+        "validation": measured(kept_accuracy(phase_records), evals.examples),
         "scratch": scratch
         and {**scratch, "validation": measured(scratch["validation_accuracy"], evals.examples)},
         "tuned": tuned or None,
