@@ -30,6 +30,25 @@ class Api(Protocol):
         """Stops what the service started."""
 
 
+class Cluster:
+    """Several services behind one API server, each answering the paths under its prefix,
+    as a cluster's API server hands each API group to what serves it (the first prefix that
+    matches wins: list a group's before a catch-all's)."""
+
+    def __init__(self, routes: list[tuple[str, Api]]):
+        self.routes = routes
+
+    def handle(self, method: str, path: str, query: dict, body: dict) -> tuple[int, object]:
+        for prefix, api in self.routes:
+            if path.startswith(prefix):
+                return api.handle(method, path, query, body)
+        return 404, api_status(404, "NotFound", f"{method} {path}")
+
+    def close(self) -> None:
+        for _, api in self.routes:
+            api.close()
+
+
 @contextlib.contextmanager
 def serving(api: Api, folder: Path, namespace: str) -> Iterator[Api]:
     """`api` served on 127.0.0.1, with a kubeconfig for it in $KUBECONFIG meanwhile."""

@@ -5,28 +5,37 @@ test_backend_e2e_vertex.py collect them, each with its `mode` fixture (two
 files, so that two test workers run the two modes side by side).
 
 One sequence of scheduled runs per backend, as a recurring run would make
-them, over data arriving in spans:
-1. span 1: every task runs in its container; the model is pushed as version 1;
+them, over data arriving in spans. Every Trainer task trains on two workers, a
+chief and a worker, each a real process: a TFJob on the stand-in Training
+Operator (training_operator.py) in open-source mode, a CustomJob on the
+stand-in Vertex AI Training (vertex_training.py) in Vertex mode.
+1. span 1: every task runs in its container; the two workers train together,
+   the chief's model is pushed as version 1;
 2. the same data again: ingestion, validation and training are reused from
    KFP's cache; the Evaluator runs again, its baseline now version 1 (the
    model itself), and nothing is pushed;
 3. and again: only the two tasks that look at the data and the serving
    folder run (SpanResolver, ServingHistory); every other task is reused;
-4. span 2 arrives: re-ingested (its fingerprint is new), warm-started from
-   version 1, compared with it, pushed as version 2;
-5. span 3, train labels rotated: trained, worse than version 2, not pushed;
-6. span 4, bad records: the DataGate fails it and nothing is trained;
-7. a backfill of span 1 (the `span` run-time parameter): span 1's ingestion
+4. killed: span 1 with another schedule (so the Trainer is not reused), its
+   worker killed during its first epoch: the Trainer task fails naming it,
+   and nothing after it runs;
+5. span 2 arrives: re-ingested (its fingerprint is new), warm-started from
+   version 1 on two workers again, compared with it, pushed as version 2;
+6. span 3, train labels rotated: trained, worse than version 2, not pushed;
+7. span 4, bad records: the DataGate fails it and nothing is trained;
+8. a backfill of span 1 (the `span` run-time parameter): span 1's ingestion
    and training are reused; only the evaluation against today's baseline runs.
 
-Runs 5 and 6 are the pipeline's verdicts, the same whatever the backend: they
+Runs 6 and 7 are the pipeline's verdicts, the same whatever the backend: they
 run in open-source mode only, and their tests live in
 test_backend_e2e_open_source.py, as do those of the KServeRollout task, which
 open-source mode adds: it rolls each pushed version out to the stand-in
 KServe (tests/kserve_service.py), reached from the task's process through
-$KUBECONFIG as a pod reaches its cluster's API. Every other run depends on how the backend
-passes values (typed or untyped inputs, run-time parameters, cache keys), and
-runs in both modes.
+$KUBECONFIG as a pod reaches its cluster's API (the same API server as the
+Training Operator's). What each training service shows of its job is tested in
+the mode's own file. Every other run depends on how the backend passes values
+(typed or untyped inputs, run-time parameters, cache keys), and runs in both
+modes.
 """
 
 import contextlib
@@ -36,7 +45,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import OPEN_SOURCE, REPO, Backend, RunRefused, console_view
+from backend import OPEN_SOURCE, REPO, VERTEX, Backend, RunRefused, console_view
 from bad_records import defects, write_records
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_span
 from imgclf.imagedata.schema import make_schema, write_schema
@@ -48,12 +57,14 @@ from imgclf.settings.config import load_config
 from imgclf.settings.data import DataConfig
 from imgclf.trainer.export import read_summary
 from kserve_service import FakeKServe
-from kubernetes_api import serving
+from kubernetes_api import Cluster, serving
 from quick_training import SPAN_PATTERNS, quick_training, write_mislabelled_span
+from training_operator import FakeOperator
+from vertex_training import PROJECT, REGION
 
 pytestmark = pytest.mark.e2e
 
-RUNS = ("first", "again", "unchanged", "new_span", "worse", "rejected", "backfill")
+RUNS = ("first", "again", "unchanged", "killed", "new_span", "worse", "rejected", "backfill")
 VERDICT_RUNS = ("worse", "rejected")
 
 
@@ -80,6 +91,11 @@ ALL_TASKS = {
     "Pusher",
 }
 KSERVE_NAME = "shapes"
+KILLED_SCHEDULE = {"phase2_epochs": 2}
+AFTER_TRAINER = ("Evaluator", "ModelReport", "ServingCheck", "Pusher")
+TENSORBOARD = f"projects/{PROJECT}/locations/{REGION}/tensorboards/42"
+# The replica each training service's stand-in kills in the killed run: its name's end.
+WORKER = {OPEN_SOURCE: "-worker-0", VERTEX: "workerpool1-0"}
 
 
 def all_tasks(mode: str) -> set[str]:
@@ -127,31 +143,56 @@ def with_bad_records(root: str, span: int) -> None:
     write_records(Path(root) / f"span-{span}" / "train" / "bad.gz", defects().values())
 
 
+def two_workers(mode: str, vertex_training) -> dict:
+    """The settings that make the Trainer a job of two workers on the mode's service."""
+    settings = {"kubeflow.trainer.workers": 2, "kubeflow.trainer.start_deadline_seconds": 300}
+    if mode == VERTEX:
+        settings.update(
+            {
+                "kubeflow.project": PROJECT,
+                "kubeflow.region": REGION,
+                "kubeflow.api_endpoint": vertex_training.endpoint,
+                "kubeflow.trainer.tensorboard": TENSORBOARD,
+            }
+        )
+    return settings
+
+
 @pytest.fixture(scope="module")
-def sequence(mode, backbone_weights, tmp_path_factory):
+def sequence(mode, backbone_weights, tmp_path_factory, request):
     root = tmp_path_factory.mktemp(f"backend-{mode}")
     data = str(root / "data")
     write_sample_span(data, 1, train_per_class=8, eval_per_class=16, num_shards=2)
     data_config = DataConfig(root=data, **{k.split(".")[1]: v for k, v in SPAN_PATTERNS.items()})
     write_schema(make_schema(data_config), data_config.schema_path)
-    spec, config = compiled(mode, root, backbone_weights, kserve=mode == OPEN_SOURCE)
+    vertex = request.getfixturevalue("vertex_training") if mode == VERTEX else None
+    spec, config = compiled(
+        mode, root, backbone_weights, kserve=mode == OPEN_SOURCE, **two_workers(mode, vertex)
+    )
     backend = Backend(mode, work_dir=REPO)
     pipeline_root = config.pipeline_root
     runs = {"spec": spec, "config": config, "backend": backend, "mode": mode}
-    # Stopped when the module's tests are done, or a run fails: its revisions are processes.
+    # Stopped when the module's tests are done, or a run fails: its revisions and replicas
+    # are processes.
     with contextlib.ExitStack() as cluster:
         kserve = None
         if mode == OPEN_SOURCE:
-            (root / "kserve").mkdir()
-            kserve = cluster.enter_context(
-                serving(FakeKServe(root / "kserve"), root / "kserve", "ml")
-            )
+            for folder in ("kserve", "training-operator"):
+                (root / folder).mkdir()
+            kserve = FakeKServe(root / "kserve")
+            trainers = FakeOperator(root / "training-operator")
+            routes = [("/apis/serving.kserve.io/", kserve), ("/", trainers)]
+            cluster.enter_context(serving(Cluster(routes), root, "ml"))
+        else:
+            trainers = vertex
+        runs["trainers"] = trainers
 
         def run(name: str, **parameters):
             if name not in runs_of(mode):
                 return
             runs[name] = backend.run(spec, pipeline_root, parameters)
             runs[f"{name}_versions"] = versions(config.serving_model_dir)
+            runs[f"{name}_jobs"] = list(trainers.jobs.values())
             if kserve:
                 runs[f"{name}_kserve"] = json.loads(
                     json.dumps(kserve.services[("ml", KSERVE_NAME)])
@@ -160,6 +201,9 @@ def sequence(mode, backbone_weights, tmp_path_factory):
         run("first")
         run("again")
         run("unchanged")
+        trainers.kill_when = {WORKER[mode]: "epoch 0 done"}
+        run("killed", **KILLED_SCHEDULE)
+        trainers.kill_when = {}
         write_sample_span(data, 2, train_per_class=32, eval_per_class=16, num_shards=2)
         run("new_span")
         write_mislabelled_span(data, 3)
@@ -171,6 +215,16 @@ def sequence(mode, backbone_weights, tmp_path_factory):
             seconds = {task: round(t.seconds, 1) for task, t in ran.tasks.items() if t.seconds}
             print(f"{mode} {name}: {seconds}")  # the stand-in's per-task timings (-s)
         yield runs
+
+
+def trainer_log(sequence, run: str) -> str:
+    return Path(sequence[run].tasks["Trainer"].log).read_text()
+
+
+def trained(sequence, run: str) -> dict:
+    """The training summary of the model `run`'s Trainer task exported."""
+    model = sequence["backend"].artifact(sequence[run], "Trainer", "model")
+    return read_summary(os.path.join(model.uri, "Format-Serving"))
 
 
 def found(sequence, run: str, key: str) -> int:
@@ -217,6 +271,32 @@ def test_every_push_is_recorded_in_the_pipeline_root_too(sequence):
     ]
 
 
+def test_the_first_run_s_two_workers_train_together_and_the_chief_s_model_is_evaluated(sequence):
+    first = sequence["first"]
+    summary = trained(sequence, "first")
+    assert summary["strategy"] == "MultiWorkerMirroredStrategy"
+    assert (summary["workers"], summary["replicas_per_worker"]) == (2, 1)
+    assert summary["num_replicas"] == 2
+    assert summary["global_batch_size"] == 2 * 16
+    assert summary["cluster"] == {"chief": 1, "worker": 1}
+    # The Model's properties came from the chief's executor output, through the task.
+    model = sequence["backend"].artifact(first, "Trainer", "model")
+    assert json.loads(model.metadata["class_names"]) == summary["class_names"]
+    evaluated = first.tasks["Evaluator"].inputs["artifacts"]["model"]["artifacts"][0]
+    assert evaluated["uri"] == model.uri
+    assert len(sequence["first_jobs"]) == 1
+    assert "succeeded: 2 workers trained." in trainer_log(sequence, "first")
+
+
+def test_a_killed_worker_fails_the_trainer_task_and_nothing_after_it_runs(sequence):
+    killed = sequence["killed"]
+    assert killed.tasks["Trainer"].state == "failed"
+    for task in AFTER_TRAINER:
+        assert killed.tasks[task].state == "not run", task
+    assert sequence["killed_versions"] == [1]
+    assert len(sequence["killed_jobs"]) == 2
+
+
 def test_open_source_inputs_arrive_untyped_and_vertex_inputs_typed(sequence):
     trainer_inputs = sequence["first"].tasks["Trainer"].inputs["artifacts"]
     examples = trainer_inputs["examples"]["artifacts"][0]
@@ -259,9 +339,12 @@ def test_new_data_is_ingested_and_trained_from_the_served_model(sequence):
     assert fingerprints[0] != fingerprints[1]
     assert found(sequence, "new_span", "warm_start_version") == 1
     assert found(sequence, "new_span", "baseline_version") == 1
-    model = sequence["backend"].artifact(new_span, "Trainer", "model")
-    start = read_summary(os.path.join(model.uri, "Format-Serving"))["start"]
+    summary = trained(sequence, "new_span")
+    start = summary["start"]
     assert start["warm"], start
+    # After the killed run's job, two workers again, to the end.
+    assert summary["workers"] == 2
+    assert len(summary["phases"][1]["epochs"]) == sequence["config"].training.phase2_epochs
     assert start["source"] == os.path.join(sequence["config"].serving_model_dir, "1")
     assert sequence["new_span_versions"] == [1, 2]
 

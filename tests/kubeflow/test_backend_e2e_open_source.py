@@ -1,13 +1,15 @@
 """The scheduled runs of backend_sequence.py, the stand-in backend as open-source KFP 2,
-and the verdicts on worse and on rejected data, which only this mode runs."""
+its Trainer tasks TFJobs on the stand-in Training Operator, and the verdicts on worse and
+on rejected data, which only this mode runs."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from backend import OPEN_SOURCE, console_view
 from backend_sequence import *  # noqa: F403  (the sequence and its tests, collected here)
-from backend_sequence import KSERVE_NAME, found
+from backend_sequence import KSERVE_NAME, found, trainer_log
 from bad_records import defects
 from imgclf.components.kserve_rollout import MANIFEST_FILE
 from imgclf.modelstore.kserve import served_version
@@ -70,3 +72,27 @@ def test_each_pushed_version_is_rolled_out_to_kserve_as_a_revision(sequence):
     assert "imgclf/serving-version: '2'" in Path(manifest.uri, MANIFEST_FILE).read_text()
     # The worse model was not pushed: version 2 stays.
     assert served_version(sequence["worse_kserve"]) == 2
+
+
+def test_each_replica_of_the_tfjob_knew_its_place_and_only_the_chief_exported(sequence):
+    [job] = sequence["first_jobs"]
+    logs = {replica.type: replica.log.read_text() for replica in job.replicas}
+    assert "this is chief:0 of 2 worker(s) {'chief': 1, 'worker': 1}" in logs["chief"]
+    assert "this is worker:0 of 2 worker(s) {'chief': 1, 'worker': 1}" in logs["worker"]
+    for log in logs.values():
+        assert "[trainer] feature_extraction epoch 0 done" in log
+    assert "Exported the model to" in logs["chief"]
+    assert "Exported the model to" not in logs["worker"]
+    assert "Worker done; the chief exports the model." in logs["worker"]
+    assert json.loads(job.replicas[1].tf_config)["task"] == {"type": "worker", "index": 0}
+    # The task's log has the chief's, and the job is gone once the task ended.
+    log = trainer_log(sequence, "first")
+    assert f"--- TFJob ml/{job.name}: the chief's log ---" in log
+    assert f"TFJob ml/{job.name} succeeded: 2 workers trained." in log
+    assert job.name in sequence["trainers"].deleted
+
+
+def test_the_killed_worker_is_named_in_the_trainer_task_s_log(sequence):
+    log = trainer_log(sequence, "killed")
+    assert "has failed because 1 Worker replica(s) failed." in log
+    assert "-worker-0 failed with exit code -9" in log

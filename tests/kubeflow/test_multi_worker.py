@@ -4,7 +4,8 @@ The launcher runs as the Trainer task would, a process of its own, and speaks
 through the `kubernetes` client to the stand-in Training Operator
 (training_operator.py), or through google-cloud-aiplatform to the stand-in
 Vertex AI Training (vertex_training.py). The replicas' training itself runs
-end to end in test_multi_worker_e2e.py.
+end to end in the backend sequences (backend_sequence.py: every Trainer task there is a job
+of two workers).
 """
 
 import json

@@ -1,5 +1,5 @@
 """Where a process stands in a cluster, from TF_CONFIG as the Training Operator or Vertex AI
-write it (the two-process runs: test_task.py and tests/kubeflow/test_multi_worker_e2e*.py)."""
+write it (the two-process runs: test_task.py and tests/kubeflow/backend_sequence.py)."""
 
 import json
 
