@@ -1,5 +1,5 @@
 """run_fn end to end: in-process under MirroredStrategy, killed and resumed, and on 2 workers
-(a chief and a worker, one preempted; two that are not: tests/kubeflow/test_multi_worker_e2e*).
+(a chief and a worker, one preempted; two that are not: tests/kubeflow/backend_sequence.py).
 """
 
 import json
@@ -26,7 +26,7 @@ from imgclf.trainer.task import VERTEX_TENSORBOARD_DIR, WORK_DIR, run_fn, tensor
 pytestmark = pytest.mark.slow
 
 RUN_TRAINER = Path(__file__).with_name("run_trainer.py")
-PHASE1_EPOCHS, PHASE2_EPOCHS = 2, 3
+PHASE1_EPOCHS, PHASE2_EPOCHS = 1, 2
 
 
 @pytest.fixture(scope="module")
@@ -171,25 +171,15 @@ def test_a_killed_trainer_resumes_at_the_next_epoch_and_no_other_run_takes_its_s
     assert not os.path.exists(os.path.join(fn_args["serving_model_dir"], "saved_model.pb"))
 
     # Another run given the killed run's folders, as a reset metadata store makes TFX do,
-    # with other settings: it starts over, and says why.
+    # with other settings: it starts over, and says why (stopped once its first epoch shows it).
     elsewhere = tmp_path / "other"
     shutil.copytree(fn_args["model_run_dir"], elsewhere / "model_run")
     other = _fn_args(examples, tiny_backbone, elsewhere, cpu_replicas=2, phase2_learning_rate=1e-4)
     restarted = _start(other, elsewhere)
-    output, _ = restarted.communicate(timeout=900)
-    assert restarted.returncode == 0, output[-3000:]
-    assert "belongs to another run" in output
-    assert _epoch_lines(output) == [
-        f"[trainer] {phase} epoch {epoch} done"
-        for phase, epochs in (
-            (FEATURE_EXTRACTION, range(PHASE1_EPOCHS)),
-            (FINE_TUNING, range(PHASE1_EPOCHS, PHASE1_EPOCHS + PHASE2_EPOCHS)),
-        )
-        for epoch in epochs
-    ]
-    assert read_summary(other["serving_model_dir"])["phases"][1]["learning_rate"] == (
-        pytest.approx(1e-4)
-    )
+    seen = _kill_at(restarted, "[trainer] ")
+    restarted.wait(timeout=60)
+    assert "belongs to another run" in "".join(seen)
+    assert _epoch_lines(seen[-1]) == [f"[trainer] {FEATURE_EXTRACTION} epoch 0 done"]
 
     # The killed run itself resumes where it stopped, and ends as an uninterrupted one.
     resumed = _start(fn_args, tmp_path)
