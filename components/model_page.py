@@ -22,7 +22,8 @@ from imgclf.components.pages import (
     section,
     table,
 )
-from imgclf.trainer.confidence import with_interval
+from imgclf.trainer.confidence import transfer_worth, with_interval
+from imgclf.trainer.export import SCRATCH
 from imgclf.trainer.schedule import kept_accuracy
 
 CURVES = (("accuracy", ("accuracy", "val_accuracy")), ("loss", ("loss", "val_loss")))
@@ -151,15 +152,13 @@ def _training(summary: dict) -> str:
         )
     scratch = summary.get("scratch")
     if scratch:
-        kept, images = kept_accuracy(phases), summary["validation_examples"]
-        lines.append(
-            paragraph(
-                f"What transfer was worth: validation accuracy {with_interval(kept, images)} "
-                "from the pretrained weights, "
-                f"{with_interval(scratch['validation_accuracy'], images)} from random weights "
-                f"at the same budget ({scratch['epochs']} epochs, {images} validation images)."
-            )
+        worth = transfer_worth(
+            kept_accuracy(phases),
+            scratch,
+            summary["validation_examples"],
+            scratch_exported=summary["exported"] == SCRATCH,
         )
+        lines.append(paragraph(f"What transfer was worth: {worth}."))
     return section("Training", *lines)
 
 

@@ -43,7 +43,7 @@ from imgclf.settings.names import (
     WARM_START_VERSION,
 )
 from imgclf.trainer.distribution import is_chief
-from imgclf.trainer.export import read_summary
+from imgclf.trainer.export import SCRATCH, read_summary
 from imgclf.trainer.schedule import kept_accuracy
 
 CUSTOM_CONFIG = standard_component_specs.CUSTOM_CONFIG_KEY
@@ -107,10 +107,12 @@ class Executor(GenericExecutor):
 
 
 def _key_figure(summary: dict) -> str:
-    """The kept epoch's validation accuracy (the best of both phases), and the epochs trained."""
+    """The exported weights' validation accuracy, and the epochs trained."""
     phases = summary["phases"]
     epochs = sum(len(phase["epochs"]) for phase in phases)
-    figure = f"validation accuracy {kept_accuracy(phases):.3f} after {epochs} epochs"
+    figure = f"validation accuracy {summary['validation']['accuracy']:.3f} after {epochs} epochs"
+    if summary["exported"] == SCRATCH:
+        return figure + f" from random weights (from the pretrained: {kept_accuracy(phases):.3f})"
     scratch = summary.get("scratch")
     if scratch:
         figure += f" (from scratch: {scratch['validation_accuracy']:.3f})"

@@ -27,8 +27,8 @@ from imgclf.pipeline.runs import UNFINISHED, PipelineRun, latest_run
 from imgclf.settings import names
 from imgclf.settings.config import PipelineConfig
 from imgclf.settings.names import LABEL_KEY
-from imgclf.trainer.confidence import with_interval
-from imgclf.trainer.export import read_summary
+from imgclf.trainer.confidence import transfer_worth, with_interval
+from imgclf.trainer.export import SCRATCH, read_summary
 from imgclf.trainer.schedule import FINE_TUNING, kept_accuracy
 
 # A validation accuracy's 95% interval wider than this: too few images to choose epochs by
@@ -162,13 +162,13 @@ def describe_training(summary: dict) -> list[str]:
         lines += _validation_lines(validation)
     scratch = summary.get("scratch")
     if scratch:
-        images = summary["validation_examples"]
-        kept, random = kept_accuracy(summary["phases"]), scratch["validation_accuracy"]
-        lines.append(
-            f"  What transfer is worth: validation accuracy {with_interval(kept, images)} from "
-            f"the pretrained weights, {with_interval(random, images)} from random weights at "
-            f"the same budget ({scratch['epochs']} epochs)"
+        worth = transfer_worth(
+            kept_accuracy(summary["phases"]),
+            scratch,
+            summary["validation_examples"],
+            scratch_exported=summary["exported"] == SCRATCH,
         )
+        lines.append(f"  What transfer is worth: {worth}")
     return lines
 
 

@@ -38,8 +38,9 @@ class TrainingConfig(Section):
     early_stopping_patience: int = Field(
         5,
         ge=0,
-        description="End a phase after this many epochs without a better validation accuracy "
-        "(its best epoch is kept either way); 0 trains every epoch. Epochs are maxima.",
+        description="End a phase after this many epochs without a better validation score "
+        "(accuracy, the loss breaking ties; its best epoch is kept either way); 0 trains every "
+        "epoch. Epochs are maxima.",
     )
     validation_fraction: float = Field(
         0.1,
@@ -47,6 +48,13 @@ class TrainingConfig(Section):
         lt=1.0,
         description="Share of the train split held out for validation, chosen by a stable hash "
         "of each image, when the data has no validation split (data.validation_pattern).",
+    )
+    min_validation_images: int = Field(
+        100,
+        ge=0,
+        description="A validation share carved out of train that holds fewer images is widened "
+        "(up to 25% of the train split), and the Trainer says so: a few dozen images cannot "
+        "tell a better epoch from a luckier one. 0: never widen.",
     )
     class_weight: Literal["balanced", "none"] = Field(
         "none",
@@ -61,8 +69,8 @@ class TrainingConfig(Section):
     compare_scratch: bool = Field(
         False,
         description="Also train the same network from random weights for as many epochs as "
-        "the transfer model trained, and report both best validation accuracies: what transfer "
-        "is worth.",
+        "the transfer model trained, report both validation accuracies (what transfer is "
+        "worth), and export the better of the two.",
     )
     fine_tune_batch_norm: bool = Field(
         True,

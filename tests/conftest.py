@@ -83,9 +83,14 @@ def tiny_backbone(tmp_path_factory):
     A fresh network's features are all but zero under inference-mode
     BatchNormalization; briefly trained, its features and statistics are real.
     """
+    import tf_keras as keras
+
     from imgclf.settings.model import ModelConfig
     from imgclf.trainer.pretrain import pretrain_backbone
 
+    # The same weights in every session and test worker, whatever ran before: tests that
+    # train on it see the same epochs.
+    keras.utils.set_random_seed(0)
     path = str(tmp_path_factory.mktemp("backbone") / "tiny.h5")
     model = ModelConfig(base_model="MobileNetV2", alpha=0.35, image_size=32, weights=path)
     pretrain_backbone(model, path, train_per_class=16, eval_per_class=2, epochs=1)

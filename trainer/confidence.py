@@ -39,3 +39,17 @@ def with_interval(accuracy: float, examples: int) -> str:
     """'0.944 (95% interval 0.742 to 0.990)'."""
     low, high = accuracy_interval(accuracy, examples)
     return f"{accuracy:.3f} (95% interval {low:.3f} to {high:.3f})"
+
+
+def transfer_worth(transfer: float, scratch: dict, images: int, scratch_exported: bool) -> str:
+    """Both validation accuracies of training.compare_scratch, and which model is exported."""
+    said = (
+        f"validation accuracy {with_interval(transfer, images)} from the pretrained weights, "
+        f"{with_interval(scratch['validation_accuracy'], images)} from random weights at the "
+        f"same budget ({scratch['epochs']} epochs, {images} validation images)"
+    )
+    if not scratch_exported:
+        return said + "; the model from the pretrained weights is exported"
+    ahead = scratch["validation_accuracy"] - transfer
+    better = f"by {ahead:.3f}" if ahead > 0 else "(as accurate, with a lower validation loss)"
+    return said + f"; the model from random weights did better {better}, and is exported instead"

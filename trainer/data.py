@@ -34,6 +34,7 @@ class Part:
     validation_fraction: float
     image_key: str
     validation: bool
+    widened_from: float | None = None  # the configured fraction, when it held too few images
 
     def keeps(self, serialized: tf.Tensor) -> tf.Tensor:
         image = tf.io.parse_single_example(
@@ -46,7 +47,13 @@ class Part:
 
     def describe(self) -> str:
         share = self.validation_fraction if self.validation else 1 - self.validation_fraction
-        return f"{share:.0%} of it by image hash"
+        said = f"{share:.0%} of it by image hash"
+        if self.widened_from is None:
+            return said
+        return said + (
+            f" (validation widened from {self.widened_from:.0%}, which held too few images "
+            "to choose epochs by: training.min_validation_images)"
+        )
 
     def remedy(self) -> str:
         """What to change when this part holds no records."""
@@ -175,6 +182,11 @@ def make_augmentation(config: TrainingConfig) -> keras.Sequential:
     if config.random_contrast:
         layers.append(keras.layers.RandomContrast(config.random_contrast, seed=config.seed))
     return keras.Sequential(layers, name="augmentation")
+
+
+def count_examples(file_patterns: list[str], part: Part | None = None) -> int:
+    """How many records the files matching `file_patterns` hold (in `part` of them)."""
+    return count_records(_files(file_patterns), part)
 
 
 def count_records(files: list[str], part: Part | None = None) -> int:

@@ -31,6 +31,9 @@ SERVING_IMAGES = "serving_images"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "image_bytes"
 SUMMARY_FILENAME = "training_summary.json"
+# Which network the summary's "exported" names: the one from the pretrained base, or the same
+# network trained from random weights (training.compare_scratch), when that did better.
+TRANSFER, SCRATCH = "transfer", "scratch"
 MAX_PIXELS_KEY = "max_image_pixels"
 # Beside the SavedModel, for mobile: the Keras model alone, whose input is float
 # pixels in [0, 255] at the model's image size (decoding stays with the app).

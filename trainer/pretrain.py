@@ -11,7 +11,8 @@ To show what that transfer is worth, `scratch_baseline` trains the same
 network from random weights on the target task with the same data, epochs
 and batch size as the pipeline's two phases together; the Trainer does the
 same on its own train and validation records with `training.compare_scratch`
-(`compare_with_scratch`).
+(`compare_with_scratch`), and exports that network instead when it is the better
+of the two on validation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras as keras
+from absl import logging
 
 from imgclf.imagedata.records import read_labels
 from imgclf.imagedata.sample import PRETRAINING_CLASSES, write_sample_dataset
@@ -30,7 +32,18 @@ from imgclf.settings.data import DataConfig
 from imgclf.settings.model import ModelConfig
 from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import Input, eval_input, train_input
-from imgclf.trainer.model import build_base, compile_model, scale_inputs
+from imgclf.trainer.model import (
+    base_of,
+    build_base,
+    build_model,
+    compile_model,
+    scale_inputs,
+    unfreeze_top,
+)
+from imgclf.trainer.schedule import ACCURACY, MONITOR, kept_epoch, validation_figures
+
+# Under the Trainer's work folder: the best epoch of the network trained from random weights.
+SCRATCH_WEIGHTS = "best_scratch"
 
 # No augmentation: the shapes vary enough, and the short runs converge faster without.
 _PLAIN = {"random_flip": False, "random_rotation": 0, "random_zoom": 0, "random_contrast": 0}
@@ -99,27 +112,44 @@ def compare_with_scratch(
     validation: Input,
     training: TrainingConfig,
     epochs: int,
-) -> dict:
-    """The same network from random weights, trained for as many epochs as the transfer run.
+    work_dir: str,
+) -> tuple[keras.Model, dict]:
+    """The same classifier from random weights, trained whole for as many epochs as the
+    transfer run; returns it with its best epoch's weights, and its record.
 
-    At phase 1's learning rate; its best epoch's validation accuracy, as the
-    transfer model is its best epoch's. Call in the Trainer's strategy scope.
+    At phase 1's learning rate; its best epoch chosen by the same validation score
+    as the transfer model's (trainer/schedule.py), so the Trainer can export the
+    better of the two. Call in the Trainer's strategy scope.
     """
     start = time.monotonic()
-    _, history = train_from_scratch(
-        model,
-        num_classes,
-        train,
-        validation,
-        epochs,
-        training.optimizer,
-        training.phase1_learning_rate,
+    classifier = build_model(
+        model.model_copy(update={"weights": "none"}), num_classes, batch_norm_learns=True
     )
-    return {
-        "validation_accuracy": max(history["val_accuracy"]),
+    unfreeze_top(classifier, len(base_of(classifier).layers), batch_norm=True)
+    compile_model(classifier, training.optimizer, training.phase1_learning_rate)
+    best = os.path.join(work_dir, SCRATCH_WEIGHTS)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        best, monitor=MONITOR, mode="max", save_best_only=True, save_weights_only=True
+    )
+    history = classifier.fit(
+        train.dataset,
+        steps_per_epoch=train.steps,
+        epochs=epochs,
+        validation_data=validation.dataset,
+        validation_steps=validation.steps,
+        callbacks=[*validation_figures(), checkpoint],
+        verbose=0,
+    )
+    classifier.load_weights(best)
+    kept = kept_epoch([{"epochs": history.epoch, "history": history.history}])
+    record = {
+        "validation_accuracy": kept[ACCURACY],
+        "score": kept[MONITOR],
         "epochs": epochs,
         "seconds": time.monotonic() - start,
     }
+    logging.info("From random weights: %s", record)
+    return classifier, record
 
 
 def train_from_scratch(

@@ -8,14 +8,22 @@ stable-hash part is then held out (trainer/data.py:Part).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 from absl import logging
 from tfx import v1 as tfx
 
 from imgclf.settings.config import TrainerConfig
 from imgclf.settings.names import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
-from imgclf.trainer.data import Input, Part, eval_input, label_counts, train_input
+from imgclf.trainer.data import (
+    Input,
+    Part,
+    count_examples,
+    eval_input,
+    label_counts,
+    train_input,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,42 @@ def data_roles(fn_args: tfx.components.FnArgs, config: TrainerConfig) -> Roles:
     )
 
 
+# A widened validation share leaves at least this much of the train split to train on.
+MAX_WIDENED_FRACTION = 0.25
+
+
+def widened(roles: Roles, validation_images: int, config: TrainerConfig) -> Roles:
+    """The roles with a validation share wide enough to choose epochs by, if it was not.
+
+    A validation share carved out of train that holds fewer than
+    training.min_validation_images images is widened towards that many, up to
+    MAX_WIDENED_FRACTION of the train split; the images it adds are those
+    nearest to the old boundary by hash, so the old share stays inside the new.
+    """
+    part, wanted = roles.validation_part, config.training.min_validation_images
+    if part is None or validation_images >= wanted:
+        return roles
+    total = count_examples(roles.train_files)
+    fraction = min(MAX_WIDENED_FRACTION, math.ceil(100 * wanted / max(total, 1)) / 100)
+    if fraction <= part.validation_fraction:
+        return roles
+    logging.warning(
+        "%d validation images (%.0f%% of the train split's %d) are too few to choose epochs "
+        "by: validating on %.0f%% of it instead (training.min_validation_images: %d).",
+        validation_images,
+        100 * part.validation_fraction,
+        total,
+        100 * fraction,
+        wanted,
+    )
+    wider = {"validation_fraction": fraction, "widened_from": part.validation_fraction}
+    return replace(
+        roles,
+        train_part=replace(roles.train_part, **wider),
+        validation_part=replace(part, **wider),
+    )
+
+
 def balanced_class_weight(counts: list[int]) -> dict[int, float]:
     """total / (classes x count): every class weighs as much in the loss as the others."""
     total, present = sum(counts), [count for count in counts if count]
@@ -73,11 +117,18 @@ def training_data(
 ) -> TrainingData:
     roles = data_roles(fn_args, config)
     data, image_size = config.data, config.model.image_size
+
+    def validation_of(roles: Roles) -> Input:
+        return eval_input(
+            roles.validation_files, data, image_size, global_batch_size, roles.validation_part
+        )
+
+    validation = validation_of(roles)
+    wider = widened(roles, validation.examples, config)
+    if wider is not roles:
+        roles, validation = wider, validation_of(wider)
     train = train_input(
         roles.train_files, data, image_size, global_batch_size, config.training, roles.train_part
-    )
-    validation = eval_input(
-        roles.validation_files, data, image_size, global_batch_size, roles.validation_part
     )
     logging.info(
         "%d train and %d validation examples; %d steps per epoch of %d images.",

@@ -8,9 +8,13 @@ numbers run on from phase 1 into phase 2 (`initial_epoch`), so logs,
 callbacks and schedules see one continuous run.
 
 Each phase's epochs are a maximum: a phase ends early once the validation
-accuracy has not improved for `early_stopping_patience` epochs, and the model
+score has not improved for `early_stopping_patience` epochs, and the model
 leaves each phase with the weights of its best epoch. Fine-tuning has to beat
 phase 1's best to count: if no epoch does, the model keeps phase 1's weights.
+The score is the validation accuracy with the validation loss breaking ties
+(`validation_score`): on a small validation share the accuracy soon stops moving
+(18 images reach 1.000 in a few epochs), while the loss still tells a model that
+is surely right from one that is barely right.
 
 A trainer that is killed (a preempted node, a crashed pod) and started again
 with the same work directory resumes in the phase it was in, at the epoch
@@ -42,7 +46,12 @@ from imgclf.trainer.model import WEIGHTED_LOSS, base_of, compile_model, unfreeze
 
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNING = "fine_tuning"
-MONITOR = "val_accuracy"
+ACCURACY, LOSS = "val_accuracy", "val_loss"
+# What picks each phase's best epoch and stops it early (validation_score).
+MONITOR = "val_score"
+# The loss's weight in the score: below any accuracy step (1 / images) of a validation set
+# under a billion images, so it only ever breaks ties.
+TIE_BREAK = 1e-9
 PROGRESS_FILE = "progress.json"
 IDENTITY_FILE = "identity.txt"
 
@@ -184,7 +193,7 @@ class _PhaseFitter:
         return os.path.join(self._work_dir, f"best_{phase}")
 
     def __call__(self, model, phase, train, evals, first_epoch, floor=None):
-        """`floor`: the validation accuracy an epoch must beat to be kept (phase 1's best)."""
+        """`floor`: the validation score an epoch must beat to be kept (phase 1's best)."""
         best = self.best_weights(phase)
         resuming = bool(self._progress.epochs_of(phase))
         if floor is not None and not resuming:
@@ -192,9 +201,10 @@ class _PhaseFitter:
             save_weights(model, best)
         # An epoch is kept only if it beats the floor and every epoch this phase already ran.
         known = [value for value in (floor, self._progress.best_value(phase)) if value is not None]
+        best_so_far = max(known) if known else None
         callbacks = [
-            # First: every callback after it, and the history, see the true val_loss.
-            _RealValidationLoss(),
+            # First: every callback after it, and the history, see the true figures.
+            *validation_figures(),
             # Restores weights, optimizer and epoch if this phase was cut short before.
             keras.callbacks.BackupAndRestore(os.path.join(self._work_dir, "backup", phase)),
             keras.callbacks.ModelCheckpoint(
@@ -203,9 +213,9 @@ class _PhaseFitter:
                 mode="max",
                 save_best_only=True,
                 save_weights_only=True,
-                initial_value_threshold=max(known) if known else None,
+                initial_value_threshold=best_so_far,
             ),
-            *self._early_stopping(floor),
+            *self._early_stopping(best_so_far),
             *self._common,
             # Last, so that an epoch is announced only once every checkpoint has it.
             _RecordEpochs(self._progress, phase, images_per_epoch=train.steps * train.batch_size),
@@ -227,16 +237,12 @@ class _PhaseFitter:
         )
         model.load_weights(best)
 
-    def _early_stopping(self, floor):
+    def _early_stopping(self, best_so_far):
         patience = self._config.early_stopping_patience
         if not patience:
             return []
         # A resumed phase waits `patience` epochs afresh: the count is not checkpointed.
-        return [
-            keras.callbacks.EarlyStopping(
-                monitor=MONITOR, mode="max", patience=patience, baseline=floor, verbose=1
-            )
-        ]
+        return [_StopWhenStale(patience, best_so_far)]
 
 
 def combined_history(phases: list[PhaseResult]) -> dict[str, list]:
@@ -248,9 +254,26 @@ def combined_history(phases: list[PhaseResult]) -> dict[str, list]:
     return combined
 
 
+def validation_score(accuracy: float, loss: float) -> float:
+    """The accuracy, less a share of the loss too small to outweigh one more right image:
+    of two epochs, the more accurate is better, and of two as accurate, the lower loss."""
+    return float(accuracy) - TIE_BREAK * float(loss) / (1.0 + float(loss))
+
+
+def kept_epoch(phases: list[dict]) -> dict[str, float]:
+    """The validation figures of the epoch whose weights a run keeps: the best score of
+    either phase (the first, of equal ones, as the checkpoints keep it)."""
+    epochs = [
+        {name: values[index] for name, values in phase["history"].items()}
+        for phase in phases
+        for index in range(len(phase["epochs"]))
+    ]
+    return max(epochs, key=lambda figures: figures[MONITOR])
+
+
 def kept_accuracy(phases: list[dict]) -> float:
-    """The validation accuracy of the weights a run keeps: the best epoch of either phase."""
-    return max(value for phase in phases for value in phase["history"][MONITOR])
+    """The validation accuracy of the weights a run keeps."""
+    return kept_epoch(phases)[ACCURACY]
 
 
 def claim_work_dir(work_dir: str, identity: str, writer: bool) -> bool:
@@ -380,9 +403,51 @@ class _RealValidationLoss(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and f"val_{WEIGHTED_LOSS}" in logs:
-            logs["val_loss"] = logs.pop(f"val_{WEIGHTED_LOSS}")
+            logs[LOSS] = logs.pop(f"val_{WEIGHTED_LOSS}")
         if logs is not None:
             logs.pop(WEIGHTED_LOSS, None)
+
+
+def validation_figures() -> list[keras.callbacks.Callback]:
+    """Callbacks that put an epoch's validation figures right (the loss over the real records)
+    and add its score; before any callback that reads them."""
+    return [_RealValidationLoss(), _ValidationScore()]
+
+
+class _ValidationScore(keras.callbacks.Callback):
+    """Adds the epoch's validation score (validation_score) to its figures."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and ACCURACY in logs:
+            logs[MONITOR] = validation_score(logs[ACCURACY], logs[LOSS])
+
+
+class _StopWhenStale(keras.callbacks.Callback):
+    """Ends a phase once `patience` epochs in a row scored no better than the best so far
+    (for fine-tuning, at least phase 1's best; for a resumed phase, its own earlier epochs').
+
+    Keras's EarlyStopping with a baseline keeps going while each epoch betters the last,
+    even below the baseline: with the loss in the score, a fine-tuning run that never
+    beats phase 1 would then use every epoch it is allowed.
+    """
+
+    def __init__(self, patience: int, best_so_far: float | None):
+        super().__init__()
+        self._patience = patience
+        self._best = -np.inf if best_so_far is None else best_so_far
+        self._stale = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = (logs or {}).get(MONITOR)
+        if score is not None and score > self._best:
+            self._best, self._stale = score, 0
+            return
+        self._stale += 1
+        if self._stale >= self._patience:
+            logging.info(
+                "Stopping after epoch %d: %d epochs without a better score.", epoch, self._stale
+            )
+            self.model.stop_training = True
 
 
 class _RecordEpochs(keras.callbacks.Callback):

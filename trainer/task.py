@@ -23,15 +23,17 @@ from imgclf.trainer.distribution import (
     precision_policy,
     strategy_name,
 )
-from imgclf.trainer.export import export_model, export_tflite
+from imgclf.trainer.export import SCRATCH, TRANSFER, export_model, export_tflite
 from imgclf.trainer.features import CachedPhase1, cache_phase1
 from imgclf.trainer.model import build_model
 from imgclf.trainer.pretrain import compare_with_scratch
 from imgclf.trainer.roles import Roles, training_data
 from imgclf.trainer.schedule import (
+    ACCURACY,
+    MONITOR,
     claim_work_dir,
     combined_history,
-    kept_accuracy,
+    kept_epoch,
     train_two_phases,
 )
 from imgclf.trainer.warm_start import start_from
@@ -136,18 +138,24 @@ def _train_and_export(
         cache_phase1=cache_phase1_features if config.training.uses_feature_cache else None,
         class_weight=class_weight,
     )
-    scratch = None
+    phase_records = [phase.to_dict() for phase in phases]
+    transfer = kept_epoch(phase_records)
+    exported, accuracy, scratch = model, transfer[ACCURACY], None
     if config.training.compare_scratch:
         with strategy.scope():
-            scratch = compare_with_scratch(
+            scratch_model, scratch = compare_with_scratch(
                 config.model,
                 len(class_names),
                 train,
                 evals,
                 config.training,
                 epochs=sum(len(phase.epochs) for phase in phases),
+                work_dir=work_dir,
             )
-    phase_records = [phase.to_dict() for phase in phases]
+        scratch["validation"] = measured(scratch["validation_accuracy"], evals.examples)
+        # Never below from-scratch when it was measured: the better on validation is served.
+        if scratch["score"] > transfer[MONITOR]:
+            exported, accuracy = scratch_model, scratch["validation_accuracy"]
     summary = {
         **_setting_summary(config, strategy, class_names, global_batch_size),
         "start": start.to_dict(),
@@ -158,15 +166,16 @@ def _train_and_export(
         "class_weight": class_weight,
         "phases": phase_records,
         "history": combined_history(phases),
-        # What the validation split can tell: the kept weights' accuracy, its count, its interval.
-        "validation": measured(kept_accuracy(phase_records), evals.examples),
-        "scratch": scratch
-        and {**scratch, "validation": measured(scratch["validation_accuracy"], evals.examples)},
+        "exported": TRANSFER if exported is model else SCRATCH,
+        # What the validation split can tell: the exported weights' accuracy, its count, its
+        # interval.
+        "validation": measured(accuracy, evals.examples),
+        "scratch": scratch,
         "tuned": tuned or None,
     }
-    _export(fn_args, config, model, class_names, summary)
+    _export(fn_args, config, exported, class_names, summary)
     if is_chief():
-        _add_serving_extras(fn_args, config, model, class_names, roles)
+        _add_serving_extras(fn_args, config, exported, class_names, roles)
         tf.io.gfile.rmtree(work_dir)
         logging.info("Exported the model to %s", fn_args.serving_model_dir)
 

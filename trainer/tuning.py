@@ -26,7 +26,7 @@ from imgclf.settings.config import TrainerConfig
 from imgclf.trainer.distribution import make_strategy
 from imgclf.trainer.model import build_model
 from imgclf.trainer.roles import training_data
-from imgclf.trainer.schedule import MONITOR, claim_work_dir, kept_accuracy, train_two_phases
+from imgclf.trainer.schedule import MONITOR, claim_work_dir, kept_epoch, train_two_phases
 
 
 def declare_search_space(hp: keras_tuner.HyperParameters, config: TrainerConfig) -> None:
@@ -75,7 +75,7 @@ class TwoPhaseSearch(keras_tuner.RandomSearch):
                 work_dir,
                 class_weight=data.class_weight,
             )
-        return {MONITOR: kept_accuracy([phase.to_dict() for phase in phases])}
+        return {MONITOR: kept_epoch([phase.to_dict() for phase in phases])[MONITOR]}
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:

@@ -5,6 +5,8 @@ import pytest
 from imgclf.pipeline.report import RunOutcome, describe_training, timing_lines
 from imgclf.pipeline.runs import NodeRun, PipelineRun
 from imgclf.trainer.confidence import measured
+from imgclf.trainer.export import SCRATCH, TRANSFER
+from imgclf.trainer.schedule import ACCURACY, MONITOR
 
 
 def run(run_id: str, state: str, trainer: float, others: float) -> PipelineRun:
@@ -49,6 +51,7 @@ def test_the_run_report_says_truly_whether_training_saw_the_test_images(in_train
 
 
 def _summary(accuracy: float, images: int) -> dict:
+    accuracies = [accuracy - 0.05, accuracy]
     phase = {"name": "fine_tuning", "epochs": [0, 1], "learning_rate": 1e-4, "best_epoch": 1}
     return {
         "base_model": "MobileNetV2",
@@ -56,7 +59,8 @@ def _summary(accuracy: float, images: int) -> dict:
         "num_replicas": 2,
         "global_batch_size": 32,
         "validation_examples": images,
-        "phases": [{**phase, "history": {"val_accuracy": [accuracy - 0.05, accuracy]}}],
+        "phases": [{**phase, "history": {ACCURACY: accuracies, MONITOR: accuracies}}],
+        "exported": TRANSFER,
         "validation": measured(accuracy, images),
         "scratch": {"validation_accuracy": accuracy - 0.1, "epochs": 2},
     }
@@ -76,9 +80,23 @@ def test_every_accuracy_carries_its_interval_and_few_validation_images_are_said_
         "  What transfer is worth: validation accuracy 1.000 (95% interval 0.824 to 1.000) from "
         "the pretrained weights, 0.900 (95% interval "
     )
+    assert lines[-1].endswith("; the model from the pretrained weights is exported")
     assert not any("cannot tell" in line for line in describe_training(_summary(0.95, 400)))
     outcome = RunOutcome("run", accuracy=0.9, example_count=40, baseline_accuracy=0.85)
     assert (
         "  Last blessed model: accuracy 0.850 (95% interval 0.709 to 0.929) on the same images"
         in (outcome.describe(min_accuracy=0.5))
+    )
+
+
+def test_the_report_says_when_the_model_from_random_weights_did_better_and_is_exported():
+    summary = _summary(0.8, 100)
+    summary["scratch"] = {"validation_accuracy": 0.85, "epochs": 2}
+    summary["exported"] = SCRATCH
+    summary["validation"] = measured(0.85, 100)
+    lines = describe_training(summary)
+    assert any(line.startswith("    kept weights: validation accuracy 0.850 ") for line in lines)
+    assert lines[-1].endswith(
+        "from random weights at the same budget (2 epochs, 100 validation images); the model "
+        "from random weights did better by 0.050, and is exported instead"
     )

@@ -18,11 +18,14 @@ from imgclf.trainer.schedule import (
     FEATURE_EXTRACTION,
     FINE_TUNING,
     IDENTITY_FILE,
+    MONITOR,
     PROGRESS_FILE,
     claim_work_dir,
     combined_history,
     fine_tuning_rate,
+    kept_epoch,
     train_two_phases,
+    validation_score,
 )
 from quick_training import MAX_PIXELS
 
@@ -62,7 +65,9 @@ class _Watch(keras.callbacks.Callback):
         self.at_end.append(_snapshot(self.model))
 
 
-def _train(model_config, training_config, work_dir, log_dirs=()):
+def _train(model_config, training_config, work_dir, log_dirs=(), seed=0):
+    # Whatever test ran before in this process: the same head, the same epochs.
+    keras.utils.set_random_seed(seed)
     strategy = make_strategy(1)
     with strategy.scope():
         model = build_model(model_config, num_classes=len(DEFAULT_CLASSES), batch_norm_learns=False)
@@ -95,7 +100,9 @@ def two_phases(tiny_backbone, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("work")
     # The model run's and Vertex AI's TensorBoard folder (trainer/task.py: tensorboard_dirs).
     log_dirs = [tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("vertex_logs")]
-    model, phases, watch = _train(tiny_backbone, config, work_dir, log_dirs)
+    # A seed whose best phase-1 epoch (the lowest validation loss: at this rate the model stays
+    # near chance, every epoch as accurate) is not its last.
+    model, phases, watch = _train(tiny_backbone, config, work_dir, log_dirs, seed=1)
     return {
         "model": model,
         "phases": phases,
@@ -121,10 +128,10 @@ def test_phase1_leaves_every_base_variable_bit_identical_and_trains_the_head(two
 def test_phase2_starts_from_the_best_phase1_epoch_not_the_last(two_phases):
     phase1 = two_phases["phases"][0]
     watch = two_phases["watch"]
-    accuracies = [watch.epochs[e][0]["val_accuracy"] for e in range(PHASE1_EPOCHS)]
-    best = int(np.argmax(accuracies))
+    scores = [watch.epochs[e][0][MONITOR] for e in range(PHASE1_EPOCHS)]
+    best = int(np.argmax(scores))
     assert phase1.best_epoch == best
-    assert best != PHASE1_EPOCHS - 1, f"test needs a best epoch before the last: {accuracies}"
+    assert best != PHASE1_EPOCHS - 1, f"test needs a best epoch before the last: {scores}"
     start_of_phase2 = watch.at_start[1]
     for name, value in watch.epochs[best][1].items():
         np.testing.assert_array_equal(start_of_phase2[name], value, err_msg=name)
@@ -217,6 +224,43 @@ def test_state_left_without_an_identity_is_never_resumed(tmp_path):
     assert os.listdir(work_dir) == [IDENTITY_FILE]
 
 
+def test_the_score_ranks_by_accuracy_and_breaks_ties_by_the_lower_loss():
+    # One more right image of a million outweighs any loss; of equal accuracies, the lower loss.
+    assert validation_score(0.999999, 100.0) > validation_score(0.999998, 0.0)
+    assert validation_score(1.0, 0.01) > validation_score(1.0, 0.02) > validation_score(1.0, 5.0)
+    phases = [
+        {"epochs": [0, 1], "history": _history([0.9, 1.0], [0.30, 0.20])},
+        {"epochs": [2, 3, 4], "history": _history([1.0, 1.0, 0.95], [0.15, 0.05, 0.01])},
+    ]
+    assert kept_epoch(phases)["val_loss"] == 0.05
+
+
+def _history(accuracies: list[float], losses: list[float]) -> dict[str, list[float]]:
+    scores = [validation_score(a, loss) for a, loss in zip(accuracies, losses, strict=True)]
+    return {"val_accuracy": accuracies, "val_loss": losses, MONITOR: scores}
+
+
+@pytest.mark.slow
+def test_once_the_accuracy_stops_moving_the_lower_loss_picks_the_epoch_and_keeps_training(
+    tiny_backbone, tmp_path
+):
+    config = TrainingConfig(
+        phase1_epochs=12, phase1_learning_rate=0.01, phase2_epochs=0, early_stopping_patience=2
+    )
+    _, (phase1,), _ = _train(tiny_backbone, config, tmp_path)
+    accuracies, losses = phase1.history["val_accuracy"], phase1.history["val_loss"]
+    assert phase1.history[MONITOR] == [
+        validation_score(a, loss) for a, loss in zip(accuracies, losses, strict=True)
+    ]
+    top = [i for i, accuracy in enumerate(accuracies) if accuracy == max(accuracies)]
+    assert len(top) > 1, f"test needs epochs of equal accuracy: {accuracies}"
+    best = min(top, key=lambda i: losses[i])
+    assert phase1.best_epoch == phase1.epochs[best]
+    assert best != top[0], f"test needs a later epoch of lower loss: {accuracies} {losses}"
+    # Accuracy alone would have stopped 2 epochs after the first of its best.
+    assert len(phase1.epochs) > top[0] + 3
+
+
 def _val_accuracy(model, evals: Input) -> float:
     return model.evaluate(evals.dataset, steps=evals.steps, verbose=0)[1]
 
@@ -232,7 +276,7 @@ def test_a_phase_given_too_many_epochs_stops_early_and_keeps_its_best_epoch(
     model, (phase1,), watch = _train(tiny_backbone, config, tmp_path)
     accuracies = phase1.history["val_accuracy"]
     assert phase1.max_epochs == 60 and len(phase1.epochs) < 60
-    best = int(np.argmax(accuracies))
+    best = int(np.argmax(phase1.history[MONITOR]))
     assert phase1.best_epoch == best
     # It stopped `patience` epochs after the best one, and left with the best epoch's weights.
     assert phase1.epochs[-1] == best + 3

@@ -18,9 +18,18 @@ from tfx import v1 as tfx
 
 from imgclf.imagedata.records import read_records, to_example
 from imgclf.imagedata.sample import DEFAULT_CLASSES, write_sample_dataset
-from imgclf.settings.config import load_config
-from imgclf.trainer.export import IMAGES_INPUT, SERVING_IMAGES, read_summary
-from imgclf.trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING
+from imgclf.settings.config import TrainerConfig, load_config
+from imgclf.trainer.data import first_records
+from imgclf.trainer.export import (
+    IMAGES_INPUT,
+    SCRATCH,
+    SERVING_IMAGES,
+    TRANSFER,
+    read_summary,
+)
+from imgclf.trainer.model import build_base
+from imgclf.trainer.roles import data_roles
+from imgclf.trainer.schedule import FEATURE_EXTRACTION, FINE_TUNING, MONITOR, kept_epoch
 from imgclf.trainer.task import VERTEX_TENSORBOARD_DIR, WORK_DIR, run_fn, tensorboard_dirs
 
 pytestmark = pytest.mark.slow
@@ -143,6 +152,58 @@ def test_the_same_network_from_random_weights_is_trained_at_the_same_budget(mirr
     scratch = summary["scratch"]
     assert scratch["epochs"] == len(summary["history"]["epoch"])  # as many as transfer trained
     assert 0.0 <= scratch["validation_accuracy"] <= 1.0
+
+
+def _validation_accuracy(fn_args: dict) -> float:
+    """The exported model's accuracy on the validation part of the train split, as served."""
+    config = TrainerConfig.model_validate(fn_args["custom_config"])
+    part = data_roles(tfx.components.FnArgs(**fn_args), config).validation_part
+    records = [
+        tf.train.Example.FromString(record)
+        for record in first_records(fn_args["train_files"], 10_000, part)
+    ]
+    features = [record.features.feature for record in records]
+    images = tf.constant([f[config.data.image_key].bytes_list.value[0] for f in features])
+    labels = np.array([f[config.data.label_key].int64_list.value[0] for f in features])
+    served = tf.saved_model.load(fn_args["serving_model_dir"]).signatures[SERVING_IMAGES]
+    probabilities = served(**{IMAGES_INPUT: images})["probabilities"].numpy()
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def test_the_better_of_transfer_and_scratch_on_validation_is_the_model_exported(mirrored):
+    summary = read_summary(mirrored["serving_model_dir"])
+    transfer, scratch = kept_epoch(summary["phases"]), summary["scratch"]
+    better = SCRATCH if scratch["score"] > transfer[MONITOR] else TRANSFER
+    assert summary["exported"] == better
+    assert summary["validation"]["accuracy"] == pytest.approx(_validation_accuracy(mirrored))
+
+
+def test_when_the_pretrained_features_are_useless_the_model_from_scratch_is_exported(
+    examples, tiny_backbone, tmp_path
+):
+    # An untrained network's features are all but zero under inference-mode BatchNormalization:
+    # the transfer model can only learn the class prior.
+    useless = tiny_backbone.model_copy(update={"weights": str(tmp_path / "untrained.h5")})
+    build_base(useless.model_copy(update={"weights": "none"})).save_weights(useless.weights)
+    fn_args = _fn_args(
+        examples,
+        useless,
+        tmp_path,
+        phase1_epochs=8,
+        phase1_learning_rate=3e-3,
+        phase2_epochs=0,
+        validation_fraction=0.25,
+        compare_scratch=True,
+    )
+    fn_args["eval_files"] = fn_args["train_files"]
+    run_fn(tfx.components.FnArgs(**fn_args))
+    summary = read_summary(fn_args["serving_model_dir"])
+    assert summary["exported"] == SCRATCH
+    transfer, scratch = kept_epoch(summary["phases"]), summary["scratch"]
+    assert scratch["score"] > transfer[MONITOR]
+    assert summary["validation"]["accuracy"] == scratch["validation_accuracy"]
+    # The served model is the one from random weights: it scores what scratch scored.
+    assert _validation_accuracy(fn_args) == pytest.approx(scratch["validation_accuracy"])
 
 
 def test_mirrored_strategy_on_two_cpu_replicas_trains_both_phases_and_exports(mirrored, examples):
