@@ -65,14 +65,10 @@ def test_accuracy(model_dir: str, test_folder: str) -> float:
     return float(np.mean(right))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    args = parser.parse_args()
-    overrides = dict(parse_assignment(assignment) for assignment in args.set)
-    work = tempfile.mkdtemp(prefix="transfer_vs_scratch_")
-    folders, records = f"{work}/folders", f"{work}/records"
-    write_digit_folders(folders)
+def train_on_folders(folders: str, work: str, overrides: dict) -> tuple:
+    """Converts class folders as a user would, then runs the Trainer's `run_fn` on them with the
+    demo's backbone and `training.compare_scratch`; returns its FnArgs, config and seconds."""
+    records = f"{work}/records"
     convert_folder(folders, records)
     config = load_config(
         {
@@ -92,7 +88,18 @@ def main() -> None:
     )
     started = time.perf_counter()
     run_fn(fn_args)
-    seconds = time.perf_counter() - started
+    return fn_args, config, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args()
+    overrides = dict(parse_assignment(assignment) for assignment in args.set)
+    work = tempfile.mkdtemp(prefix="transfer_vs_scratch_")
+    folders = f"{work}/folders"
+    write_digit_folders(folders)
+    fn_args, config, seconds = train_on_folders(folders, work, overrides)
     summary = read_summary(fn_args.serving_model_dir)
     epochs = summary["scratch"]["epochs"]
     only_phase1 = config.training.model_copy(update={"phase1_epochs": epochs, "phase2_epochs": 0})
@@ -107,7 +114,7 @@ def main() -> None:
                 "epochs": epochs,
                 "transfer_validation": round(kept_accuracy(summary["phases"]), 3),
                 "scratch_validation": round(summary["scratch"]["validation_accuracy"], 3),
-                "transfer_test": round(
+                "exported_test": round(
                     test_accuracy(fn_args.serving_model_dir, f"{folders}/{EVAL_SPLIT}"), 3
                 ),
                 "scratch_test": round(scratch["eval_accuracy"], 3),
