@@ -289,7 +289,11 @@ def test_the_evaluator_tests_on_images_the_trainer_never_saw(runs, sample_data):
     assert train_images.isdisjoint(r.image for r in read_records(f"{sample_data}/eval/*"))
     # The report says which records served which role, and each class's recall.
     output = runs["run_output"]
-    assert f"    train: {summary['train_examples']} images, the train split, 90% of it" in output
+    # 128 train images hold about 13 at 10%: the validation share is widened, and says so.
+    assert summary["roles"]["validation"].startswith("the train split, 25% of it by image hash")
+    assert "validation widened from 10%" in summary["roles"]["validation"]
+    roles = summary["roles"]
+    assert f"    train: {summary['train_examples']} images, {roles['train']}" in output
     assert "    test: the eval split (the Evaluator's; never read by the Trainer)" in output
     test_accuracy = with_interval(outcome.accuracy, 64)
     assert f"  Test accuracy {test_accuracy} on 64 images of the eval split" in output
