@@ -184,9 +184,9 @@ def make_augmentation(config: TrainingConfig) -> keras.Sequential:
     return keras.Sequential(layers, name="augmentation")
 
 
-def count_examples(file_patterns: list[str], part: Part | None = None) -> int:
-    """How many records the files matching `file_patterns` hold (in `part` of them)."""
-    return count_records(_files(file_patterns), part)
+def count_examples(file_patterns: list[str]) -> int:
+    """How many records the files matching `file_patterns` hold."""
+    return count_records(_files(file_patterns))
 
 
 def count_records(files: list[str], part: Part | None = None) -> int:
