@@ -13,6 +13,11 @@ from imgclf.settings.base import (
     Section,
 )
 
+# At equal validation accuracy, the least fall in validation loss that early stopping counts
+# as progress: once accuracy saturates (1.0 on a small share), the loss keeps creeping down
+# (0.0005, 0.0004, ...) and would otherwise keep every epoch a phase is allowed.
+MIN_LOSS_GAIN = 1e-3
+
 
 class TrainingConfig(Section):
     """The two-phase schedule: feature extraction, then fine-tuning."""
@@ -38,9 +43,9 @@ class TrainingConfig(Section):
     early_stopping_patience: int = Field(
         5,
         ge=0,
-        description="End a phase after this many epochs without a better validation score "
-        "(accuracy, the loss breaking ties; its best epoch is kept either way); 0 trains every "
-        "epoch. Epochs are maxima.",
+        description="End a phase after this many epochs without progress in validation "
+        f"(more accuracy, or as much with a loss at least {MIN_LOSS_GAIN} lower; its best epoch "
+        "is kept either way); 0 trains every epoch. Epochs are maxima.",
     )
     validation_fraction: float = Field(
         0.1,

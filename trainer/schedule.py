@@ -14,7 +14,9 @@ phase 1's best to count: if no epoch does, the model keeps phase 1's weights.
 The score is the validation accuracy with the validation loss breaking ties
 (`validation_score`): on a small validation share the accuracy soon stops moving
 (18 images reach 1.000 in a few epochs), while the loss still tells a model that
-is surely right from one that is barely right.
+is surely right from one that is barely right. Early stopping asks for more:
+at equal accuracy, a loss at least MIN_LOSS_GAIN lower, or a saturated run
+would train every epoch it may while its loss creeps from 0.0005 to 0.0004.
 
 A trainer that is killed (a preempted node, a crashed pod) and started again
 with the same work directory resumes in the phase it was in, at the epoch
@@ -38,7 +40,7 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from imgclf.settings.training import TrainingConfig
+from imgclf.settings.training import MIN_LOSS_GAIN, TrainingConfig
 from imgclf.trainer.data import Input
 from imgclf.trainer.distribution import is_chief
 from imgclf.trainer.features import CachedPhase1
@@ -423,8 +425,11 @@ class _ValidationScore(keras.callbacks.Callback):
 
 
 class _StopWhenStale(keras.callbacks.Callback):
-    """Ends a phase once `patience` epochs in a row scored no better than the best so far
-    (for fine-tuning, at least phase 1's best; for a resumed phase, its own earlier epochs').
+    """Ends a phase once `patience` epochs in a row made no progress: a better score than
+    `best_so_far` (for fine-tuning, phase 1's best; for a resumed phase, its own earlier
+    epochs') and than every epoch since, by more accuracy or, at equal accuracy, by a loss
+    at least MIN_LOSS_GAIN lower. The checkpoint still keeps the best score, however small
+    its lead.
 
     Keras's EarlyStopping with a baseline keeps going while each epoch betters the last,
     even below the baseline: with the loss in the score, a fine-tuning run that never
@@ -435,19 +440,27 @@ class _StopWhenStale(keras.callbacks.Callback):
         super().__init__()
         self._patience = patience
         self._best = -np.inf if best_so_far is None else best_so_far
+        self._best_figures: tuple[float, float] | None = None  # (accuracy, loss)
         self._stale = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        score = (logs or {}).get(MONITOR)
-        if score is not None and score > self._best:
-            self._best, self._stale = score, 0
+        logs = logs or {}
+        if MONITOR in logs and self._progressed(logs[MONITOR], logs[ACCURACY], logs[LOSS]):
+            self._best, self._best_figures = logs[MONITOR], (logs[ACCURACY], logs[LOSS])
+            self._stale = 0
             return
         self._stale += 1
         if self._stale >= self._patience:
-            logging.info(
-                "Stopping after epoch %d: %d epochs without a better score.", epoch, self._stale
-            )
+            logging.info("Stopping after epoch %d: %d epochs without progress.", epoch, self._stale)
             self.model.stop_training = True
+
+    def _progressed(self, score: float, accuracy: float, loss: float) -> bool:
+        if score <= self._best:
+            return False
+        if self._best_figures is None:
+            return True
+        best_accuracy, best_loss = self._best_figures
+        return accuracy > best_accuracy or best_loss - loss >= MIN_LOSS_GAIN
 
 
 class _RecordEpochs(keras.callbacks.Callback):

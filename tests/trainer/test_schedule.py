@@ -10,7 +10,7 @@ import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.imagedata.sample import DEFAULT_CLASSES, generate_split
-from imgclf.settings.training import TrainingConfig
+from imgclf.settings.training import MIN_LOSS_GAIN, TrainingConfig
 from imgclf.trainer.data import Input, weighted_passes
 from imgclf.trainer.distribution import make_strategy
 from imgclf.trainer.model import base_of, build_model
@@ -20,6 +20,7 @@ from imgclf.trainer.schedule import (
     IDENTITY_FILE,
     MONITOR,
     PROGRESS_FILE,
+    _StopWhenStale,
     claim_work_dir,
     combined_history,
     fine_tuning_rate,
@@ -235,13 +236,36 @@ def test_the_score_ranks_by_accuracy_and_breaks_ties_by_the_lower_loss():
     assert kept_epoch(phases)["val_loss"] == 0.05
 
 
+def test_once_accuracy_saturates_a_loss_creeping_down_is_not_progress():
+    # The demo's fine-tuning (a fresh clone, before MIN_LOSS_GAIN): validation accuracy 1.0
+    # from its 9th epoch, the loss drifting from 0.0103 to 0.0003, and all 38 epochs trained.
+    accuracies = [0.8889, 0.9697, 0.9697, 0.9394, 0.9899, 0.9899, 0.9899, 0.9899]
+    accuracies += [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9899, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9899]
+    accuracies += [1.0] * 16
+    losses = [0.3216, 0.2028, 0.1133, 0.2187, 0.0493, 0.0239, 0.0677, 0.0426, 0.0103, 0.0055]
+    losses += [0.0083, 0.0015, 0.0039, 0.0024, 0.001, 0.0228, 0.0018, 0.002, 0.0009, 0.0006]
+    losses += [0.0018, 0.0134, 0.0017, 0.0005, 0.0004, 0.0004, 0.0004, 0.0004, 0.0004, 0.0005]
+    losses += [0.0004, 0.0004, 0.0003, 0.0004, 0.0004, 0.0004, 0.0004, 0.0004]
+    history = _history(accuracies, losses)
+    stop = _StopWhenStale(patience=5, best_so_far=validation_score(0.7071, 0.7328))
+    stop.model = keras.Sequential()
+    epochs = 0
+    while not stop.model.stop_training:
+        stop.on_epoch_end(epochs, {name: values[epochs] for name, values in history.items()})
+        epochs += 1
+    # The last progress: the 12th epoch (loss 0.0015, 0.004 below the one before); then 5 more.
+    assert epochs == 12 + 5
+    # The checkpoint still keeps the lowest loss among them: the 15th epoch's 0.001.
+    assert np.argmax(history[MONITOR][:epochs]) == 14
+
+
 def _history(accuracies: list[float], losses: list[float]) -> dict[str, list[float]]:
     scores = [validation_score(a, loss) for a, loss in zip(accuracies, losses, strict=True)]
     return {"val_accuracy": accuracies, "val_loss": losses, MONITOR: scores}
 
 
 @pytest.mark.slow
-def test_once_the_accuracy_stops_moving_the_lower_loss_picks_the_epoch_and_keeps_training(
+def test_once_the_accuracy_stops_moving_the_lower_loss_picks_the_epoch_but_a_wobble_stops_it(
     tiny_backbone, tmp_path
 ):
     config = TrainingConfig(
@@ -257,8 +281,18 @@ def test_once_the_accuracy_stops_moving_the_lower_loss_picks_the_epoch_and_keeps
     best = min(top, key=lambda i: losses[i])
     assert phase1.best_epoch == phase1.epochs[best]
     assert best != top[0], f"test needs a later epoch of lower loss: {accuracies} {losses}"
-    # Accuracy alone would have stopped 2 epochs after the first of its best.
-    assert len(phase1.epochs) > top[0] + 3
+    # At chance, the loss only wobbles (by less than MIN_LOSS_GAIN): no progress, so the phase
+    # stopped `patience` epochs after the first of its best, the later one kept all the same.
+    assert max(losses[top[0]] - loss for loss in losses) < MIN_LOSS_GAIN
+    assert len(phase1.epochs) == top[0] + 3
+
+
+def _last_progress(accuracies: list[float], losses: list[float]) -> int:
+    last, figures = 0, (accuracies[0], losses[0])
+    for epoch, (accuracy, loss) in enumerate(zip(accuracies, losses, strict=True)):
+        if accuracy > figures[0] or (accuracy == figures[0] and figures[1] - loss >= MIN_LOSS_GAIN):
+            last, figures = epoch, (accuracy, loss)
+    return last
 
 
 def _val_accuracy(model, evals: Input) -> float:
@@ -278,8 +312,10 @@ def test_a_phase_given_too_many_epochs_stops_early_and_keeps_its_best_epoch(
     assert phase1.max_epochs == 60 and len(phase1.epochs) < 60
     best = int(np.argmax(phase1.history[MONITOR]))
     assert phase1.best_epoch == best
-    # It stopped `patience` epochs after the best one, and left with the best epoch's weights.
-    assert phase1.epochs[-1] == best + 3
+    # It stopped `patience` epochs after its last progress (the best epoch, or one the best
+    # beat only by less loss than MIN_LOSS_GAIN), and left with the best epoch's weights.
+    last = _last_progress(accuracies, phase1.history["val_loss"])
+    assert last <= best and phase1.epochs[-1] == last + 3
     for name, value in watch.epochs[best][1].items():
         np.testing.assert_array_equal(_snapshot(model)[name], value, err_msg=name)
     assert _val_accuracy(model, _input("eval", 4)) == pytest.approx(accuracies[best])
