@@ -1,5 +1,5 @@
-"""run_fn end to end: in-process under MirroredStrategy, killed and resumed, and on 2 workers
-(a chief and a worker, one preempted; two that are not: tests/kubeflow/backend_sequence.py).
+"""run_fn end to end: in-process under MirroredStrategy, and on 2 workers (a chief and a
+worker, one preempted and both resumed; two that are not: tests/kubeflow/backend_sequence.py).
 """
 
 import json
@@ -220,45 +220,6 @@ def test_mirrored_strategy_on_two_cpu_replicas_trains_both_phases_and_exports(mi
     assert not os.path.exists(os.path.join(mirrored["model_run_dir"], WORK_DIR))
 
 
-def test_a_killed_trainer_resumes_at_the_next_epoch_and_no_other_run_takes_its_state(
-    mirrored, examples, tiny_backbone, tmp_path
-):
-    fn_args = _fn_args(examples, tiny_backbone, tmp_path, cpu_replicas=2)
-    first_phase2_epoch = PHASE1_EPOCHS
-    process = _start(fn_args, tmp_path)
-    seen = _kill_at(process, f"[trainer] {FINE_TUNING} epoch {first_phase2_epoch} done ")
-    process.wait(timeout=60)
-    assert process.returncode == -9, "".join(seen[-30:])
-    assert not os.path.exists(os.path.join(fn_args["serving_model_dir"], "saved_model.pb"))
-
-    # Another run given the killed run's folders, as a reset metadata store makes TFX do,
-    # with other settings: it starts over, and says why (stopped once its first epoch shows it).
-    elsewhere = tmp_path / "other"
-    shutil.copytree(fn_args["model_run_dir"], elsewhere / "model_run")
-    other = _fn_args(examples, tiny_backbone, elsewhere, cpu_replicas=2, phase2_learning_rate=1e-4)
-    restarted = _start(other, elsewhere)
-    seen = _kill_at(restarted, "[trainer] ")
-    restarted.wait(timeout=60)
-    assert "belongs to another run" in "".join(seen)
-    assert _epoch_lines(seen[-1]) == [f"[trainer] {FEATURE_EXTRACTION} epoch 0 done"]
-
-    # The killed run itself resumes where it stopped, and ends as an uninterrupted one.
-    resumed = _start(fn_args, tmp_path)
-    output, _ = resumed.communicate(timeout=900)
-    assert resumed.returncode == 0, output[-3000:]
-    assert _epoch_lines(output) == [
-        f"[trainer] {FINE_TUNING} epoch {epoch} done"
-        for epoch in range(first_phase2_epoch + 1, PHASE1_EPOCHS + PHASE2_EPOCHS)
-    ]
-    summary = read_summary(fn_args["serving_model_dir"])
-    uninterrupted = read_summary(mirrored["serving_model_dir"])
-    assert summary["history"]["epoch"] == uninterrupted["history"]["epoch"]
-    assert [p["epochs"] for p in summary["phases"]] == [
-        p["epochs"] for p in uninterrupted["phases"]
-    ]
-    assert not os.path.exists(os.path.join(fn_args["model_run_dir"], WORK_DIR))
-
-
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -276,7 +237,7 @@ def _cluster_env(index: int, hosts: list[str]) -> dict:
     return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": task})}
 
 
-def test_a_preempted_worker_and_its_chief_resume_together_from_the_shared_backup(
+def test_a_preempted_worker_and_its_chief_resume_together_and_no_other_run_takes_their_state(
     examples, tiny_backbone, tmp_path
 ):
     fn_args = _fn_args(examples, tiny_backbone, tmp_path)
@@ -302,18 +263,35 @@ def test_a_preempted_worker_and_its_chief_resume_together_from_the_shared_backup
     worker.wait(timeout=60)
     assert not os.path.exists(os.path.join(fn_args["serving_model_dir"], "saved_model.pb"))
 
-    # Restarted with new addresses, as a backend's new pods would be: both resume.
+    # Another run given their folders, as a reset metadata store makes TFX do, with other
+    # settings: it starts over, and says why (stopped once its first epoch shows it).
+    elsewhere = tmp_path / "other"
+    shutil.copytree(fn_args["model_run_dir"], elsewhere / "model_run")
+    other = _fn_args(examples, tiny_backbone, elsewhere, phase2_learning_rate=1e-4)
+    restarted = _start(other, elsewhere)
+    seen = _kill_at(restarted, "[trainer] ")
+    restarted.wait(timeout=60)
+    assert "belongs to another run" in "".join(seen)
+    assert _epoch_lines(seen[-1]) == [f"[trainer] {FEATURE_EXTRACTION} epoch 0 done"]
+
+    # Restarted with new addresses, as a backend's new pods would be: both resume at the
+    # next epoch, and end as an uninterrupted run.
     restarted = start_both()
     outputs = [process.communicate(timeout=900)[0] for process in restarted]
     for process, output in zip(restarted, outputs):
         assert process.returncode == 0, output[-3000:]
-        assert f"[trainer] {FEATURE_EXTRACTION} epoch 0 done" not in output
-        assert _epoch_lines(output)[-1] == (
-            f"[trainer] {FINE_TUNING} epoch {PHASE1_EPOCHS + PHASE2_EPOCHS - 1} done"
-        )
+        assert _epoch_lines(output) == [
+            f"[trainer] {FINE_TUNING} epoch {epoch} done"
+            for epoch in range(first_phase2_epoch + 1, PHASE1_EPOCHS + PHASE2_EPOCHS)
+        ]
     summary = read_summary(fn_args["serving_model_dir"])
     assert summary["workers"] == 2
     assert summary["history"]["epoch"] == list(range(PHASE1_EPOCHS + PHASE2_EPOCHS))
+    assert [p["epochs"] for p in summary["phases"]] == [
+        list(range(PHASE1_EPOCHS)),
+        list(range(PHASE1_EPOCHS, PHASE1_EPOCHS + PHASE2_EPOCHS)),
+    ]
+    assert not os.path.exists(os.path.join(fn_args["model_run_dir"], WORK_DIR))
 
 
 def test_the_trainer_also_logs_where_vertex_ai_tensorboard_reads(monkeypatch):
