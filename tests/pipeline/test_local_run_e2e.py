@@ -290,9 +290,9 @@ def test_the_evaluator_tests_on_images_the_trainer_never_saw(runs, sample_data):
     # The report says which records served which role, and each class's recall.
     output = runs["run_output"]
     # 128 train images hold about 13 at 10%: the validation share is widened, and says so.
-    assert summary["roles"]["validation"].startswith("the train split, 25% of it by image hash")
-    assert "validation widened from 10%" in summary["roles"]["validation"]
     roles = summary["roles"]
+    assert roles["validation"].startswith("the train split, 25% of it by image hash")
+    assert "validation widened from 10%" in roles["validation"]
     assert f"    train: {summary['train_examples']} images, {roles['train']}" in output
     assert "    test: the eval split (the Evaluator's; never read by the Trainer)" in output
     test_accuracy = with_interval(outcome.accuracy, 64)

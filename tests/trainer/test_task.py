@@ -268,9 +268,9 @@ def test_a_preempted_worker_and_its_chief_resume_together_and_no_other_run_takes
     elsewhere = tmp_path / "other"
     shutil.copytree(fn_args["model_run_dir"], elsewhere / "model_run")
     other = _fn_args(examples, tiny_backbone, elsewhere, phase2_learning_rate=1e-4)
-    restarted = _start(other, elsewhere)
-    seen = _kill_at(restarted, "[trainer] ")
-    restarted.wait(timeout=60)
+    other_run = _start(other, elsewhere)
+    seen = _kill_at(other_run, "[trainer] ")
+    other_run.wait(timeout=60)
     assert "belongs to another run" in "".join(seen)
     assert _epoch_lines(seen[-1]) == [f"[trainer] {FEATURE_EXTRACTION} epoch 0 done"]
 
