@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass
 
 import tensorflow as tf
-import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize
 from imgclf.settings.data import DataConfig
 from imgclf.settings.training import TrainingConfig
+from imgclf.trainer.legacy_keras import keras
 
 # Resolution of the holdout share: an image's fingerprint picks one of this many buckets.
 HASH_BUCKETS = 10_000

@@ -20,11 +20,11 @@ import tempfile
 from typing import Callable, TypeVar
 
 import tensorflow as tf
-import tf_keras as keras
 
 from imgclf.imagedata.decode import decode_and_resize_batch
 from imgclf.settings.data import DataConfig
 from imgclf.settings.names import LABELS_FILENAME
+from imgclf.trainer.legacy_keras import keras
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 from absl import logging
 
 from imgclf.settings.data import DataConfig
@@ -38,6 +37,7 @@ from imgclf.trainer.data import (
     shuffled,
     weighted_passes,
 )
+from imgclf.trainer.legacy_keras import keras
 from imgclf.trainer.model import POOLING_NAME
 
 FEATURES_KEY = "features"

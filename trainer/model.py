@@ -22,11 +22,11 @@ import tempfile
 
 import h5py
 import tensorflow as tf
-import tf_keras as keras
 
 from imgclf.settings.architectures import ARCHITECTURES
 from imgclf.settings.base import ConfigError
 from imgclf.settings.model import ModelConfig
+from imgclf.trainer.legacy_keras import keras
 
 OUTPUT_NAME = "probabilities"
 POOLING_NAME = "pooling"

@@ -23,7 +23,6 @@ import time
 from collections.abc import Sequence
 
 import tensorflow as tf
-import tf_keras as keras
 from absl import logging
 
 from imgclf.imagedata.records import read_labels
@@ -32,6 +31,7 @@ from imgclf.settings.data import DataConfig
 from imgclf.settings.model import ModelConfig
 from imgclf.settings.training import TrainingConfig
 from imgclf.trainer.data import Input, eval_input, train_input
+from imgclf.trainer.legacy_keras import keras
 from imgclf.trainer.model import (
     base_of,
     build_base,

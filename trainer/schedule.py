@@ -37,13 +37,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 from absl import logging
 
 from imgclf.settings.training import MIN_LOSS_GAIN, TrainingConfig
 from imgclf.trainer.data import Input
 from imgclf.trainer.distribution import is_chief
 from imgclf.trainer.features import CachedPhase1
+from imgclf.trainer.legacy_keras import keras
 from imgclf.trainer.model import WEIGHTED_LOSS, base_of, compile_model, unfreeze_top
 
 FEATURE_EXTRACTION = "feature_extraction"

@@ -8,7 +8,6 @@ import os
 import tempfile
 
 import tensorflow as tf
-import tf_keras as keras
 from absl import logging
 from tfx import v1 as tfx
 
@@ -25,6 +24,7 @@ from imgclf.trainer.distribution import (
 )
 from imgclf.trainer.export import SCRATCH, TRANSFER, export_model, export_tflite
 from imgclf.trainer.features import CachedPhase1, cache_phase1
+from imgclf.trainer.legacy_keras import keras
 from imgclf.trainer.model import build_model
 from imgclf.trainer.pretrain import compare_with_scratch
 from imgclf.trainer.roles import Roles, training_data

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import partial
 
-import tf_keras as keras
 from absl import logging
 
 from imgclf.trainer.export import load_saved_model, read_summary
+from imgclf.trainer.legacy_keras import keras
 
 
 @dataclass(frozen=True)
