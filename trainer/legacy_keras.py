@@ -1,4 +1,4 @@
-"""Keras 2 (tf_keras), as every module of the Trainer imports it: `from ... import keras`.
+"""Keras 2 (tf_keras) for the Trainer's modules: `from imgclf.trainer.legacy_keras import keras`.
 
 AutoGraph rewrites the Python of every function a `tf.function` calls, except
 for the packages its conversion rules leave alone. Those rules name `keras`,
